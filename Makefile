@@ -1,0 +1,86 @@
+# Entry points of the project. Every target creates .venv first when it is missing.
+#   make demo   - fresh machine to a deployed model: local S3, two weeks of logs, two retraining runs
+#   make test   - the test suite (starts the local S3 server itself when needed)
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed-requirements
+
+# Settings of the embedded default; created from local.env.example with fresh keys.
+include local.env
+local.env:
+	PYTHONPATH=include python3 -m agent_retraining.local_s3 env
+
+export S3_ENDPOINT_URL AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_DEFAULT_REGION
+export LOGS_BUCKET MODELS_BUCKET ARTIFACTS_BUCKET LOCAL_S3_DIR
+export PYTHONPATH := $(CURDIR)/include:$(CURDIR)/plugins
+export AIRFLOW_HOME := $(CURDIR)/.local/airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export GX_ANALYTICS_ENABLED := False
+export AIRFLOW_CONN_AGENT_S3 := {"conn_type": "aws", "login": "$(AWS_ACCESS_KEY_ID)", "password": "$(AWS_SECRET_ACCESS_KEY)", "extra": {"endpoint_url": "$(S3_ENDPOINT_URL)", "region_name": "$(AWS_DEFAULT_REGION)"}}
+
+AGENT ?= support-bot
+YESTERDAY := $(shell date -u -d yesterday +%F)
+DAY ?= $(YESTERDAY)
+DAYS ?= 14
+START ?= $(shell date -u -d "$(DAY) - $$(( $(DAYS) - 1 )) days" +%F)
+
+.PHONY: help venv s3-up s3-down simulate retrain demo test lint airflow-db airflow airflow-cli
+
+help:
+	@grep -E '^#   make' Makefile | sed 's/^#   //'
+	@echo "make simulate AGENT=$(AGENT) START=YYYY-MM-DD DAYS=n | make retrain AGENT=$(AGENT) DAY=YYYY-MM-DD"
+	@echo "make s3-up | make s3-down | make airflow | make lint"
+
+$(INSTALLED): requirements.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+venv: $(INSTALLED)
+
+s3-up: venv
+	$(PY) -m agent_retraining.local_s3 up
+
+s3-down: venv
+	$(PY) -m agent_retraining.local_s3 down
+
+$(AIRFLOW_HOME)/airflow.db: $(INSTALLED)
+	mkdir -p $(AIRFLOW_HOME)
+	$(VENV)/bin/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log
+
+airflow-db: $(AIRFLOW_HOME)/airflow.db
+
+simulate: s3-up
+	$(PY) -m agent_retraining.simulate --agent $(AGENT) --start $(START) --days $(DAYS) $(if $(CORRUPT),--corrupt-day $(CORRUPT))
+
+retrain: s3-up airflow-db
+	$(PY) scripts/retrain.py --agent $(AGENT) --day $(DAY)
+
+# Two weeks of logs up to yesterday; retrain on the day before (first deploy, no
+# champion yet), then on yesterday (the new candidates against that champion).
+demo: s3-up airflow-db
+	$(PY) -m agent_retraining.simulate --agent $(AGENT) --start $(START) --days $(DAYS)
+	$(PY) scripts/retrain.py --agent $(AGENT) --day $(shell date -u -d "$(DAY) - 1 day" +%F)
+	$(PY) scripts/retrain.py --agent $(AGENT) --day $(DAY)
+
+# Airflow with its UI on http://localhost:8080 (scheduler, API server, DAG processor,
+# triggerer) on the embedded default; the admin password is printed on start.
+airflow: s3-up airflow-db
+	$(VENV)/bin/airflow standalone
+
+# Any airflow command in the same environment, e.g. ARGS="dags list".
+airflow-cli: airflow-db
+	$(VENV)/bin/airflow $(ARGS)
+
+test: venv
+	$(PY) -m pytest
+
+lint: venv
+	$(VENV)/bin/ruff check dags include plugins scripts tests
+	$(VENV)/bin/ruff format --check dags include plugins scripts tests

@@ -1,0 +1,204 @@
+"""Evaluation and the deploy decision: challengers against the champion on the same rows.
+
+Offline accuracy alone does not say whether the agent will act better: the logs
+were produced by the agent's own policy. So besides AUC, log loss, Brier score
+and calibration, each model's greedy policy is valued off-policy from the
+logged propensities (self-normalised IPS), and the gate compares that too.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from agent_retraining.contract import run_prefix
+from agent_retraining.features import action_indices, encode_context, encoding_id, with_actions
+from agent_retraining.manifest import ArtifactError, fetch_verified, load_live_model, read_manifest
+from agent_retraining.snapshot import Window
+from agent_retraining.spec import AgentSpec
+from agent_retraining.storage import Buckets, read_parquet, write_json
+from agent_retraining.training import LoadedModel, load
+
+HIGHER_IS_BETTER = {
+    "roc_auc": True,
+    "log_loss": False,
+    "brier": False,
+    "calibration_error": False,
+    "policy_value": True,
+}
+Z_95 = 1.959964
+
+
+def calibration_error(labels: np.ndarray, predictions: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error over equal-width probability bins."""
+    which = np.minimum((predictions * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            total += mask.mean() * abs(predictions[mask].mean() - labels[mask].mean())
+    return float(total)
+
+
+def snips(matches: np.ndarray, rewards: np.ndarray, propensities: np.ndarray) -> dict:
+    """Self-normalised IPS value of a deterministic policy, with a delta-method 95% interval.
+
+    `matches` marks the rows where the evaluated policy picks the logged action.
+    """
+    weights = matches.astype(float) / propensities
+    total = weights.sum()
+    if total == 0:
+        return {"value": math.nan, "ci_low": math.nan, "ci_high": math.nan, "matched_rows": 0}
+    value = float((weights * rewards).sum() / total)
+    stderr = float(np.sqrt((weights**2 * (rewards - value) ** 2).sum()) / total)
+    return {
+        "value": value,
+        "ci_low": value - Z_95 * stderr,
+        "ci_high": value + Z_95 * stderr,
+        "matched_rows": int(matches.sum()),
+    }
+
+
+def model_metrics(model: LoadedModel, spec: AgentSpec, context: np.ndarray, logged: np.ndarray, rewards, propensities):
+    """Every metric of one model on the holdout rows."""
+    from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+
+    predicted = np.clip(model.predict(with_actions(spec, context, logged)), 1e-7, 1 - 1e-7)
+    per_action = np.column_stack(
+        [model.predict(with_actions(spec, context, np.full(len(context), a))) for a in range(len(spec.actions))]
+    )
+    policy = snips(per_action.argmax(axis=1) == logged, rewards, propensities)
+    return {
+        "roc_auc": float(roc_auc_score(rewards, predicted)),
+        "log_loss": float(log_loss(rewards, predicted, labels=[0, 1])),
+        "brier": float(brier_score_loss(rewards, predicted)),
+        "calibration_error": calibration_error(rewards, predicted),
+        "policy_value": policy["value"],
+        "policy_value_ci": [policy["ci_low"], policy["ci_high"]],
+        "policy_matched_rows": policy["matched_rows"],
+    }
+
+
+def _better(metric: str, a: float, b: float) -> bool:
+    return a > b if HIGHER_IS_BETTER[metric] else a < b
+
+
+def select_winner(spec: AgentSpec, metrics: dict[str, dict]) -> str:
+    """Best candidate by the spec's primary metric; ties go to the earlier candidate in the spec."""
+    primary = spec.gate.primary_metric
+    best = None
+    for name in spec.candidates:
+        if name in metrics and (best is None or _better(primary, metrics[name][primary], metrics[best][primary])):
+            best = name
+    return best
+
+
+def _rule(name: str, passed: bool, detail: str) -> dict:
+    return {"rule": name, "passed": bool(passed), "detail": detail}
+
+
+def _at_least(metric: str, value: float, bound: float, how: str) -> dict:
+    """A rule that `value` is no worse than `bound`, in the metric's own direction."""
+    relation = ">=" if HIGHER_IS_BETTER[metric] else "<="
+    passed = value >= bound if HIGHER_IS_BETTER[metric] else value <= bound
+    return _rule(f"{how}_{metric}", passed, f"{metric} {value:.4f} {relation} {bound:.4f}")
+
+
+def gate_rules(spec: AgentSpec, challenger: dict, champion: dict | None, live: dict | None, window: Window) -> list:
+    """Each rule of the gate with the numbers it compared; deploy only if all pass."""
+    floors = spec.gate.floors
+    rules = [
+        _rule("data_validated", True, "the snapshot passed the data gate"),
+        _at_least("roc_auc", challenger["roc_auc"], floors.min_roc_auc, "floor"),
+        _at_least("log_loss", challenger["log_loss"], floors.max_log_loss, "floor"),
+        _at_least("brier", challenger["brier"], floors.max_brier, "floor"),
+        _at_least("calibration_error", challenger["calibration_error"], floors.max_calibration_error, "floor"),
+    ]
+    if live is not None:
+        newest = live["trained_on"]["last"]
+        rules.append(
+            _rule(
+                "not_older_than_live",
+                window.last.isoformat() >= newest,
+                f"trained on data up to {window.last}, the live model up to {newest}",
+            )
+        )
+    if champion is None:
+        return rules
+    for metric, allowed in spec.gate.max_regression.model_dump().items():
+        bound = champion[metric] - allowed if HIGHER_IS_BETTER[metric] else champion[metric] + allowed
+        rules.append(_at_least(metric, challenger[metric], bound, "no_regression"))
+    margin = spec.gate.policy_value_margin
+    rules.append(
+        _rule(
+            "policy_value",
+            challenger["policy_value"] >= champion["policy_value"] - margin,
+            f"policy value {challenger['policy_value']:.4f} >= champion {champion['policy_value']:.4f} - {margin}",
+        )
+    )
+    return rules
+
+
+def _champion(s3, buckets: Buckets, spec: AgentSpec, live: dict | None) -> tuple[LoadedModel | None, str]:
+    if live is None:
+        return None, "no model is live yet (first deploy): the floors alone decide"
+    if live.get("encoding_id") != encoding_id(spec):
+        return None, f"live model {live['version']} uses another feature encoding: the floors alone decide"
+    try:
+        return load_live_model(s3, buckets, live), f"champion is the live model {live['version']}"
+    except (ArtifactError, ValueError, KeyError) as exc:
+        return None, f"live model {live['version']} cannot be loaded ({exc}): the floors alone decide"
+
+
+def evaluate_and_decide(
+    s3, buckets: Buckets, spec: AgentSpec, window: Window, holdout_key: str, candidates: list[dict]
+) -> dict:
+    """Score every candidate and the champion on the holdout, apply the gate, store the decision."""
+    holdout = read_parquet(s3, buckets.artifacts, holdout_key)
+    context = encode_context(spec, holdout)
+    logged = action_indices(spec, holdout)
+    rewards = holdout.column("reward").to_numpy().astype(float)
+    propensities = holdout.column("propensity").to_numpy()
+    scored = (context, logged, rewards, propensities)
+
+    metrics = {}
+    for candidate in candidates:
+        body = fetch_verified(s3, buckets.artifacts, candidate["artifact_key"], candidate["sha256"])
+        metrics[candidate["candidate"]] = model_metrics(
+            load(candidate["framework"], body, candidate["params"]), spec, *scored
+        )
+    live, _ = read_manifest(s3, buckets, spec.agent_id)
+    champion_model, champion_note = _champion(s3, buckets, spec, live)
+    champion = model_metrics(champion_model, spec, *scored) if champion_model else None
+    if champion:
+        metrics["champion"] = champion
+
+    winner_name = select_winner(spec, metrics)
+    winner = next(c for c in candidates if c["candidate"] == winner_name)
+    rules = gate_rules(spec, metrics[winner_name], champion, live, window)
+    failed = [r for r in rules if not r["passed"]]
+    logging_value = snips(np.ones(len(rewards), bool), rewards, propensities)
+    if failed:
+        reason = (
+            f"keep the champion: {winner_name} failed {', '.join(r['rule'] + ' (' + r['detail'] + ')' for r in failed)}"
+        )
+    elif champion:
+        reason = f"deploy {winner_name}: it passed every rule against the floors and champion {live['version']}"
+    else:
+        reason = f"deploy {winner_name}: {champion_note}, and it passed every floor"
+    decision = {
+        "agent_id": spec.agent_id,
+        "window": {"first": window.first.isoformat(), "last": window.last.isoformat()},
+        "holdout_rows": holdout.num_rows,
+        "primary_metric": spec.gate.primary_metric,
+        "metrics": metrics,
+        "logging_policy_value": logging_value,
+        "champion": {"version": live["version"] if champion else None, "note": champion_note},
+        "winner": winner,
+        "rules": rules,
+        "deploy": not failed,
+        "reason": reason,
+    }
+    write_json(s3, buckets.artifacts, run_prefix(spec.agent_id, window.last) + "decision.json", decision)
+    return decision

@@ -1,0 +1,165 @@
+"""Agent spec: one YAML file per agent declares everything the pipeline needs.
+
+The spec is parsed strictly (unknown keys are errors) because a typo in a gate
+threshold that silently falls back to a default would let a bad model ship.
+Parsing happens when the DAG file is imported, so a broken spec shows up as a
+DAG import error naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from agent_retraining.contract import AGENT_ID_PATTERN
+
+AGENTS_DIR = Path(__file__).resolve().parent.parent / "agents"
+
+
+class SpecError(ValueError):
+    """A spec file that cannot be used; the message names the file and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CategoryFeature(_Strict):
+    type: Literal["category"]
+    vocabulary: list[str] = Field(min_length=1)
+    max_null_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class NumericFeature(_Strict):
+    type: Literal["int", "float"]
+    min: float
+    max: float
+    max_null_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _range_not_empty(self) -> NumericFeature:
+        if self.min >= self.max:
+            raise ValueError(f"min ({self.min}) must be below max ({self.max})")
+        return self
+
+
+class BoolFeature(_Strict):
+    type: Literal["bool"]
+    max_null_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+Feature = Annotated[CategoryFeature | NumericFeature | BoolFeature, Field(discriminator="type")]
+
+
+class Reward(_Strict):
+    type: Literal["binary"]
+
+
+class Training(_Strict):
+    window_days: int = Field(ge=2, le=365)
+    holdout_days: int = Field(ge=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _holdout_inside_window(self) -> Training:
+        if self.holdout_days >= self.window_days:
+            raise ValueError("holdout_days must be smaller than window_days, or nothing is left to train on")
+        return self
+
+
+class Floors(_Strict):
+    min_roc_auc: float = Field(ge=0.0, le=1.0)
+    max_log_loss: float = Field(gt=0.0)
+    max_brier: float = Field(gt=0.0, le=1.0)
+    max_calibration_error: float = Field(gt=0.0, le=1.0)
+
+
+class MaxRegression(_Strict):
+    roc_auc: float = Field(ge=0.0)
+    log_loss: float = Field(ge=0.0)
+    brier: float = Field(ge=0.0)
+    calibration_error: float = Field(ge=0.0)
+
+
+class Gate(_Strict):
+    primary_metric: Literal["roc_auc", "log_loss", "brier", "calibration_error", "policy_value"]
+    floors: Floors
+    max_regression: MaxRegression
+    policy_value_margin: float = Field(ge=0.0)
+
+
+class AgentSpec(_Strict):
+    agent_id: str = Field(pattern=AGENT_ID_PATTERN)
+    description: str
+    owner: str
+    actions: list[str] = Field(min_length=2)
+    context: dict[str, Feature] = Field(min_length=1)
+    reward: Reward
+    training: Training
+    schedule: str
+    candidates: list[Literal["logistic_regression", "lightgbm", "torch_mlp"]] = Field(min_length=1)
+    gate: Gate
+
+    @model_validator(mode="after")
+    def _no_duplicates(self) -> AgentSpec:
+        for name, values in (("actions", self.actions), ("candidates", self.candidates)):
+            if len(set(values)) != len(values):
+                raise ValueError(f"{name} has duplicates: {values}")
+        return self
+
+    @property
+    def dag_id(self) -> str:
+        return f"retrain_{self.agent_id}"
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "<top level>"
+        problems.append(f"field '{field}': {item['msg']}")
+    return "; ".join(problems)
+
+
+def parse_spec(text: str, source: str) -> AgentSpec:
+    """Parse a spec from YAML text; `source` only names it in error messages."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{source}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise SpecError(f"{source}: a spec must be a YAML mapping, got {type(raw).__name__}")
+    try:
+        spec = AgentSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(f"{source}: {_describe(exc)}") from exc
+    return spec
+
+
+def load_spec(path: Path) -> AgentSpec:
+    """Load one spec file; its name must be `<agent_id>.yaml` so ids cannot drift."""
+    spec = parse_spec(path.read_text(), str(path))
+    if path.stem != spec.agent_id:
+        raise SpecError(f"{path}: field 'agent_id': '{spec.agent_id}' must match the file name '{path.stem}'")
+    return spec
+
+
+def agents_dir() -> Path:
+    """Specs live in include/agents/ unless AGENT_SPECS_DIR points elsewhere (e.g. a specs repo)."""
+    return Path(os.environ.get("AGENT_SPECS_DIR") or AGENTS_DIR)
+
+
+def load_all_specs() -> list[AgentSpec]:
+    return [load_spec(path) for path in sorted(agents_dir().glob("*.yaml"))]
+
+
+def load_agent(agent_id: str) -> AgentSpec:
+    directory = agents_dir()
+    path = directory / f"{agent_id}.yaml"
+    if not path.is_file():
+        known = ", ".join(p.stem for p in sorted(directory.glob("*.yaml")))
+        raise SpecError(f"no spec for agent '{agent_id}' in {directory} (known: {known})")
+    return load_spec(path)

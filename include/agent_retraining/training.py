@@ -1,0 +1,150 @@
+"""Candidate models and their safe serialization.
+
+Three frameworks fit the same matrix. Each artifact is stored in a format that
+cannot run code when loaded (LightGBM's text format, a PyTorch state_dict read
+with `weights_only=True`, scikit-learn through skops with no untrusted types),
+because the agent loads whatever the manifest points at.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from agent_retraining.contract import run_prefix
+from agent_retraining.features import encode, encoding_id, feature_columns
+from agent_retraining.snapshot import Window
+from agent_retraining.spec import AgentSpec
+from agent_retraining.storage import Buckets, put_bytes, read_parquet, write_json
+
+FRAMEWORKS = {"logistic_regression": "sklearn", "lightgbm": "lightgbm", "torch_mlp": "torch"}
+ARTIFACT_NAMES = {"sklearn": "model.skops", "lightgbm": "model.txt", "torch": "model.pt"}
+LIGHTGBM_PARAMS = {
+    "objective": "binary",
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_data_in_leaf": 40,
+    "lambda_l2": 1.0,
+    "deterministic": True,
+    "force_row_wise": True,
+    "num_threads": 2,
+    "verbose": -1,
+}
+LIGHTGBM_ROUNDS = 200
+MLP_PARAMS = {"hidden": [64, 32], "epochs": 8, "batch_size": 256, "learning_rate": 1e-3}
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model that gives P(reward = 1) for rows of the feature matrix."""
+
+    framework: str
+    model: Any
+
+    def predict(self, matrix: np.ndarray) -> np.ndarray:
+        if self.framework == "sklearn":
+            return self.model.predict_proba(matrix)[:, 1]
+        if self.framework == "lightgbm":
+            return self.model.predict(matrix)
+        import torch
+
+        with torch.no_grad():
+            return torch.sigmoid(self.model(torch.from_numpy(np.ascontiguousarray(matrix, np.float32)))).numpy()[:, 0]
+
+
+def _mlp(input_dim: int, hidden: list[int]):
+    import torch
+
+    layers, width = [], input_dim
+    for size in hidden:
+        layers += [torch.nn.Linear(width, size), torch.nn.ReLU()]
+        width = size
+    return torch.nn.Sequential(*layers, torch.nn.Linear(width, 1))
+
+
+def fit(name: str, matrix: np.ndarray, labels: np.ndarray, seed: int) -> tuple[bytes, dict]:
+    """Train one candidate; returns the serialized artifact and what is needed to load it."""
+    if name == "logistic_regression":
+        import skops.io as sio
+        from sklearn.linear_model import LogisticRegression
+
+        model = LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(matrix, labels)
+        return sio.dumps(model), {"C": 1.0}
+    if name == "lightgbm":
+        import lightgbm as lgb
+
+        params = {**LIGHTGBM_PARAMS, "seed": seed}
+        booster = lgb.train(params, lgb.Dataset(matrix, labels), num_boost_round=LIGHTGBM_ROUNDS)
+        return booster.model_to_string().encode(), {**params, "num_boost_round": LIGHTGBM_ROUNDS}
+    if name == "torch_mlp":
+        import torch
+
+        torch.manual_seed(seed)
+        generator = torch.Generator().manual_seed(seed)
+        model = _mlp(matrix.shape[1], MLP_PARAMS["hidden"])
+        optimizer = torch.optim.Adam(model.parameters(), lr=MLP_PARAMS["learning_rate"])
+        loss_fn = torch.nn.BCEWithLogitsLoss()
+        inputs, targets = torch.from_numpy(matrix), torch.from_numpy(labels)[:, None]
+        for _ in range(MLP_PARAMS["epochs"]):
+            for batch in torch.randperm(len(inputs), generator=generator).split(MLP_PARAMS["batch_size"]):
+                optimizer.zero_grad()
+                loss_fn(model(inputs[batch]), targets[batch]).backward()
+                optimizer.step()
+        buffer = io.BytesIO()
+        torch.save(model.state_dict(), buffer)
+        return buffer.getvalue(), {**MLP_PARAMS, "input_dim": matrix.shape[1], "seed": seed}
+    raise ValueError(f"unknown candidate '{name}' (known: {', '.join(FRAMEWORKS)})")
+
+
+def load(framework: str, artifact: bytes, params: dict) -> LoadedModel:
+    """Rebuild a model from its artifact without executing anything stored in it."""
+    if framework == "sklearn":
+        import skops.io as sio
+
+        untrusted = sio.get_untrusted_types(data=artifact)
+        if untrusted:
+            raise ValueError(f"refusing to load a scikit-learn artifact with untrusted types: {untrusted}")
+        return LoadedModel(framework, sio.loads(artifact))
+    if framework == "lightgbm":
+        import lightgbm as lgb
+
+        return LoadedModel(framework, lgb.Booster(model_str=artifact.decode()))
+    if framework == "torch":
+        import torch
+
+        model = _mlp(params["input_dim"], params["hidden"])
+        model.load_state_dict(torch.load(io.BytesIO(artifact), weights_only=True))
+        return LoadedModel(framework, model.eval())
+    raise ValueError(f"unknown framework '{framework}'")
+
+
+def candidate_prefix(spec: AgentSpec, window: Window, name: str) -> str:
+    return f"{run_prefix(spec.agent_id, window.last)}candidates/{name}/"
+
+
+def train_candidate(s3, buckets: Buckets, spec: AgentSpec, window: Window, name: str, train_key: str) -> dict:
+    """Fit one candidate on the run's train set and store its artifact and metadata."""
+    matrix, labels = encode(spec, read_parquet(s3, buckets.artifacts, train_key))
+    artifact, params = fit(name, matrix, labels, spec.training.seed)
+    framework = FRAMEWORKS[name]
+    prefix = candidate_prefix(spec, window, name)
+    artifact_key = prefix + ARTIFACT_NAMES[framework]
+    put_bytes(s3, buckets.artifacts, artifact_key, artifact)
+    metadata = {
+        "candidate": name,
+        "framework": framework,
+        "params": params,
+        "artifact_key": artifact_key,
+        "sha256": hashlib.sha256(artifact).hexdigest(),
+        "size": len(artifact),
+        "train_rows": len(labels),
+        "feature_count": len(feature_columns(spec)),
+        "encoding_id": encoding_id(spec),
+        "trained_on": {"first": window.first.isoformat(), "last": window.last.isoformat()},
+    }
+    write_json(s3, buckets.artifacts, prefix + "metadata.json", metadata)
+    return metadata

@@ -1,0 +1,100 @@
+"""Session-wide real parts: one local S3 server, one Airflow home, test buckets.
+
+The environment is set here, at import, because Airflow reads its configuration
+when it is first imported. Tests use their own buckets on the same local S3
+server as the demo, emptied at the start of each session, so a test run never
+touches the demo's logs or manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "include"), str(REPO / "plugins")]
+
+from agent_retraining import local_s3  # noqa: E402
+
+local_s3.load_env()
+os.environ.update(
+    LOGS_BUCKET="test-agent-logs",
+    MODELS_BUCKET="test-agent-models",
+    ARTIFACTS_BUCKET="test-agent-artifacts",
+    GX_ANALYTICS_ENABLED="False",
+    AIRFLOW_HOME=tempfile.mkdtemp(prefix="airflow-home-"),
+    AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags"),
+    AIRFLOW__CORE__PLUGINS_FOLDER=str(REPO / "plugins"),
+    AIRFLOW__CORE__LOAD_EXAMPLES="False",
+    PYTHONPATH=os.pathsep.join([str(REPO / "include"), str(REPO / "plugins"), os.environ.get("PYTHONPATH", "")]),
+    AIRFLOW_CONN_AGENT_S3=json.dumps(
+        {
+            "conn_type": "aws",
+            "login": os.environ["AWS_ACCESS_KEY_ID"],
+            "password": os.environ["AWS_SECRET_ACCESS_KEY"],
+            "extra": {"endpoint_url": os.environ["S3_ENDPOINT_URL"], "region_name": os.environ["AWS_DEFAULT_REGION"]},
+        }
+    ),
+)
+
+
+def _empty_bucket(s3, bucket: str) -> None:
+    from agent_retraining.storage import list_keys
+
+    for obj in list_keys(s3, bucket, ""):
+        s3.delete_object(Bucket=bucket, Key=obj["key"])
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """The real local S3 server over HTTP; started here (and stopped after) unless already up."""
+    started = not local_s3.answers()
+    local_s3.up()
+    yield os.environ["S3_ENDPOINT_URL"]
+    if started:
+        local_s3.down()
+
+
+@pytest.fixture(scope="session")
+def buckets(s3_server):
+    from agent_retraining.storage import buckets_from_env, s3_client_from_env
+
+    names = buckets_from_env()
+    s3 = s3_client_from_env()
+    for bucket in (names.logs, names.models, names.artifacts):
+        _empty_bucket(s3, bucket)
+    return names
+
+
+@pytest.fixture
+def s3(buckets):
+    from agent_retraining.storage import s3_client_from_env
+
+    return s3_client_from_env()
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """One migrated SQLite metadata DB in a temporary AIRFLOW_HOME for the whole session."""
+    subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], check=True, capture_output=True)
+    return os.environ["AIRFLOW_HOME"]
+
+
+@pytest.fixture(scope="session")
+def support_bot():
+    from agent_retraining.spec import load_agent
+
+    return load_agent("support-bot")
+
+
+def spec_variant(spec, **changes):
+    """A copy of a spec with top-level fields replaced (validated like a file would be)."""
+    from agent_retraining.spec import AgentSpec
+
+    return AgentSpec.model_validate({**spec.model_dump(), **changes})

@@ -1,0 +1,63 @@
+from datetime import date
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from agent_retraining.features import encode, feature_columns, split_by_time
+from agent_retraining.simulate import World, day_events
+from agent_retraining.snapshot import Window, flatten, parse_log_object
+from agent_retraining.training import FRAMEWORKS, fit, load
+
+
+def _table(spec, days=3, rows=300):
+    import json
+
+    tables = []
+    for offset in range(days):
+        day = date(2026, 3, 1 + offset)
+        events = day_events(World.for_spec(spec, 0), day, rows, 0)
+        body = "".join(json.dumps(e) + "\n" for e in events).encode()
+        tables.append(flatten(parse_log_object("k.jsonl", body, spec), spec, "k.jsonl", day))
+    return pa.concat_tables(tables)
+
+
+def test_encoding_is_fixed_by_the_spec(support_bot):
+    table = _table(support_bot, days=1, rows=50)
+    matrix, labels = encode(support_bot, table)
+    assert matrix.shape == (50, len(feature_columns(support_bot)))
+    assert matrix.dtype == np.float32
+    assert set(np.unique(labels)) <= {0.0, 1.0}
+    assert np.array_equal(matrix, encode(support_bot, table.slice(0, 50))[0])
+    action_columns = [i for i, name in enumerate(feature_columns(support_bot)) if name.startswith("action=")]
+    assert len(action_columns) == len(support_bot.actions)
+    assert (matrix[:, action_columns].sum(axis=1) == 1).all()  # exactly the logged action is set
+
+
+def test_the_holdout_is_the_newest_days(support_bot):
+    train, holdout = split_by_time(_table(support_bot), Window(date(2026, 3, 1), date(2026, 3, 3), 1))
+    assert set(holdout.column("dt").to_pylist()) == {date(2026, 3, 3)}
+    assert max(train.column("dt").to_pylist()) == date(2026, 3, 2)
+
+
+@pytest.mark.parametrize("name", list(FRAMEWORKS))
+def test_each_candidate_learns_and_round_trips_through_its_safe_format(support_bot, name):
+    from sklearn.metrics import roc_auc_score
+
+    matrix, labels = encode(support_bot, _table(support_bot))
+    artifact, params = fit(name, matrix, labels, seed=3)
+    model = load(FRAMEWORKS[name], artifact, params)
+    predictions = model.predict(matrix)
+    assert ((predictions > 0) & (predictions < 1)).all()
+    assert roc_auc_score(labels, predictions) > 0.7
+    assert np.allclose(load(FRAMEWORKS[name], artifact, params).predict(matrix), predictions)
+
+
+def test_a_pickled_torch_artifact_is_not_loaded(support_bot):
+    import io
+    import pickle
+
+    evil = io.BytesIO()
+    pickle.dump({"not": "weights", "f": print}, evil)
+    with pytest.raises(Exception, match="(?i)weights_only|unpickl"):
+        load("torch", evil.getvalue(), {"input_dim": 3, "hidden": [4]})
