@@ -29,7 +29,7 @@ DAY ?= $(YESTERDAY)
 DAYS ?= 14
 START ?= $(shell date -u -d "$(DAY) - $$(( $(DAYS) - 1 )) days" +%F)
 
-.PHONY: help venv s3-up s3-down simulate retrain demo test lint airflow-db airflow airflow-cli
+.PHONY: help venv s3-up s3-down simulate retrain demo test lint airflow-db airflow airflow-cli bench-validation
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -74,6 +74,10 @@ demo: s3-up airflow-db
 airflow: s3-up airflow-db
 	$(VENV)/bin/airflow standalone
 
+# The data gate on 1M events beside the cost of reading them (a table; nothing asserted).
+bench-validation: venv
+	$(PY) bench/validation_cost.py --rows 1000000
+
 # Any airflow command in the same environment, e.g. ARGS="dags list".
 airflow-cli: airflow-db
 	$(VENV)/bin/airflow $(ARGS)
@@ -82,5 +86,5 @@ test: venv
 	$(PY) -m pytest
 
 lint: venv
-	$(VENV)/bin/ruff check dags include plugins scripts tests
-	$(VENV)/bin/ruff format --check dags include plugins scripts tests
+	$(VENV)/bin/ruff check dags include plugins scripts tests bench
+	$(VENV)/bin/ruff format --check dags include plugins scripts tests bench

@@ -48,20 +48,15 @@ def build_retraining_dag(spec: AgentSpec):
     def retraining():
         @task(multiple_outputs=False)
         def snapshot(data_interval_start=None) -> dict:
-            from airflow.sdk.exceptions import AirflowFailException
-
             from agent_retraining.reporting import clear_run
-            from agent_retraining.snapshot import SnapshotError, Window, take_snapshot
+            from agent_retraining.snapshot import Window, take_snapshot
             from agent_retraining.storage import buckets_from_env
             from retraining_runtime import run_day, s3_client
 
             s3, buckets, window = s3_client(), buckets_from_env(), Window.ending(run_day(data_interval_start), spec)
             clear_run(s3, buckets, spec, window)
-            try:
-                record = take_snapshot(s3, buckets, spec, window)
-            except SnapshotError as exc:
-                raise AirflowFailException(str(exc)) from exc
-            return {"snapshot_key": record["snapshot_key"], "rows": record["rows"]}
+            record = take_snapshot(s3, buckets, spec, window)
+            return {"snapshot_key": record["snapshot_key"], "rows": record["rows"], "faults": len(record["faults"])}
 
         @task(retries=0)
         def validate(snap: dict, data_interval_start=None) -> str:
@@ -74,11 +69,13 @@ def build_retraining_dag(spec: AgentSpec):
             from retraining_runtime import run_day, s3_client
 
             window = Window.ending(run_day(data_interval_start), spec)
-            result_key = run_prefix(spec.agent_id, window.last) + "validation.json"
+            record_key = run_prefix(spec.agent_id, window.last) + "snapshot.json"
             try:
-                validate_snapshot(s3_client(), buckets_from_env(), spec, window, snap["snapshot_key"], result_key)
+                result = validate_snapshot(s3_client(), buckets_from_env(), spec, window, record_key)
             except DataRejected as exc:
-                raise AirflowFailException(f"data gate refused the snapshot: {exc}") from exc
+                raise AirflowFailException(f"data gate refused the logs: {exc}") from exc
+            for warning in result["warnings"]:
+                print(f"data gate warning: {warning}")
             return snap["snapshot_key"]
 
         @task(multiple_outputs=False)

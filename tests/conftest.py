@@ -72,7 +72,7 @@ def buckets(s3_server):
     return names
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def s3(buckets):
     from agent_retraining.storage import s3_client_from_env
 

@@ -57,6 +57,11 @@ def run_prefix(agent_id: str, day: date) -> str:
     return f"{safe_key_part(agent_id, 'agent id')}/runs/dt={day.isoformat()}/"
 
 
+def quarantine_prefix(agent_id: str, day: date) -> str:
+    """Copies of rejected lines and objects of one day of logs, with their reasons."""
+    return f"{safe_key_part(agent_id, 'agent id')}/quarantine/dt={day.isoformat()}/"
+
+
 def manifest_key(agent_id: str) -> str:
     return f"{safe_key_part(agent_id, 'agent id')}/manifest.json"
 

@@ -121,6 +121,8 @@ def up(wait_seconds: float = 60.0) -> None:
             "-s3", f"-s3.port={endpoint.port}", f"-s3.config={config}",
             "-s3.port.iceberg=0", "-s3.port.lance=0",
             "-master.volumeSizeLimitMB=1024", "-volume.max=0", "-master.telemetry=false",
+            # a single local node: no need to wait for elections or drain before stopping
+            "-master.electionTimeout=1s", "-volume.preStopSeconds=0",
         ]  # fmt: skip
         with open(state / "weed.log", "ab") as log:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -145,7 +147,7 @@ def up(wait_seconds: float = 60.0) -> None:
     print(f"local S3 up at {env['S3_ENDPOINT_URL']}")
 
 
-def down(wait_seconds: float = 30.0) -> None:
+def down(wait_seconds: float = 20.0) -> None:
     """Stop the server started by `up` (by its pid file) and wait until it is gone."""
     load_env()
     pid_file = _state_dir() / "weed.pid"

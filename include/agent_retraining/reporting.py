@@ -45,8 +45,9 @@ def build_report(s3, buckets: Buckets, spec: AgentSpec, window: Window, run_id: 
         "run_id": run_id,
         "day": window.last.isoformat(),
         "outcome": outcome(records),
-        "snapshot": snapshot and {k: snapshot[k] for k in ("rows", "window", "skipped_days", "snapshot_key")},
-        "validation": validation and {k: validation[k] for k in ("passed", "failures", "rows")},
+        "snapshot": snapshot and {k: snapshot[k] for k in ("rows", "window", "days", "quarantined", "snapshot_key")},
+        "validation": validation
+        and {k: validation[k] for k in ("passed", "failures", "warnings", "rows", "rule_counts", "data_docs_key")},
         "decision": decision
         and {k: decision[k] for k in ("deploy", "reason", "rules", "metrics", "logging_policy_value", "champion")},
         "winner": decision and decision["winner"]["candidate"],
@@ -61,8 +62,9 @@ def build_report(s3, buckets: Buckets, spec: AgentSpec, window: Window, run_id: 
 def summary(report: dict) -> str:
     """A few lines for the task log and the command line."""
     lines = [f"{report['agent_id']} {report['day']}: {report['outcome']}"]
-    if report["validation"] and report["validation"]["failures"]:
-        lines += [f"  data gate: {failure}" for failure in report["validation"]["failures"]]
+    if report["validation"]:
+        lines += [f"  data gate refused: {failure}" for failure in report["validation"]["failures"]]
+        lines += [f"  data gate warning: {warning}" for warning in report["validation"]["warnings"]]
     if report["decision"]:
         lines.append(f"  decision: {report['decision']['reason']}")
         for name, metrics in report["decision"]["metrics"].items():

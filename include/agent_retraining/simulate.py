@@ -39,6 +39,7 @@ class World:
     spec: AgentSpec
     true_weights: np.ndarray  # (actions, features + 1)
     policy_weights: np.ndarray
+    category_weights: dict[str, np.ndarray]  # how often each vocabulary value occurs, stable across days
 
     @classmethod
     def for_spec(cls, spec: AgentSpec, seed: int) -> World:
@@ -47,7 +48,12 @@ class World:
         true_weights = rng.normal(0.0, 1.2, size=(len(spec.actions), width))
         true_weights[:, -1] = rng.normal(-0.8, 0.4, size=len(spec.actions))  # per-action base rate
         policy_weights = true_weights + rng.normal(0.0, 0.9, size=true_weights.shape)
-        return cls(spec, true_weights, policy_weights)
+        category_weights = {
+            name: rng.dirichlet(np.full(len(feature.vocabulary), 2.0))
+            for name, feature in spec.context.items()
+            if isinstance(feature, CategoryFeature)
+        }
+        return cls(spec, true_weights, policy_weights, category_weights)
 
     def reward_probability(self, signals: np.ndarray) -> np.ndarray:
         """P(reward=1) for every row and action: shape (rows, actions)."""
@@ -76,15 +82,14 @@ def _signal_names(spec: AgentSpec) -> list[str]:
     return names
 
 
-def sample_contexts(spec: AgentSpec, rows: int, rng: np.random.Generator) -> tuple[dict[str, list], np.ndarray]:
+def sample_contexts(world: World, rows: int, rng: np.random.Generator) -> tuple[dict[str, list], np.ndarray]:
     """Context values as logged (with nulls) and the numeric signals the hidden reward sees."""
     values: dict[str, list] = {}
     signals = []
-    for name, feature in spec.context.items():
+    for name, feature in world.spec.context.items():
         missing = rng.random(rows) < feature.max_null_fraction / 2
         if isinstance(feature, CategoryFeature):
-            weights = rng.dirichlet(np.full(len(feature.vocabulary), 2.0))
-            index = rng.choice(len(feature.vocabulary), size=rows, p=weights)
+            index = rng.choice(len(feature.vocabulary), size=rows, p=world.category_weights[name])
             values[name] = [None if m else feature.vocabulary[i] for i, m in zip(index, missing, strict=True)]
             onehot = np.eye(len(feature.vocabulary))[index]
             onehot[missing] = 0.0
@@ -109,7 +114,7 @@ def day_events(world: World, day: date, rows: int, seed: int) -> list[dict]:
     """One day of log events, reproducible from (agent, day, seed)."""
     spec = world.spec
     rng = _rng("day", spec.agent_id, day.isoformat(), seed)
-    context, signals = sample_contexts(spec, rows, rng)
+    context, signals = sample_contexts(world, rows, rng)
     propensities = world.policy_propensities(signals)
     cumulative = propensities.cumsum(axis=1)
     chosen = (rng.random((rows, 1)) > cumulative).sum(axis=1).clip(max=len(spec.actions) - 1)

@@ -3,14 +3,22 @@
 Everything downstream reads the snapshot, never the raw logs, so a run can be
 reproduced and audited: the snapshot record lists every source object with the
 ETag it had when it was read. Raw logs are only ever read.
+
+Faults found while reading (an unreadable object, a line that is not JSON or
+has a value of the wrong type, a missing or empty day) do not stop the snapshot:
+they are recorded with object key, line and field, the offending lines or
+objects are copied to the quarantine prefix, and the data gate decides.
 """
 
 from __future__ import annotations
 
 import gzip
 import io
-from dataclasses import dataclass
-from datetime import date, timedelta
+import json
+import re
+import zlib
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,17 +30,18 @@ from agent_retraining.contract import (
     SUCCESS_MARKER,
     context_column,
     day_prefix,
+    quarantine_prefix,
     run_prefix,
 )
 from agent_retraining.spec import AgentSpec
-from agent_retraining.storage import Buckets, exists, get_bytes, list_keys, write_json, write_parquet
+from agent_retraining.storage import Buckets, exists, get_bytes, list_keys, put_bytes, write_json, write_parquet
 
 _ARROW_TYPES = {"category": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
 _SCALARS = {"string": pa.string(), "double": pa.float64(), "timestamp": pa.string()}
-
-
-class SnapshotError(Exception):
-    """Logs that cannot be read as contract v1; the message names the object and the fault."""
+_RFC3339_WITH_OFFSET = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$"
+# JSON types a value may have, by contract or feature type (bool is not a number here).
+_JSON_TYPES = {"string": (str,), "double": (int, float), "timestamp": (str,), "object": (dict,)}
+_FEATURE_JSON_TYPES = {"category": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,25 @@ class Window:
         return self.last - timedelta(days=self.holdout_days - 1)
 
 
+def fault(rule: str, message: str, key: str | None = None, line: int | None = None, field: str | None = None) -> dict:
+    return {"rule": rule, "key": key, "line": line, "field": field, "message": message}
+
+
+class UnreadableObject(Exception):
+    """A whole object that cannot be read as contract v1 (wrong format, corrupt, missing columns)."""
+
+    def __init__(self, key: str, message: str, field: str | None = None):
+        super().__init__(f"{key}: {message}")
+        self.fault = fault("unreadable_object", str(self), key=key, field=field)
+
+
+@dataclass
+class ParsedObject:
+    table: pa.Table  # flattened rows that could be read
+    lines: int  # events in the object (lines of JSONL, rows of Parquet)
+    bad_lines: list[dict] = field(default_factory=list)  # faults with the raw line, one per rejected line
+
+
 def read_schema(spec: AgentSpec) -> pa.Schema:
     """The Arrow schema of contract v1 with this agent's context features."""
     context = pa.struct([pa.field(name, _ARROW_TYPES[f.type]) for name, f in spec.context.items()])
@@ -66,67 +94,172 @@ def read_schema(spec: AgentSpec) -> pa.Schema:
     return pa.schema(fields)
 
 
-def parse_log_object(key: str, body: bytes, spec: AgentSpec) -> pa.Table:
-    """Parse one log object into the contract's columns, whatever its format."""
+def _type_fault(event: object, spec: AgentSpec) -> tuple[str | None, str] | None:
+    """The first field whose JSON value has the wrong type, as (field, rule); presence is the gate's job."""
+    if not isinstance(event, dict):
+        return None, f"an event must be a JSON object, got {type(event).__name__}"
+    for name, (kind, _) in EVENT_FIELDS.items():
+        value = event.get(name)
+        allowed = _JSON_TYPES[kind]
+        if value is not None and (not isinstance(value, allowed) or isinstance(value, bool)):
+            return name, f"must be a {kind}, got {type(value).__name__} {json.dumps(value)[:40]}"
+    ts = event.get("ts")
+    if isinstance(ts, str) and not _is_rfc3339(ts):
+        return "ts", f"must be an RFC 3339 timestamp with an offset (at most microseconds), got {ts!r}"
+    for name, feature in spec.context.items():
+        value = (event.get("context") or {}).get(name)
+        allowed = _FEATURE_JSON_TYPES[feature.type]
+        wrong_bool = isinstance(value, bool) and feature.type != "bool"
+        if value is not None and (not isinstance(value, allowed) or wrong_bool):
+            return f"context.{name}", f"must be {feature.type}, got {type(value).__name__} {json.dumps(value)[:40]}"
+    return None
+
+
+def _is_rfc3339(value: str) -> bool:
+    if not re.match(_RFC3339_WITH_OFFSET, value):
+        return False
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_jsonl(data: bytes, schema: pa.Schema) -> pa.Table:
+    options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+    return pj.read_json(io.BytesIO(data), parse_options=options)
+
+
+def _parse_jsonl(key: str, data: bytes, spec: AgentSpec) -> tuple[pa.Table, list[int], list[dict]]:
+    """Rows, their line numbers, and one fault per rejected line.
+
+    The fast path hands the whole object to Arrow; only when that fails (or
+    line numbers would be ambiguous) is it parsed line by line to find the culprits.
+    """
+    schema = read_schema(spec)
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    if all(line.strip() for line in lines):
+        try:
+            table = _read_jsonl(data, schema)
+            if pc.all(pc.match_substring_regex(table.column("ts"), _RFC3339_WITH_OFFSET)).as_py() in (True, None):
+                return table, list(range(1, len(lines) + 1)), []
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
+    good, numbers, bad = [], [], []
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            problem = _type_fault(json.loads(raw), spec)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            problem = (None, f"malformed JSON: {exc}")
+        if problem:
+            bad.append({**fault("bad_lines", problem[1], key, number, problem[0]), "raw": raw.decode(errors="replace")})
+        else:
+            good.append(raw)
+            numbers.append(number)
+    table = _read_jsonl(b"\n".join(good), schema) if good else schema.empty_table()
+    return table, numbers, bad
+
+
+def _parse_parquet(key: str, body: bytes, spec: AgentSpec) -> pa.Table:
     schema = read_schema(spec)
     try:
-        if key.endswith(".parquet"):
-            table = pq.read_table(io.BytesIO(body))
-            missing = [name for name in schema.names if name not in table.column_names]
-            if missing:
-                raise SnapshotError(f"{key}: missing contract field(s) {missing}")
-            table = table.select(schema.names).cast(schema)
-        elif key.endswith((".jsonl", ".jsonl.gz")):
-            data = gzip.decompress(body) if key.endswith(".gz") else body
-            options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
-            table = pj.read_json(io.BytesIO(data), parse_options=options)
-        else:
-            raise SnapshotError(f"{key}: unknown log file type (expected one of .jsonl, .jsonl.gz, .parquet)")
-    except SnapshotError:
-        raise
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, EOFError) as exc:
-        raise SnapshotError(f"{key}: cannot be read as log contract v1: {exc}") from exc
-    return table
+        table = pq.read_table(io.BytesIO(body))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise UnreadableObject(key, f"not a readable Parquet file: {exc}") from exc
+    missing = [name for name in schema.names if name not in table.column_names]
+    if missing:
+        raise UnreadableObject(key, f"missing contract field(s) {missing}", field=missing[0])
+    columns = []
+    for target in schema:
+        try:
+            columns.append(table.column(target.name).cast(target.type))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            found = table.schema.field(target.name).type
+            message = f"field '{target.name}' is {found}, expected {target.type}: {exc}"
+            raise UnreadableObject(key, message, target.name) from exc
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
-def flatten(table: pa.Table, spec: AgentSpec, key: str, day: date) -> pa.Table:
+def parse_log_object(key: str, body: bytes, spec: AgentSpec, day: date) -> ParsedObject:
+    """Parse one log object, whatever its format, into flattened snapshot rows."""
+    if key.endswith(".parquet"):
+        table = _parse_parquet(key, body, spec)
+        numbers, bad = list(range(1, table.num_rows + 1)), []
+    elif key.endswith((".jsonl", ".jsonl.gz")):
+        if key.endswith(".gz"):
+            try:
+                body = gzip.decompress(body)
+            except (OSError, EOFError, zlib.error) as exc:
+                raise UnreadableObject(key, f"truncated or corrupt gzip: {exc}") from exc
+        table, numbers, bad = _parse_jsonl(key, body, spec)
+    else:
+        raise UnreadableObject(key, "unknown log file type (expected .jsonl, .jsonl.gz or .parquet)")
+    return ParsedObject(flatten(table, spec, key, day, numbers), len(numbers) + len(bad), bad)
+
+
+def flatten(table: pa.Table, spec: AgentSpec, key: str, day: date, line_numbers: list[int]) -> pa.Table:
     """Contract columns plus one column per context feature, the source of each row, and its day."""
     context = table.column("context").combine_chunks()
-    try:
-        ts = pc.cast(table.column("ts"), pa.timestamp("ms", tz="UTC"))
-    except pa.ArrowInvalid as exc:
-        raise SnapshotError(f"{key}: field 'ts' is not an RFC 3339 timestamp: {exc}") from exc
     columns = {name: table.column(name) for name in EVENT_FIELDS if name not in ("context", "ts")}
-    columns["ts"] = ts
+    columns["ts"] = pc.cast(table.column("ts"), pa.timestamp("us", tz="UTC"))
     for name in spec.context:
         columns[context_column(name)] = pc.struct_field(context, name)
     rows = table.num_rows
     columns["dt"] = pa.array([day] * rows, pa.date32())
-    columns["source_key"] = pa.array([key] * rows, pa.string()).dictionary_encode()
-    columns["source_line"] = pa.array(range(1, rows + 1), pa.int32())
+    columns["source_key"] = pa.array([key] * rows, pa.string())
+    columns["source_line"] = pa.array(line_numbers, pa.int32())
     return pa.table(columns)
+
+
+def _quarantine_lines(s3, buckets: Buckets, spec: AgentSpec, day: date, key: str, bad: list[dict]) -> str:
+    target = f"{quarantine_prefix(spec.agent_id, day)}{key.rsplit('/', 1)[-1]}.rejected-lines.jsonl"
+    put_bytes(s3, buckets.artifacts, target, "".join(json.dumps(b) + "\n" for b in bad).encode())
+    return target
+
+
+def _quarantine_object(s3, buckets: Buckets, spec: AgentSpec, day: date, key: str, body: bytes, why: dict) -> str:
+    target = quarantine_prefix(spec.agent_id, day) + key.rsplit("/", 1)[-1]
+    put_bytes(s3, buckets.artifacts, target, body)
+    write_json(s3, buckets.artifacts, target + ".reason.json", {**why, "source": f"s3://{buckets.logs}/{key}"})
+    return target
 
 
 def take_snapshot(s3, buckets: Buckets, spec: AgentSpec, window: Window) -> dict:
     """Read every complete day of the window, write the Parquet snapshot and its record."""
-    if not exists(s3, buckets.logs, day_prefix(spec.agent_id, window.last) + SUCCESS_MARKER):
-        raise SnapshotError(
-            f"s3://{buckets.logs}/{day_prefix(spec.agent_id, window.last)}{SUCCESS_MARKER} is missing: "
-            f"the logs of {window.last} are not complete"
-        )
-    tables, sources, skipped_days = [], [], []
+    tables, sources, faults, quarantined, days = [], [], [], [], {}
     for day in window.days:
         prefix = day_prefix(spec.agent_id, day)
-        objects = [o for o in list_keys(s3, buckets.logs, prefix) if not o["key"].endswith(SUCCESS_MARKER)]
-        if not exists(s3, buckets.logs, prefix + SUCCESS_MARKER) or not objects:
-            skipped_days.append(day.isoformat())
+        if not exists(s3, buckets.logs, prefix + SUCCESS_MARKER):
+            message = f"s3://{buckets.logs}/{prefix}{SUCCESS_MARKER} is missing: the logs of {day} are not complete"
+            faults.append(fault("missing_day", message, key=prefix + SUCCESS_MARKER, field=day.isoformat()))
             continue
-        for obj in objects:
+        counts = days.setdefault(day.isoformat(), {"lines": 0, "bad_lines": 0, "rows": 0})
+        for obj in list_keys(s3, buckets.logs, prefix):
+            if obj["key"].endswith(SUCCESS_MARKER):
+                continue
             body, etag = get_bytes(s3, buckets.logs, obj["key"])
-            table = flatten(parse_log_object(obj["key"], body, spec), spec, obj["key"], day)
-            tables.append(table)
-            sources.append({"key": obj["key"], "etag": etag, "size": len(body), "rows": table.num_rows})
-    snapshot = pa.concat_tables(tables, promote_options="permissive").combine_chunks()
+            sources.append({"key": obj["key"], "etag": etag, "size": len(body)})
+            try:
+                parsed = parse_log_object(obj["key"], body, spec, day)
+            except UnreadableObject as exc:
+                faults.append(exc.fault)
+                quarantined.append(_quarantine_object(s3, buckets, spec, day, obj["key"], body, exc.fault))
+                continue
+            if parsed.bad_lines:
+                faults.extend({k: v for k, v in b.items() if k != "raw"} for b in parsed.bad_lines)
+                quarantined.append(_quarantine_lines(s3, buckets, spec, day, obj["key"], parsed.bad_lines))
+            counts["lines"] += parsed.lines
+            counts["bad_lines"] += len(parsed.bad_lines)
+            counts["rows"] += parsed.table.num_rows
+            tables.append(parsed.table)
+        if counts["lines"] == 0:
+            faults.append(fault("empty_day", f"no log events under s3://{buckets.logs}/{prefix}", key=prefix))
+    empty = flatten(read_schema(spec).empty_table(), spec, "", window.last, [])
+    snapshot = pa.concat_tables([empty, *tables]).combine_chunks()
     prefix = run_prefix(spec.agent_id, window.last)
     write_parquet(s3, buckets.artifacts, prefix + "snapshot.parquet", snapshot)
     record = {
@@ -134,8 +267,10 @@ def take_snapshot(s3, buckets: Buckets, spec: AgentSpec, window: Window) -> dict
         "window": {"first": window.first.isoformat(), "last": window.last.isoformat()},
         "holdout_first": window.holdout_first.isoformat(),
         "rows": snapshot.num_rows,
+        "days": days,
         "sources": sources,
-        "skipped_days": skipped_days,
+        "faults": faults,
+        "quarantined": quarantined,
         "snapshot_key": prefix + "snapshot.parquet",
     }
     write_json(s3, buckets.artifacts, prefix + "snapshot.json", record)

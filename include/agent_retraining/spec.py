@@ -32,6 +32,8 @@ class CategoryFeature(_Strict):
     type: Literal["category"]
     vocabulary: list[str] = Field(min_length=1)
     max_null_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
+    # Agents meet new values (a new language, a new channel) before the spec knows them.
+    min_in_vocabulary: float = Field(default=0.99, ge=0.0, le=1.0)
 
 
 class NumericFeature(_Strict):
@@ -71,6 +73,30 @@ class Training(_Strict):
         return self
 
 
+Tier = Literal["block", "warn"]
+RULE_KINDS = (
+    "unreadable_object", "missing_day", "empty_day", "bad_lines", "not_null", "unique_event_id", "agent_id",
+    "action_in_set", "propensity_range", "reward_valid", "ts_in_window", "context_non_null", "in_range",
+    "in_vocabulary", "rows_per_day", "drift",
+)  # fmt: skip
+
+
+class Validation(_Strict):
+    """How strict the data gate is; `tiers` overrides a rule kind, or one kind for one feature."""
+
+    min_rows_per_day: int = Field(default=1, ge=0)
+    max_bad_line_fraction: float = Field(default=0.001, ge=0.0, le=1.0)
+    max_drift_psi: float = Field(default=0.2, gt=0.0)
+    tiers: dict[str, Tier] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_rules(self) -> Validation:
+        unknown = [rule for rule in self.tiers if rule.split(":", 1)[0] not in RULE_KINDS]
+        if unknown:
+            raise ValueError(f"unknown rule(s) in tiers: {unknown}; known kinds: {', '.join(RULE_KINDS)}")
+        return self
+
+
 class Floors(_Strict):
     min_roc_auc: float = Field(ge=0.0, le=1.0)
     max_log_loss: float = Field(gt=0.0)
@@ -103,6 +129,7 @@ class AgentSpec(_Strict):
     schedule: str
     candidates: list[Literal["logistic_regression", "lightgbm", "torch_mlp"]] = Field(min_length=1)
     gate: Gate
+    validation: Validation = Field(default_factory=Validation)
 
     @model_validator(mode="after")
     def _no_duplicates(self) -> AgentSpec:

@@ -2,14 +2,17 @@
 
 Three frameworks fit the same matrix. Each artifact is stored in a format that
 cannot run code when loaded (LightGBM's text format, a PyTorch state_dict read
-with `weights_only=True`, scikit-learn through skops with no untrusted types),
-because the agent loads whatever the manifest points at.
+with `weights_only=True`, the logistic regression's coefficients as JSON),
+because the agent loads whatever the manifest points at. The formats are also
+byte-for-byte reproducible, so a re-run of the same interval yields the same
+artifact and the same content-addressed version.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +25,7 @@ from agent_retraining.spec import AgentSpec
 from agent_retraining.storage import Buckets, put_bytes, read_parquet, write_json
 
 FRAMEWORKS = {"logistic_regression": "sklearn", "lightgbm": "lightgbm", "torch_mlp": "torch"}
-ARTIFACT_NAMES = {"sklearn": "model.skops", "lightgbm": "model.txt", "torch": "model.pt"}
+ARTIFACT_NAMES = {"sklearn": "model.json", "lightgbm": "model.txt", "torch": "model.pt"}
 LIGHTGBM_PARAMS = {
     "objective": "binary",
     "learning_rate": 0.05,
@@ -69,11 +72,15 @@ def _mlp(input_dim: int, hidden: list[int]):
 def fit(name: str, matrix: np.ndarray, labels: np.ndarray, seed: int) -> tuple[bytes, dict]:
     """Train one candidate; returns the serialized artifact and what is needed to load it."""
     if name == "logistic_regression":
-        import skops.io as sio
         from sklearn.linear_model import LogisticRegression
 
         model = LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(matrix, labels)
-        return sio.dumps(model), {"C": 1.0}
+        state = {
+            "coef": model.coef_.tolist(),
+            "intercept": model.intercept_.tolist(),
+            "classes": model.classes_.tolist(),
+        }
+        return json.dumps(state).encode(), {"C": 1.0}
     if name == "lightgbm":
         import lightgbm as lgb
 
@@ -103,12 +110,13 @@ def fit(name: str, matrix: np.ndarray, labels: np.ndarray, seed: int) -> tuple[b
 def load(framework: str, artifact: bytes, params: dict) -> LoadedModel:
     """Rebuild a model from its artifact without executing anything stored in it."""
     if framework == "sklearn":
-        import skops.io as sio
+        from sklearn.linear_model import LogisticRegression
 
-        untrusted = sio.get_untrusted_types(data=artifact)
-        if untrusted:
-            raise ValueError(f"refusing to load a scikit-learn artifact with untrusted types: {untrusted}")
-        return LoadedModel(framework, sio.loads(artifact))
+        state = json.loads(artifact)
+        model = LogisticRegression()
+        model.coef_, model.intercept_ = np.array(state["coef"]), np.array(state["intercept"])
+        model.classes_, model.n_features_in_ = np.array(state["classes"]), len(state["coef"][0])
+        return LoadedModel(framework, model)
     if framework == "lightgbm":
         import lightgbm as lgb
 

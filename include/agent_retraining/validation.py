@@ -1,69 +1,101 @@
-"""Data gate: a Great Expectations suite generated from the agent spec.
+"""Data gate: a Great Expectations suite generated from the agent spec, with tiers.
 
 The suite is derived from the spec rather than written per agent, so adding an
 agent needs no validation code and the rules can never drift from the contract.
-A failed gate raises with a summary naming the rule, the field and example rows
-(object key and line), and the full result is kept in S3 for the report.
+Every rule has a tier: `block` (nothing is trained or deployed) or `warn`
+(recorded, the run goes on), set per rule kind or per feature in the spec.
+Faults found while reading the logs (see snapshot.py) are rules of the same gate.
+A blocked gate raises with a summary naming the rule, the field and example
+rows (object key and line); the full result, GX Data Docs and the rejected rows
+are kept in S3.
 """
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from datetime import UTC, datetime, time, timedelta
 
-from agent_retraining.contract import context_column
+import numpy as np
+
+from agent_retraining.contract import context_column, quarantine_prefix, run_prefix
 from agent_retraining.snapshot import Window
 from agent_retraining.spec import AgentSpec, CategoryFeature, NumericFeature
-from agent_retraining.storage import Buckets, read_parquet, write_json
+from agent_retraining.storage import Buckets, put_bytes, read_json, read_parquet, write_json
 
 EXAMPLES = 5  # failing rows quoted per rule
+DEFAULT_TIERS = {"drift": "warn", "missing_day": "warn"}
 
 
 class DataRejected(Exception):
-    """The snapshot broke a blocking rule; nothing may be trained on it."""
+    """The logs broke a blocking rule; nothing may be trained on them."""
+
+
+def tier_of(spec: AgentSpec, kind: str, column: str | None = None) -> str:
+    """The spec's tier for a rule: `kind:feature` wins over `kind`, then the default."""
+    tiers = spec.validation.tiers
+    feature = column.removeprefix("ctx_") if column else None
+    return tiers.get(f"{kind}:{feature}") or tiers.get(kind) or DEFAULT_TIERS.get(kind, "block")
+
+
+def check(rule: str, tier: str, success: bool, message: str, **details) -> dict:
+    return {"rule": rule, "tier": tier, "success": bool(success), "message": message, **details}
 
 
 def build_suite(context, spec: AgentSpec, window: Window):
-    """The expectations every snapshot of this agent must meet."""
+    """The expectations every snapshot of this agent must meet, each tagged with its rule kind and tier."""
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
     suite = context.suites.add(gx.ExpectationSuite(name=f"{spec.agent_id}-log-contract-v1"))
+
+    def add(kind: str, expectation_class, column: str, **kwargs):
+        meta = {"rule": f"{kind}:{column}", "tier": tier_of(spec, kind, column)}
+        suite.add_expectation(expectation_class(column=column, meta=meta, **kwargs))
+
     for column in ("event_id", "ts", "agent_id", "session_id", "action", "propensity", "reward"):
-        suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=column))
-    suite.add_expectation(gxe.ExpectColumnValuesToBeUnique(column="event_id"))
-    suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(column="agent_id", value_set=[spec.agent_id]))
-    suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(column="action", value_set=list(spec.actions)))
-    suite.add_expectation(
-        gxe.ExpectColumnValuesToBeBetween(column="propensity", min_value=0.0, max_value=1.0, strict_min=True)
-    )
-    suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(column="reward", value_set=[0.0, 1.0]))
-    suite.add_expectation(
-        gxe.ExpectColumnValuesToBeBetween(
-            column="ts",
-            min_value=datetime.combine(window.first, time(), UTC),
-            max_value=datetime.combine(window.last + timedelta(days=1), time(), UTC),
-            strict_max=True,
-        )
-    )
+        add("not_null", gxe.ExpectColumnValuesToNotBeNull, column)
+    add("unique_event_id", gxe.ExpectColumnValuesToBeUnique, "event_id")
+    add("agent_id", gxe.ExpectColumnValuesToBeInSet, "agent_id", value_set=[spec.agent_id])
+    add("action_in_set", gxe.ExpectColumnValuesToBeInSet, "action", value_set=list(spec.actions))
+    add("propensity_range", gxe.ExpectColumnValuesToBeBetween, "propensity", min_value=0.0, max_value=1.0,
+        strict_min=True)  # fmt: skip
+    add("reward_valid", gxe.ExpectColumnValuesToBeInSet, "reward", value_set=[0.0, 1.0])
+    add("ts_in_window", gxe.ExpectColumnValuesToBeBetween, "ts",
+        min_value=datetime.combine(window.first, time(), UTC),
+        max_value=datetime.combine(window.last + timedelta(days=1), time(), UTC), strict_max=True)  # fmt: skip
     for name, feature in spec.context.items():
         column = context_column(name)
-        suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=column, mostly=1.0 - feature.max_null_fraction))
+        add("context_non_null", gxe.ExpectColumnValuesToNotBeNull, column, mostly=1.0 - feature.max_null_fraction)
         if isinstance(feature, CategoryFeature):
-            suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(column=column, value_set=list(feature.vocabulary)))
+            add("in_vocabulary", gxe.ExpectColumnValuesToBeInSet, column, value_set=list(feature.vocabulary),
+                mostly=feature.min_in_vocabulary)  # fmt: skip
         elif isinstance(feature, NumericFeature):
-            suite.add_expectation(
-                gxe.ExpectColumnValuesToBeBetween(column=column, min_value=feature.min, max_value=feature.max)
-            )
+            add("in_range", gxe.ExpectColumnValuesToBeBetween, column, min_value=feature.min, max_value=feature.max)
     return suite
 
 
-def run_suite(spec: AgentSpec, window: Window, frame) -> list[dict]:
-    """Validate a DataFrame; one plain-JSON result per expectation, with failing rows located."""
+def _gx_context():
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+def _plain(value):
+    """A failing value as JSON can hold it: pandas' missing values become None, timestamps text."""
+    import pandas as pd
+
+    if value is None or (not isinstance(value, str | list | dict) and pd.isna(value)):
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def run_suite(spec: AgentSpec, window: Window, frame):
+    """Validate the snapshot frame; returns GX's result and one plain-JSON check per expectation."""
+    context = _gx_context()
     suite = build_suite(context, spec, window)
     batch = (
         context.data_sources.add_pandas("snapshot")
@@ -79,57 +111,163 @@ def run_suite(spec: AgentSpec, window: Window, frame) -> list[dict]:
             "partial_unexpected_count": EXAMPLES,
         },
     )
-    outcomes = []
+    checks = []
     for item in result.results:
         config, details = item.expectation_config, item.result or {}
         located = details.get("unexpected_index_list") or []
-        outcomes.append(
-            {
-                "rule": config.type,
-                "column": config.kwargs.get("column"),
-                "kwargs": {k: v for k, v in config.kwargs.items() if k not in ("column", "batch_id")},
-                "success": bool(item.success),
-                "unexpected_count": details.get("unexpected_count", 0),
-                "unexpected_percent": details.get("unexpected_percent"),
-                "examples": [
-                    {"key": str(row.get("source_key")), "line": int(row.get("source_line")), "value": value}
-                    for row, value in zip(
-                        located[:EXAMPLES], details.get("unexpected_list", [])[:EXAMPLES], strict=False
-                    )
-                ],
-                "error": item.exception_info.get("exception_message")
-                if item.exception_info.get("raised_exception")
-                else None,
-            }
+        values = details.get("unexpected_list") or []
+        rows = [
+            {"key": str(row.get("source_key")), "line": int(row.get("source_line")), "value": _plain(value)}
+            for row, value in zip(located, values, strict=False)
+        ]
+        limits = {k: v for k, v in config.kwargs.items() if k not in ("column", "batch_id") and v is not None}
+        column = config.kwargs.get("column")
+        raised = item.exception_info.get("raised_exception")
+        message = f"field '{column}' {config.type}({', '.join(f'{k}={v}' for k, v in sorted(limits.items()))}): "
+        message += f"{details.get('unexpected_count', 0)} of {len(frame)} rows fail"
+        if raised:
+            message += f" [{item.exception_info.get('exception_message')}]"
+        checks.append(
+            check(
+                config.meta["rule"],
+                config.meta["tier"],
+                item.success,
+                message,
+                column=column,
+                observed=details.get("unexpected_percent"),
+                examples=rows[:EXAMPLES],
+                rejected=rows,
+            )  # fmt: skip
         )
-    return outcomes
+    return result, checks
 
 
-def describe_failure(outcome: dict) -> str:
-    where = ", ".join(f"{e['key']} line {e['line']} value {e['value']!r}" for e in outcome["examples"][:3])
-    limits = ", ".join(f"{k}={v}" for k, v in sorted(outcome["kwargs"].items()) if v is not None)
-    text = f"field '{outcome['column']}' broke {outcome['rule']}({limits}): {outcome['unexpected_count']} rows"
-    return text + (f", e.g. {where}" if where else "") + (f" [{outcome['error']}]" if outcome["error"] else "")
+def read_fault_checks(spec: AgentSpec, window: Window, snapshot: dict) -> list[dict]:
+    """Faults found while reading the logs, as checks of the gate."""
+    checks = []
+    for item in snapshot["faults"]:
+        if item["rule"] == "bad_lines":
+            continue  # judged per day below, against the spec's limit
+        runs_own_day = item["rule"] == "missing_day" and item["field"] == window.last.isoformat()
+        tier = "block" if runs_own_day else tier_of(spec, item["rule"])
+        checks.append(check(item["rule"], tier, False, item["message"], examples=[item]))
+    bad_by_day = {}
+    for item in snapshot["faults"]:
+        if item["rule"] == "bad_lines":
+            bad_by_day.setdefault(item["key"].split("/dt=", 1)[1][:10], []).append(item)
+    limit = spec.validation.max_bad_line_fraction
+    for day, counts in sorted(snapshot["days"].items()):
+        fraction = counts["bad_lines"] / counts["lines"] if counts["lines"] else 0.0
+        examples = bad_by_day.get(day, [])
+        where = "; ".join(f"{e['key']} line {e['line']} field '{e['field']}': {e['message']}" for e in examples[:3])
+        message = (
+            f"{day}: {counts['bad_lines']} of {counts['lines']} lines unreadable ({fraction:.3%}, limit {limit:.3%})"
+            + (f", quarantined, e.g. {where}" if where else "")
+        )
+        checks.append(
+            check(
+                f"bad_lines:{day}",
+                tier_of(spec, "bad_lines"),
+                fraction <= limit,
+                message,
+                observed=fraction,
+                examples=examples[:EXAMPLES],
+            )  # fmt: skip
+        )
+        floor = spec.validation.min_rows_per_day
+        checks.append(
+            check(
+                f"rows_per_day:{day}",
+                tier_of(spec, "rows_per_day"),
+                counts["rows"] >= floor,
+                f"{day}: {counts['rows']} usable rows, floor {floor}",
+                observed=counts["rows"],
+            )  # fmt: skip
+        )
+    return checks
 
 
-def validate_snapshot(
-    s3, buckets: Buckets, spec: AgentSpec, window: Window, snapshot_key: str, result_key: str
-) -> dict:
-    """Run the suite on the snapshot, store the result, and raise DataRejected on any failure."""
-    frame = read_parquet(s3, buckets.artifacts, snapshot_key).to_pandas()
-    outcomes = run_suite(spec, window, frame)
-    failures = [describe_failure(o) for o in outcomes if not o["success"]]
+def population_stability(reference: np.ndarray, current: np.ndarray) -> float:
+    """PSI between two samples of category codes (numeric features are binned by reference deciles first)."""
+    categories = np.union1d(reference, current)
+    ref = np.array([np.mean(reference == c) for c in categories]) + 1e-4
+    cur = np.array([np.mean(current == c) for c in categories]) + 1e-4
+    return float(np.sum((cur - ref) * np.log(cur / ref)))
+
+
+def drift_checks(spec: AgentSpec, window: Window, frame) -> list[dict]:
+    """Each feature's distribution on the newest day against the earlier days of the window."""
+    newest = frame["dt"] == window.last
+    if newest.all() or not newest.any():
+        return []
+    checks = []
+    for name, feature in spec.context.items():
+        column = frame[context_column(name)]
+        values = column.astype("string").fillna("<null>").to_numpy()
+        if isinstance(feature, NumericFeature):
+            numbers = column.astype("float64").to_numpy()
+            edges = np.unique(np.nanquantile(numbers[~newest.to_numpy()], np.linspace(0.1, 0.9, 9)))
+            values = np.where(np.isnan(numbers), -1, np.searchsorted(edges, numbers))
+        reference, current = values[~newest.to_numpy()], values[newest.to_numpy()]
+        psi = population_stability(reference, current)
+        limit = spec.validation.max_drift_psi
+        checks.append(
+            check(
+                f"drift:{context_column(name)}",
+                tier_of(spec, "drift", name),
+                psi <= limit,
+                f"field '{context_column(name)}' drift on {window.last} against the earlier days: "
+                f"PSI {psi:.3f}, limit {limit}",
+                column=context_column(name),
+                observed=psi,
+            )  # fmt: skip
+        )
+    return checks
+
+
+def data_docs_html(result) -> str:
+    """GX's own rendering of the validation result, as one HTML page."""
+    from great_expectations.render.renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view import DefaultJinjaPageView
+
+    return DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result))
+
+
+def describe(item: dict) -> str:
+    where = ", ".join(f"{e['key']} line {e['line']} value {e['value']!r}" for e in item.get("examples", [])[:3]
+                      if "value" in e)  # fmt: skip
+    return f"[{item['rule']}] {item['message']}" + (f", e.g. {where}" if where else "")
+
+
+def validate_snapshot(s3, buckets: Buckets, spec: AgentSpec, window: Window, snapshot_record_key: str) -> dict:
+    """Run the whole gate on the run's snapshot; store result, Data Docs and rejected rows; raise if blocked."""
+    snapshot = read_json(s3, buckets.artifacts, snapshot_record_key)
+    frame = read_parquet(s3, buckets.artifacts, snapshot["snapshot_key"]).to_pandas()
+    gx_result, gx_checks = run_suite(spec, window, frame)
+    checks = read_fault_checks(spec, window, snapshot) + gx_checks + drift_checks(spec, window, frame)
+    blocking = [c for c in checks if not c["success"] and c["tier"] == "block"]
+    warnings = [c for c in checks if not c["success"] and c["tier"] == "warn"]
+    prefix = run_prefix(spec.agent_id, window.last)
+    rejected = [{"rule": c["rule"], **row} for c in blocking for row in c.get("rejected", [])]
+    if rejected:
+        target = quarantine_prefix(spec.agent_id, window.last) + "rejected-rows.jsonl"
+        put_bytes(s3, buckets.artifacts, target, "".join(json.dumps(r, default=str) + "\n" for r in rejected).encode())
+    put_bytes(s3, buckets.artifacts, prefix + "data_docs.html", data_docs_html(gx_result).encode(), "text/html")
     record = {
         "agent_id": spec.agent_id,
-        "snapshot_key": snapshot_key,
+        "snapshot_key": snapshot["snapshot_key"],
         "rows": len(frame),
-        "passed": not failures,
-        "failures": failures,
-        "expectations": outcomes,
+        "passed": not blocking,
+        "failures": [describe(c) for c in blocking],
+        "warnings": [describe(c) for c in warnings],
+        "rule_counts": dict(Counter(f"{c['tier']}:{'pass' if c['success'] else 'fail'}" for c in checks)),
+        "checks": [{k: v for k, v in c.items() if k != "rejected"} for c in checks],
+        "data_docs_key": prefix + "data_docs.html",
     }
-    write_json(s3, buckets.artifacts, result_key, record)
-    if failures:
+    write_json(s3, buckets.artifacts, prefix + "validation.json", record)
+    if blocking:
         raise DataRejected(
-            f"{len(failures)} rule(s) failed on s3://{buckets.artifacts}/{snapshot_key}:\n- " + "\n- ".join(failures)
+            f"{len(blocking)} blocking rule(s) failed for {spec.agent_id} {window.last}:\n- "
+            + "\n- ".join(record["failures"])
         )
     return record

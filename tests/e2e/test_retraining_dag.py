@@ -128,8 +128,8 @@ def test_a_corrupted_day_is_stopped_at_validation(build_dag, agent, s3, buckets)
     validation = read_json(s3, buckets.artifacts, run_prefix(AGENT, CORRUPT_DAY) + "validation.json")
     assert not validation["passed"]
     failures = "\n".join(validation["failures"])
-    assert "field 'propensity' broke expect_column_values_to_be_between" in failures
-    assert "field 'action' broke expect_column_values_to_be_in_set" in failures
+    assert "[propensity_range:propensity] field 'propensity' expect_column_values_to_be_between" in failures
+    assert "[action_in_set:action] field 'action' expect_column_values_to_be_in_set" in failures
     assert f"{AGENT}/dt={CORRUPT_DAY}/part-0000" in failures  # names the object and line
     run_objects = [o["key"] for o in list_keys(s3, buckets.artifacts, run_prefix(AGENT, CORRUPT_DAY))]
     assert not any("/candidates/" in key for key in run_objects)  # nothing was trained

@@ -14,7 +14,7 @@ def test_the_same_seed_gives_the_same_logs_and_another_seed_does_not(support_bot
 
 def test_logged_propensities_are_the_policys_true_probabilities(support_bot):
     world = World.for_spec(support_bot, 0)
-    _, signals = sample_contexts(support_bot, 500, np.random.default_rng(0))
+    _, signals = sample_contexts(world, 500, np.random.default_rng(0))
     probabilities = world.policy_propensities(signals)
     assert np.allclose(probabilities.sum(axis=1), 1.0)
     events = day_events(world, date(2026, 5, 1), 3000, 0)
@@ -26,7 +26,7 @@ def test_logged_propensities_are_the_policys_true_probabilities(support_bot):
 
 def test_rewards_depend_on_the_action(support_bot):
     world = World.for_spec(support_bot, 0)
-    _, signals = sample_contexts(support_bot, 2000, np.random.default_rng(0))
+    _, signals = sample_contexts(world, 2000, np.random.default_rng(0))
     truth = world.reward_probability(signals)
     assert (truth.argmax(axis=1)[:, None] == np.arange(len(support_bot.actions))).any(axis=0).sum() >= 2
     assert truth.std() > 0.1
