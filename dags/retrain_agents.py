@@ -13,7 +13,8 @@ day of the agent's logs (its data interval, midnight to midnight UTC) and:
 5. **evaluate**: every candidate and the live model on the same holdout rows,
    then the gate of the spec;
 6. **choose** (branch): **deploy** (artifact written once, manifest swapped by
-   compare-and-swap) or **skip_deploy**;
+   compare-and-swap) or **skip_deploy**; when the spec asks for approval, an
+   operator approves the deploy in the UI first (no answer in time: keep);
 7. **report**: always runs and writes `report.json` next to the run's artifacts.
 
 Tasks hand data to each other through S3 (the `agent_s3` connection); XCom
@@ -156,8 +157,23 @@ def build_retraining_dag(spec: AgentSpec):
         split = build_features(validated)
         trained = train.partial(split=split).expand(candidate=list(spec.candidates))
         decision = evaluate(split, trained)
-        branches = [deploy(), skip_deploy(decision)]
-        choose(decision) >> branches
+        deployed, kept = deploy(), skip_deploy(decision)
+        branches = [deployed, kept]
+        if spec.approval.required:
+            from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+            approve_deploy = ApprovalOperator(
+                task_id="approve_deploy",
+                subject=f"Deploy a new model for {spec.agent_id}?",
+                body="{{ ti.xcom_pull(task_ids='evaluate')['reason'] }}",
+                defaults="Reject",  # no answer in time keeps the champion
+                response_timeout=timedelta(hours=spec.approval.timeout_hours),
+            )
+            choose(decision) >> [approve_deploy, kept]
+            approve_deploy >> deployed
+            branches.append(approve_deploy)
+        else:
+            choose(decision) >> branches
         stages = [snap, validated, split, trained, decision, *branches]
         stages >> report()
         stages >> fail_run_if_a_stage_failed()

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from agent_retraining.contract import run_prefix
+from agent_retraining.contract import context_column, run_prefix
 from agent_retraining.features import action_indices, encode_context, encoding_id, with_actions
 from agent_retraining.manifest import ArtifactError, fetch_verified, load_live_model, read_manifest
 from agent_retraining.snapshot import Window
@@ -60,8 +60,33 @@ def snips(matches: np.ndarray, rewards: np.ndarray, propensities: np.ndarray) ->
     }
 
 
-def model_metrics(model: LoadedModel, spec: AgentSpec, context: np.ndarray, logged: np.ndarray, rewards, propensities):
-    """Every metric of one model on the holdout rows."""
+def slice_masks(spec: AgentSpec, holdout, logged: np.ndarray) -> dict[str, np.ndarray]:
+    """Holdout rows of each logged action and each value of the spec's slice features, when there are enough."""
+    masks = {f"action={action}": logged == i for i, action in enumerate(spec.actions)}
+    for name in spec.gate.slices.features:
+        values = np.array(holdout.column(context_column(name)).to_pylist(), dtype=object)
+        for value in sorted({v for v in values if v is not None}, key=str):
+            masks[f"{name}={value}"] = values == value
+    return {name: mask for name, mask in masks.items() if mask.sum() >= spec.gate.slices.min_rows}
+
+
+def _slice_metrics(rewards: np.ndarray, predicted: np.ndarray, masks: dict[str, np.ndarray]) -> dict:
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    result = {}
+    for name, mask in masks.items():
+        labels = rewards[mask]
+        both_classes = 0 < labels.sum() < len(labels)
+        result[name] = {
+            "rows": int(mask.sum()),
+            "roc_auc": float(roc_auc_score(labels, predicted[mask])) if both_classes else None,
+            "log_loss": float(log_loss(labels, predicted[mask], labels=[0, 1])),
+        }
+    return result
+
+
+def model_metrics(model: LoadedModel, spec: AgentSpec, context, logged, rewards, propensities, masks) -> dict:
+    """Every metric of one model on the holdout rows, overall and per slice."""
     from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
     predicted = np.clip(model.predict(with_actions(spec, context, logged)), 1e-7, 1 - 1e-7)
@@ -77,6 +102,7 @@ def model_metrics(model: LoadedModel, spec: AgentSpec, context: np.ndarray, logg
         "policy_value": policy["value"],
         "policy_value_ci": [policy["ci_low"], policy["ci_high"]],
         "policy_matched_rows": policy["matched_rows"],
+        "slices": _slice_metrics(rewards, predicted, masks),
     }
 
 
@@ -137,6 +163,18 @@ def gate_rules(spec: AgentSpec, challenger: dict, champion: dict | None, live: d
             f"policy value {challenger['policy_value']:.4f} >= champion {champion['policy_value']:.4f} - {margin}",
         )
     )
+    drop = spec.gate.slices.max_auc_drop
+    for name, mine in challenger["slices"].items():
+        theirs = champion["slices"].get(name)
+        if theirs and mine["roc_auc"] is not None and theirs["roc_auc"] is not None:
+            rules.append(
+                _rule(
+                    f"slice_roc_auc:{name}",
+                    mine["roc_auc"] >= theirs["roc_auc"] - drop,
+                    f"{name} ({mine['rows']} rows): roc_auc {mine['roc_auc']:.4f} >= champion "
+                    f"{theirs['roc_auc']:.4f} - {drop}",
+                )
+            )
     return rules
 
 
@@ -160,7 +198,7 @@ def evaluate_and_decide(
     logged = action_indices(spec, holdout)
     rewards = holdout.column("reward").to_numpy().astype(float)
     propensities = holdout.column("propensity").to_numpy()
-    scored = (context, logged, rewards, propensities)
+    scored = (context, logged, rewards, propensities, slice_masks(spec, holdout, logged))
 
     metrics = {}
     for candidate in candidates:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -65,6 +65,12 @@ class Training(_Strict):
     window_days: int = Field(ge=2, le=365)
     holdout_days: int = Field(ge=1)
     seed: int = 0
+    # Per candidate, parameters that replace the defaults in training.py.
+    hyperparameters: dict[Literal["logistic_regression", "lightgbm", "torch_mlp"], dict[str, Any]] = Field(
+        default_factory=dict
+    )
+    # A bounded search: each entry is tried on the newest training day, the best refit on all of them.
+    lightgbm_search: list[dict[str, Any]] = Field(default_factory=list, max_length=8)
 
     @model_validator(mode="after")
     def _holdout_inside_window(self) -> Training:
@@ -111,11 +117,27 @@ class MaxRegression(_Strict):
     calibration_error: float = Field(ge=0.0)
 
 
+class Slices(_Strict):
+    """Sub-populations that must not regress: each logged action, and each value of these features."""
+
+    features: list[str] = Field(default_factory=list)
+    min_rows: int = Field(default=100, ge=10)
+    max_auc_drop: float = Field(default=0.05, ge=0.0)
+
+
 class Gate(_Strict):
     primary_metric: Literal["roc_auc", "log_loss", "brier", "calibration_error", "policy_value"]
     floors: Floors
     max_regression: MaxRegression
     policy_value_margin: float = Field(ge=0.0)
+    slices: Slices = Field(default_factory=Slices)
+
+
+class Approval(_Strict):
+    """A human approves each deploy in the Airflow UI; no answer within the timeout keeps the champion."""
+
+    required: bool = False
+    timeout_hours: float = Field(default=24.0, gt=0.0)
 
 
 class AgentSpec(_Strict):
@@ -130,12 +152,21 @@ class AgentSpec(_Strict):
     candidates: list[Literal["logistic_regression", "lightgbm", "torch_mlp"]] = Field(min_length=1)
     gate: Gate
     validation: Validation = Field(default_factory=Validation)
+    approval: Approval = Field(default_factory=Approval)
 
     @model_validator(mode="after")
     def _no_duplicates(self) -> AgentSpec:
         for name, values in (("actions", self.actions), ("candidates", self.candidates)):
             if len(set(values)) != len(values):
                 raise ValueError(f"{name} has duplicates: {values}")
+        return self
+
+    @model_validator(mode="after")
+    def _slices_are_categorical(self) -> AgentSpec:
+        for name in self.gate.slices.features:
+            feature = self.context.get(name)
+            if not isinstance(feature, CategoryFeature | BoolFeature):
+                raise ValueError(f"gate.slices.features: '{name}' must be a category or bool context feature")
         return self
 
     @property

@@ -26,19 +26,32 @@ from agent_retraining.storage import Buckets, put_bytes, read_parquet, write_jso
 
 FRAMEWORKS = {"logistic_regression": "sklearn", "lightgbm": "lightgbm", "torch_mlp": "torch"}
 ARTIFACT_NAMES = {"sklearn": "model.json", "lightgbm": "model.txt", "torch": "model.pt"}
-LIGHTGBM_PARAMS = {
-    "objective": "binary",
-    "learning_rate": 0.05,
-    "num_leaves": 31,
-    "min_data_in_leaf": 40,
-    "lambda_l2": 1.0,
-    "deterministic": True,
-    "force_row_wise": True,
-    "num_threads": 2,
-    "verbose": -1,
+# Defaults; a spec's training.hyperparameters replaces any of them per candidate.
+DEFAULT_HYPERPARAMETERS = {
+    "logistic_regression": {"C": 1.0, "max_iter": 2000},
+    "lightgbm": {
+        "objective": "binary",
+        "learning_rate": 0.05,
+        "num_leaves": 31,
+        "min_data_in_leaf": 40,
+        "lambda_l2": 1.0,
+        "num_boost_round": 200,
+        "deterministic": True,
+        "force_row_wise": True,
+        "num_threads": 2,
+        "verbose": -1,
+    },
+    "torch_mlp": {"hidden": [64, 32], "epochs": 8, "batch_size": 256, "learning_rate": 1e-3},
 }
-LIGHTGBM_ROUNDS = 200
-MLP_PARAMS = {"hidden": [64, 32], "epochs": 8, "batch_size": 256, "learning_rate": 1e-3}
+
+
+def hyperparameters(spec: AgentSpec, name: str) -> dict:
+    """The candidate's defaults with the spec's overrides; an unknown name is an error, not ignored."""
+    overrides = spec.training.hyperparameters.get(name, {})
+    unknown = set(overrides) - set(DEFAULT_HYPERPARAMETERS[name])
+    if unknown and name != "lightgbm":  # LightGBM takes any of its own parameters
+        raise ValueError(f"training.hyperparameters.{name}: unknown {sorted(unknown)}")
+    return {**DEFAULT_HYPERPARAMETERS[name], **overrides}
 
 
 @dataclass(frozen=True)
@@ -69,42 +82,65 @@ def _mlp(input_dim: int, hidden: list[int]):
     return torch.nn.Sequential(*layers, torch.nn.Linear(width, 1))
 
 
-def fit(name: str, matrix: np.ndarray, labels: np.ndarray, seed: int) -> tuple[bytes, dict]:
+def fit(name: str, matrix: np.ndarray, labels: np.ndarray, seed: int, params: dict) -> tuple[bytes, dict]:
     """Train one candidate; returns the serialized artifact and what is needed to load it."""
     if name == "logistic_regression":
         from sklearn.linear_model import LogisticRegression
 
-        model = LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(matrix, labels)
+        model = LogisticRegression(C=params["C"], max_iter=params["max_iter"], random_state=seed).fit(matrix, labels)
         state = {
             "coef": model.coef_.tolist(),
             "intercept": model.intercept_.tolist(),
             "classes": model.classes_.tolist(),
         }
-        return json.dumps(state).encode(), {"C": 1.0}
+        return json.dumps(state).encode(), {**params, "seed": seed}
     if name == "lightgbm":
         import lightgbm as lgb
 
-        params = {**LIGHTGBM_PARAMS, "seed": seed}
-        booster = lgb.train(params, lgb.Dataset(matrix, labels), num_boost_round=LIGHTGBM_ROUNDS)
-        return booster.model_to_string().encode(), {**params, "num_boost_round": LIGHTGBM_ROUNDS}
+        booster_params = {k: v for k, v in params.items() if k != "num_boost_round"} | {"seed": seed}
+        booster = lgb.train(booster_params, lgb.Dataset(matrix, labels), num_boost_round=params["num_boost_round"])
+        return booster.model_to_string().encode(), {**params, "seed": seed}
     if name == "torch_mlp":
         import torch
 
         torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)
-        model = _mlp(matrix.shape[1], MLP_PARAMS["hidden"])
-        optimizer = torch.optim.Adam(model.parameters(), lr=MLP_PARAMS["learning_rate"])
+        model = _mlp(matrix.shape[1], params["hidden"])
+        optimizer = torch.optim.Adam(model.parameters(), lr=params["learning_rate"])
         loss_fn = torch.nn.BCEWithLogitsLoss()
         inputs, targets = torch.from_numpy(matrix), torch.from_numpy(labels)[:, None]
-        for _ in range(MLP_PARAMS["epochs"]):
-            for batch in torch.randperm(len(inputs), generator=generator).split(MLP_PARAMS["batch_size"]):
+        for _ in range(params["epochs"]):
+            for batch in torch.randperm(len(inputs), generator=generator).split(params["batch_size"]):
                 optimizer.zero_grad()
                 loss_fn(model(inputs[batch]), targets[batch]).backward()
                 optimizer.step()
         buffer = io.BytesIO()
         torch.save(model.state_dict(), buffer)
-        return buffer.getvalue(), {**MLP_PARAMS, "input_dim": matrix.shape[1], "seed": seed}
+        return buffer.getvalue(), {**params, "input_dim": matrix.shape[1], "seed": seed}
     raise ValueError(f"unknown candidate '{name}' (known: {', '.join(FRAMEWORKS)})")
+
+
+def search_lightgbm(spec: AgentSpec, table, params: dict) -> tuple[dict, list[dict]]:
+    """Try each of the spec's LightGBM settings on the newest training day; the best by log loss wins.
+
+    Ties go to the earlier setting, so a re-run picks the same one.
+    """
+    import pyarrow.compute as pc
+    from sklearn.metrics import log_loss
+
+    newest = pc.equal(table.column("dt"), pc.max(table.column("dt")))
+    fit_rows, check_rows = table.filter(pc.invert(newest)), table.filter(newest)
+    if fit_rows.num_rows == 0:
+        return params, []
+    fit_matrix, fit_labels = encode(spec, fit_rows)
+    check_matrix, check_labels = encode(spec, check_rows)
+    trials = []
+    for setting in spec.training.lightgbm_search:
+        artifact, trial_params = fit("lightgbm", fit_matrix, fit_labels, spec.training.seed, {**params, **setting})
+        predicted = load("lightgbm", artifact, trial_params).predict(check_matrix)
+        trials.append({"setting": setting, "log_loss": float(log_loss(check_labels, predicted, labels=[0, 1]))})
+    best = min(range(len(trials)), key=lambda i: (trials[i]["log_loss"], i))
+    return {**params, **trials[best]["setting"]}, trials
 
 
 def load(framework: str, artifact: bytes, params: dict) -> LoadedModel:
@@ -136,8 +172,12 @@ def candidate_prefix(spec: AgentSpec, window: Window, name: str) -> str:
 
 def train_candidate(s3, buckets: Buckets, spec: AgentSpec, window: Window, name: str, train_key: str) -> dict:
     """Fit one candidate on the run's train set and store its artifact and metadata."""
-    matrix, labels = encode(spec, read_parquet(s3, buckets.artifacts, train_key))
-    artifact, params = fit(name, matrix, labels, spec.training.seed)
+    table = read_parquet(s3, buckets.artifacts, train_key)
+    params, search = hyperparameters(spec, name), []
+    if name == "lightgbm" and spec.training.lightgbm_search:
+        params, search = search_lightgbm(spec, table, params)
+    matrix, labels = encode(spec, table)
+    artifact, params = fit(name, matrix, labels, spec.training.seed, params)
     framework = FRAMEWORKS[name]
     prefix = candidate_prefix(spec, window, name)
     artifact_key = prefix + ARTIFACT_NAMES[framework]
@@ -146,6 +186,7 @@ def train_candidate(s3, buckets: Buckets, spec: AgentSpec, window: Window, name:
         "candidate": name,
         "framework": framework,
         "params": params,
+        "search": search,
         "artifact_key": artifact_key,
         "sha256": hashlib.sha256(artifact).hexdigest(),
         "size": len(artifact),

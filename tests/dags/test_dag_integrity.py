@@ -82,3 +82,20 @@ def test_a_broken_spec_is_an_import_error_naming_the_file_and_field(tmp_path):
     result = _import_in_fresh_interpreter({"AGENT_SPECS_DIR": str(tmp_path)})
     assert result.returncode != 0
     assert f"{tmp_path / 'support-bot.yaml'}: field 'context.sentiment.float.min'" in result.stderr
+
+
+def test_a_spec_that_asks_for_approval_puts_an_operator_between_the_decision_and_the_deploy(support_bot):
+    import importlib.util
+
+    from tests.conftest import spec_variant
+
+    module_spec = importlib.util.spec_from_file_location("retrain_agents_approval", REPO / "dags" / "retrain_agents.py")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    dag = module.build_retraining_dag(spec_variant(support_bot, approval={"required": True, "timeout_hours": 2}))
+    approval = dag.get_task("approve_deploy")
+    assert type(approval).__name__ == "ApprovalOperator"
+    assert approval.defaults == ["Reject"]  # a timeout keeps the champion
+    assert approval.response_timeout.total_seconds() == 7200
+    assert dag.get_task("choose").downstream_task_ids == {"approve_deploy", "skip_deploy"}
+    assert dag.get_task("deploy").upstream_task_ids == {"approve_deploy"}

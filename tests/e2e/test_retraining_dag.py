@@ -136,3 +136,21 @@ def test_a_corrupted_day_is_stopped_at_validation(build_dag, agent, s3, buckets)
     assert report(s3, buckets, CORRUPT_DAY)["outcome"] == "data rejected"
     assert read_manifest(s3, buckets, AGENT)[1] == etag_before
     assert {o["key"]: o["etag"] for o in list_keys(s3, buckets.logs, f"{AGENT}/")} == raw_before
+
+
+def test_rerunning_a_day_reproduces_its_candidates_and_mints_no_new_version(build_dag, agent, s3, buckets):
+    day = date(2026, 1, 8)
+    before = read_json(s3, buckets.artifacts, run_prefix(AGENT, day) + "decision.json")
+    models_before = {o["key"]: o["etag"] for o in list_keys(s3, buckets.models, f"{AGENT}/")}
+
+    assert run_day(build_dag, agent, day).state == "success"
+
+    after = read_json(s3, buckets.artifacts, run_prefix(AGENT, day) + "decision.json")
+    candidates = set(agent.candidates)
+    assert {k: v for k, v in after["metrics"].items() if k in candidates} == {
+        k: v for k, v in before["metrics"].items() if k in candidates
+    }
+    assert after["winner"] == before["winner"]
+    assert {o["key"] for o in list_keys(s3, buckets.models, f"{AGENT}/models/")} == {
+        k for k in models_before if "/models/" in k
+    }

@@ -7,7 +7,10 @@ from agent_retraining.evaluation import calibration_error, gate_rules, select_wi
 from agent_retraining.snapshot import Window
 from tests.conftest import spec_variant
 
-GOOD = {"roc_auc": 0.80, "log_loss": 0.45, "brier": 0.15, "calibration_error": 0.02, "policy_value": 0.70}
+GOOD = {
+    "roc_auc": 0.80, "log_loss": 0.45, "brier": 0.15, "calibration_error": 0.02, "policy_value": 0.70,
+    "slices": {"channel=chat": {"rows": 300, "roc_auc": 0.78, "log_loss": 0.5}},
+}  # fmt: skip
 WINDOW = Window(date(2026, 3, 1), date(2026, 3, 7), 1)
 
 
@@ -78,3 +81,23 @@ def test_better_auc_but_worse_policy_value_is_refused(support_bot):
 def test_a_model_trained_on_older_data_than_the_live_one_is_refused(support_bot):
     live = {"trained_on": {"last": "2026-03-09"}}
     assert _failed(gate_rules(support_bot, GOOD, GOOD, live, WINDOW)) == {"not_older_than_live"}
+
+
+def test_a_slice_that_regresses_beyond_its_limit_is_refused(support_bot):
+    live = {"trained_on": {"last": "2026-03-06"}}
+    worse_on_chat = {**GOOD, "slices": {"channel=chat": {"rows": 300, "roc_auc": 0.70, "log_loss": 0.6}}}
+    rules = gate_rules(support_bot, worse_on_chat, GOOD, live, WINDOW)
+    assert _failed(rules) == {"slice_roc_auc:channel=chat"}
+    assert "0.7000 >= champion 0.7800 - 0.05" in next(r["detail"] for r in rules if not r["passed"])
+
+
+def test_slices_are_each_action_and_each_declared_feature_value_with_enough_rows(support_bot):
+    import pyarrow as pa
+
+    from agent_retraining.evaluation import slice_masks
+
+    holdout = pa.table({"ctx_channel": ["chat"] * 150 + ["email"] * 50, "ctx_customer_tier": ["pro"] * 200})
+    logged = np.array([0] * 120 + [1] * 80)
+    masks = slice_masks(support_bot, holdout, logged)
+    assert set(masks) == {"action=answer_from_faq", "channel=chat", "customer_tier=pro"}
+    assert masks["channel=chat"].sum() == 150

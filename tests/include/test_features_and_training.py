@@ -7,7 +7,7 @@ import pytest
 from agent_retraining.features import encode, feature_columns, split_by_time
 from agent_retraining.simulate import World, day_events
 from agent_retraining.snapshot import Window, parse_log_object
-from agent_retraining.training import FRAMEWORKS, fit, load
+from agent_retraining.training import FRAMEWORKS, fit, hyperparameters, load
 
 
 def _table(spec, days=3, rows=300):
@@ -45,13 +45,13 @@ def test_each_candidate_learns_and_round_trips_through_its_safe_format(support_b
     from sklearn.metrics import roc_auc_score
 
     matrix, labels = encode(support_bot, _table(support_bot))
-    artifact, params = fit(name, matrix, labels, seed=3)
+    artifact, params = fit(name, matrix, labels, 3, hyperparameters(support_bot, name))
     model = load(FRAMEWORKS[name], artifact, params)
     predictions = model.predict(matrix)
     assert ((predictions > 0) & (predictions < 1)).all()
     assert roc_auc_score(labels, predictions) > 0.7
     assert np.allclose(load(FRAMEWORKS[name], artifact, params).predict(matrix), predictions)
-    assert fit(name, matrix, labels, seed=3)[0] == artifact  # reproducible bytes: a re-run reuses the version
+    assert fit(name, matrix, labels, 3, hyperparameters(support_bot, name))[0] == artifact  # same bytes on a re-run
 
 
 def test_a_pickled_torch_artifact_is_not_loaded(support_bot):
@@ -62,3 +62,25 @@ def test_a_pickled_torch_artifact_is_not_loaded(support_bot):
     pickle.dump({"not": "weights", "f": print}, evil)
     with pytest.raises(Exception, match="(?i)weights_only|unpickl"):
         load("torch", evil.getvalue(), {"input_dim": 3, "hidden": [4]})
+
+
+def test_spec_hyperparameters_replace_the_defaults_and_typos_are_refused(support_bot):
+    from tests.conftest import spec_variant
+
+    assert hyperparameters(support_bot, "torch_mlp")["epochs"] == 8
+    tuned = spec_variant(support_bot, training={**support_bot.training.model_dump(), "hyperparameters": {
+        "logistic_regression": {"C": 0.1}, "torch_mlp": {"epoch": 3}}})  # fmt: skip
+    assert hyperparameters(tuned, "logistic_regression") == {"C": 0.1, "max_iter": 2000}
+    with pytest.raises(ValueError, match=r"training.hyperparameters.torch_mlp: unknown \['epoch'\]"):
+        hyperparameters(tuned, "torch_mlp")
+
+
+def test_the_lightgbm_search_is_bounded_and_deterministic(support_bot):
+    from agent_retraining.training import search_lightgbm
+
+    table = _table(support_bot)
+    params, trials = search_lightgbm(support_bot, table, hyperparameters(support_bot, "lightgbm"))
+    assert [t["setting"] for t in trials] == support_bot.training.lightgbm_search
+    best = min(trials, key=lambda t: t["log_loss"])["setting"]
+    assert {k: params[k] for k in best} == best
+    assert search_lightgbm(support_bot, table, hyperparameters(support_bot, "lightgbm")) == (params, trials)

@@ -1,0 +1,119 @@
+"""The gate against known ground truth, with real models on the real local S3 server.
+
+Simulated logs have a known reward function. Models trained on the real
+rewards are truly better than models trained on shuffled rewards, so we know
+which side of every comparison must win.
+"""
+
+from datetime import date
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from agent_retraining.evaluation import evaluate_and_decide
+from agent_retraining.features import build_split
+from agent_retraining.manifest import deploy, read_manifest
+from agent_retraining.simulate import simulate
+from agent_retraining.snapshot import Window, take_snapshot
+from agent_retraining.storage import read_parquet, write_parquet
+from agent_retraining.training import train_candidate
+from tests.conftest import spec_variant
+
+DAY = date(2026, 4, 5)
+
+
+@pytest.fixture(scope="module")
+def judged(support_bot, s3, buckets):
+    """One holdout, and candidates trained on true, fully shuffled, and chat-shuffled rewards."""
+    spec = spec_variant(support_bot, agent_id="judge-bot", training={"window_days": 5, "holdout_days": 1, "seed": 2})
+    simulate(s3, buckets.logs, spec, date(2026, 4, 1), 5, events_per_day=1500, seed=11)
+    window = Window.ending(DAY, spec)
+    snapshot = take_snapshot(s3, buckets, spec, window)
+    split = build_split(s3, buckets, spec, window, snapshot["snapshot_key"])
+    train = read_parquet(s3, buckets.artifacts, split["train_key"])
+    rng = np.random.default_rng(0)
+
+    def shuffled(rows: pa.Table, mask: np.ndarray) -> pa.Table:
+        rewards = rows.column("reward").to_numpy().copy()
+        rewards[mask] = rng.permutation(rewards[mask])
+        return rows.set_column(rows.schema.get_field_index("reward"), "reward", pa.array(rewards))
+
+    chat = pc.equal(train.column("ctx_channel"), "chat").to_numpy(zero_copy_only=False)
+    variants = {
+        "true": train,
+        "shuffled": shuffled(train, np.ones(train.num_rows, bool)),
+        "chat": shuffled(train, chat),
+    }
+    candidates = {}
+    for label, table in variants.items():
+        variant = spec_variant(spec, agent_id=f"judge-{label}")  # its own artifact prefix
+        key = f"judge-bot/train-{label}.parquet"
+        write_parquet(s3, buckets.artifacts, key, table)
+        candidates[label] = [train_candidate(s3, buckets, variant, window, name, key) for name in spec.candidates]
+    return spec, window, split["holdout_key"], candidates
+
+
+def _decide(judged, s3, buckets, agent_id: str, label: str) -> dict:
+    spec, window, holdout_key, candidates = judged
+    return evaluate_and_decide(
+        s3, buckets, spec_variant(spec, agent_id=agent_id), window, holdout_key, candidates[label]
+    )
+
+
+def _failed(decision: dict) -> set[str]:
+    return {r["rule"] for r in decision["rules"] if not r["passed"]}
+
+
+def test_cold_start_refuses_a_challenger_below_the_floors(judged, s3, buckets):
+    decision = _decide(judged, s3, buckets, "judge-cold", "shuffled")
+    assert not decision["deploy"]
+    assert "floor_roc_auc" in _failed(decision)
+    assert "no model is live yet" in decision["champion"]["note"]
+
+
+def test_a_truly_better_challenger_replaces_a_bad_champion(judged, s3, buckets):
+    bad = _decide(judged, s3, buckets, "judge-up", "shuffled")
+    deploy(s3, buckets, "judge-up", bad, "install-a-bad-champion")
+    decision = _decide(judged, s3, buckets, "judge-up", "true")
+    assert decision["deploy"], decision["reason"]
+    assert (
+        decision["metrics"]["champion"]["roc_auc"]
+        < 0.6
+        < decision["metrics"][decision["winner"]["candidate"]]["roc_auc"]
+    )
+    assert decision["champion"]["version"] == read_manifest(s3, buckets, "judge-up")[0]["version"]
+
+
+def test_a_truly_worse_challenger_is_refused_with_the_rules_named(judged, s3, buckets):
+    good = _decide(judged, s3, buckets, "judge-down", "true")
+    assert good["deploy"]  # cold start above the floors deploys
+    deploy(s3, buckets, "judge-down", good, "install-a-good-champion")
+    decision = _decide(judged, s3, buckets, "judge-down", "shuffled")
+    assert not decision["deploy"]
+    assert {"no_regression_roc_auc", "policy_value"} <= _failed(decision)
+    assert "no_regression_roc_auc" in decision["reason"]
+
+
+def test_a_challenger_that_is_worse_on_one_slice_is_refused(judged, s3, buckets):
+    good = _decide(judged, s3, buckets, "judge-slice", "true")
+    deploy(s3, buckets, "judge-slice", good, "install-a-good-champion")
+    decision = _decide(judged, s3, buckets, "judge-slice", "chat")
+    assert "slice_roc_auc:channel=chat" in _failed(decision)
+    assert not decision["deploy"]
+    chat = decision["metrics"]["champion"]["slices"]["channel=chat"]
+    assert chat["rows"] >= judged[0].gate.slices.min_rows
+
+
+def test_the_same_interval_gives_the_same_metrics_and_winner(judged, s3, buckets):
+    spec, window, holdout_key, candidates = judged
+    variant = spec_variant(spec, agent_id="judge-true")
+    again = [
+        train_candidate(s3, buckets, variant, window, name, "judge-bot/train-true.parquet") for name in spec.candidates
+    ]
+    assert [c["sha256"] for c in again] == [c["sha256"] for c in candidates["true"]]
+    first = _decide(judged, s3, buckets, "judge-repeat", "true")
+    second = evaluate_and_decide(s3, buckets, spec_variant(spec, agent_id="judge-repeat"), window, holdout_key, again)
+    assert second["metrics"] == first["metrics"]
+    assert second["winner"] == first["winner"]
