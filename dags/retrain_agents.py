@@ -27,7 +27,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset, CronDataIntervalTimetable, TriggerRule, dag, task
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, TriggerRule, dag, task
 
 from agent_retraining.spec import AgentSpec, load_all_specs
 
@@ -45,6 +45,15 @@ def build_retraining_dag(spec: AgentSpec):
         max_active_runs=1,
         tags=["retraining", f"agent:{spec.agent_id}"],
         default_args={"owner": spec.owner, **S3_RETRIES},
+        params={
+            "allow_older_than_live": Param(
+                False,
+                type="boolean",
+                title="Allow replacing a model trained on newer data",
+                description="Manual runs only, and logged in the decision: waive the rule that a deploy must not "
+                "replace a live model trained on newer data than this run's.",
+            ),
+        },
     )
     def retraining():
         @task(multiple_outputs=False)
@@ -100,15 +109,16 @@ def build_retraining_dag(spec: AgentSpec):
             return train_candidate(s3_client(), buckets_from_env(), spec, window, candidate, split["train_key"])
 
         @task(multiple_outputs=False)
-        def evaluate(split: dict, candidates: list[dict], data_interval_start=None) -> dict:
-            from agent_retraining.evaluation import evaluate_and_decide
+        def evaluate(split: dict, candidates: list[dict], data_interval_start=None, dag_run=None, params=None) -> dict:
+            from agent_retraining.evaluation import RunContext, evaluate_and_decide
             from agent_retraining.snapshot import Window
             from agent_retraining.storage import buckets_from_env
             from retraining_runtime import run_day, s3_client
 
             window = Window.ending(run_day(data_interval_start), spec)
+            run = RunContext(str(dag_run.run_type), params["allow_older_than_live"])
             decision = evaluate_and_decide(
-                s3_client(), buckets_from_env(), spec, window, split["holdout_key"], list(candidates)
+                s3_client(), buckets_from_env(), spec, window, split["holdout_key"], list(candidates), run
             )
             return {
                 "deploy": decision["deploy"],

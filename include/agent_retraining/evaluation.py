@@ -8,7 +8,9 @@ logged propensities (self-normalised IPS), and the gate compares that too.
 
 from __future__ import annotations
 
+import logging
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -131,7 +133,21 @@ def _at_least(metric: str, value: float, bound: float, how: str) -> dict:
     return _rule(f"{how}_{metric}", passed, f"{metric} {value:.4f} {relation} {bound:.4f}")
 
 
-def gate_rules(spec: AgentSpec, challenger: dict, champion: dict | None, live: dict | None, window: Window) -> list:
+@dataclass(frozen=True)
+class RunContext:
+    """What about the Airflow run itself the gate must know."""
+
+    run_type: str = "manual"  # "scheduled", "manual", "backfill", ...
+    allow_older_than_live: bool = False  # operator override, honoured for manual runs only
+
+    @property
+    def older_than_live_allowed(self) -> bool:
+        return self.allow_older_than_live and self.run_type == "manual"
+
+
+def gate_rules(
+    spec: AgentSpec, challenger: dict, champion: dict | None, live: dict | None, window: Window, run: RunContext
+) -> list:
     """Each rule of the gate with the numbers it compared; deploy only if all pass."""
     floors = spec.gate.floors
     rules = [
@@ -141,14 +157,17 @@ def gate_rules(spec: AgentSpec, challenger: dict, champion: dict | None, live: d
         _at_least("brier", challenger["brier"], floors.max_brier, "floor"),
         _at_least("calibration_error", challenger["calibration_error"], floors.max_calibration_error, "floor"),
     ]
+    if run.run_type == "backfill":
+        rules.append(
+            _rule("run_may_move_manifest", False, "a backfill run records the decision it would take and moves nothing")
+        )
     if live is not None:
         newest = live["trained_on"]["last"]
+        detail = f"trained on data up to {window.last}, the live model up to {newest}"
+        if run.older_than_live_allowed:
+            detail += "; waived by the operator for this manual run (allow_older_than_live)"
         rules.append(
-            _rule(
-                "not_older_than_live",
-                window.last.isoformat() >= newest,
-                f"trained on data up to {window.last}, the live model up to {newest}",
-            )
+            _rule("not_older_than_live", window.last.isoformat() >= newest or run.older_than_live_allowed, detail)
         )
     if champion is None:
         return rules
@@ -190,7 +209,13 @@ def _champion(s3, buckets: Buckets, spec: AgentSpec, live: dict | None) -> tuple
 
 
 def evaluate_and_decide(
-    s3, buckets: Buckets, spec: AgentSpec, window: Window, holdout_key: str, candidates: list[dict]
+    s3,
+    buckets: Buckets,
+    spec: AgentSpec,
+    window: Window,
+    holdout_key: str,
+    candidates: list[dict],
+    run: RunContext = RunContext(),
 ) -> dict:
     """Score every candidate and the champion on the holdout, apply the gate, store the decision."""
     holdout = read_parquet(s3, buckets.artifacts, holdout_key)
@@ -214,17 +239,22 @@ def evaluate_and_decide(
 
     winner_name = select_winner(spec, metrics)
     winner = next(c for c in candidates if c["candidate"] == winner_name)
-    rules = gate_rules(spec, metrics[winner_name], champion, live, window)
+    rules = gate_rules(spec, metrics[winner_name], champion, live, window, run)
     failed = [r for r in rules if not r["passed"]]
+    judged = [r for r in failed if r["rule"] != "run_may_move_manifest"]
     logging_value = snips(np.ones(len(rewards), bool), rewards, propensities)
-    if failed:
+    if judged:
         reason = (
-            f"keep the champion: {winner_name} failed {', '.join(r['rule'] + ' (' + r['detail'] + ')' for r in failed)}"
+            f"keep the champion: {winner_name} failed {', '.join(r['rule'] + ' (' + r['detail'] + ')' for r in judged)}"
         )
     elif champion:
         reason = f"deploy {winner_name}: it passed every rule against the floors and champion {live['version']}"
     else:
         reason = f"deploy {winner_name}: {champion_note}, and it passed every floor"
+    if run.run_type == "backfill":
+        reason = f"backfill, manifest left alone; the decision would have been: {reason}"
+    if run.older_than_live_allowed:
+        logging.getLogger(__name__).warning("allow_older_than_live is set: the not_older_than_live rule is waived")
     decision = {
         "agent_id": spec.agent_id,
         "window": {"first": window.first.isoformat(), "last": window.last.isoformat()},
@@ -236,6 +266,9 @@ def evaluate_and_decide(
         "winner": winner,
         "rules": rules,
         "deploy": not failed,
+        "would_deploy": not judged,
+        "older_than_live_allowed": run.older_than_live_allowed,
+        "run_type": run.run_type,
         "reason": reason,
     }
     write_json(s3, buckets.artifacts, run_prefix(spec.agent_id, window.last) + "decision.json", decision)

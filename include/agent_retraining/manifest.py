@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from botocore.exceptions import ClientError
 
-from agent_retraining.contract import manifest_key, model_prefix, run_prefix
+from agent_retraining.contract import manifest_key, model_prefix, run_prefix, safe_key_part
 from agent_retraining.storage import (
     Buckets,
     PreconditionFailed,
@@ -81,48 +81,105 @@ def publish_artifact(s3, buckets: Buckets, agent_id: str, candidate: dict) -> tu
     return version, key
 
 
-def _history_entry(manifest: dict) -> dict:
-    entry = {k: manifest[k] for k in ("version", "framework", "artifact_key", "sha256", "trained_on", "run_id")}
-    return {**entry, "deployed_at": manifest["deployed_at"], "replaced_at": datetime.now(UTC).isoformat()}
+# What a manifest entry needs so that the agent (or a rollback) can use the model on its own.
+MODEL_FIELDS = (
+    "version", "framework", "artifact_key", "artifact_uri", "sha256", "params", "encoding_id", "metrics",
+    "trained_on", "run_id", "reason", "deployed_at", "deployed_by", "previous_version",
+)  # fmt: skip
 
 
-def deploy(s3, buckets: Buckets, agent_id: str, decision: dict, run_id: str) -> dict:
-    """Publish the decision's winner and swap the manifest to it by compare-and-swap."""
-    winner = decision["winner"]
-    version, key = publish_artifact(s3, buckets, agent_id, winner)
+class RollbackRefused(Exception):
+    """A rollback target that does not exist, or whose artifact is missing or tampered."""
+
+
+def history(manifest: dict | None) -> list[dict]:
+    """Every model the manifest has named, newest first: the live one, then the ones it replaced."""
+    if manifest is None:
+        return []
+    return [{k: manifest.get(k) for k in MODEL_FIELDS}, *manifest.get("history", [])]
+
+
+def swap(s3, buckets: Buckets, agent_id: str, decide) -> dict:
+    """Compare-and-swap the manifest to `decide(live)`'s entry; `decide` runs again after every lost race.
+
+    `decide` sees the manifest as it is now and returns the new model entry, or
+    a string saying why nothing should change (which is then returned as such).
+    """
     for _ in range(CAS_ATTEMPTS):
         live, etag = read_manifest(s3, buckets, agent_id)
-        if live and live["version"] == version:
-            return {"deployed": False, "version": version, "reason": f"{version} is live already"}
-        if live and live["trained_on"]["last"] > winner["trained_on"]["last"]:
-            return {
-                "deployed": False,
-                "version": version,
-                "reason": f"live model {live['version']} was trained on newer data ({live['trained_on']['last']})",
-            }
+        entry = decide(live)
+        if isinstance(entry, str):
+            return {"deployed": False, "version": live and live["version"], "reason": entry}
         manifest = {
             "agent_id": agent_id,
-            "version": version,
-            "framework": winner["framework"],
-            "artifact_key": key,
-            "artifact_uri": f"s3://{buckets.models}/{key}",
-            "sha256": winner["sha256"],
-            "params": winner["params"],
-            "encoding_id": winner["encoding_id"],
-            "metrics": decision["metrics"][winner["candidate"]],
-            "trained_on": winner["trained_on"],
-            "run_id": run_id,
-            "reason": decision["reason"],
+            **entry,
             "deployed_at": datetime.now(UTC).isoformat(),
             "previous_version": live["version"] if live else None,
-            "history": ([_history_entry(live)] + live.get("history", []))[:HISTORY_LIMIT] if live else [],
+            "history": history(live)[:HISTORY_LIMIT],
         }
         try:
             put_if_match(s3, buckets.models, manifest_key(agent_id), json.dumps(manifest, indent=2).encode(), etag)
         except PreconditionFailed:
             continue  # another run moved the manifest: re-read and decide again
-        return {"deployed": True, "version": version, "previous_version": manifest["previous_version"]}
+        return {"deployed": True, "version": manifest["version"], "previous_version": manifest["previous_version"]}
     raise RuntimeError(f"manifest of {agent_id} kept changing during {CAS_ATTEMPTS} compare-and-swap attempts")
+
+
+def deploy(s3, buckets: Buckets, agent_id: str, decision: dict, run_id: str) -> dict:
+    """Publish the decision's winner and swap the manifest to it, unless the live model is newer."""
+    winner = decision["winner"]
+    version, key = publish_artifact(s3, buckets, agent_id, winner)
+    metrics = {k: v for k, v in decision["metrics"][winner["candidate"]].items() if k != "slices"}
+    entry = {
+        "version": version,
+        "framework": winner["framework"],
+        "artifact_key": key,
+        "artifact_uri": f"s3://{buckets.models}/{key}",
+        "sha256": winner["sha256"],
+        "params": winner["params"],
+        "encoding_id": winner["encoding_id"],
+        "metrics": metrics,
+        "trained_on": winner["trained_on"],
+        "run_id": run_id,
+        "reason": decision["reason"],
+        "deployed_by": "retraining",
+    }
+
+    def decide(live: dict | None):
+        if live and live["version"] == version:
+            return f"{version} is live already"
+        older = live and live["trained_on"]["last"] > winner["trained_on"]["last"]
+        if older and not decision.get("older_than_live_allowed"):
+            return f"live model {live['version']} was trained on newer data ({live['trained_on']['last']})"
+        return entry
+
+    return swap(s3, buckets, agent_id, decide)
+
+
+def rollback(s3, buckets: Buckets, agent_id: str, target: str, reason: str, run_id: str) -> dict:
+    """Point the manifest back at an earlier version ("previous" or a version name) by the same swap."""
+    if target != "previous":
+        safe_key_part(target, "target version")
+
+    def decide(live: dict | None):
+        earlier = history(live)[1:]
+        if not earlier:
+            raise RollbackRefused(f"{agent_id} has no earlier version to roll back to")
+        if target == "previous":
+            entry = earlier[0]
+        else:
+            matches = [e for e in earlier if e["version"] == target]
+            if not matches:
+                known = ", ".join(e["version"] for e in earlier)
+                raise RollbackRefused(f"{target} is not an earlier version of {agent_id} (known: {known})")
+            entry = matches[0]
+        try:
+            fetch_verified(s3, buckets.models, entry["artifact_key"], entry["sha256"])
+        except ArtifactError as exc:
+            raise RollbackRefused(f"refusing to roll back to {entry['version']}: {exc}") from exc
+        return {**entry, "run_id": run_id, "reason": f"rollback: {reason}", "deployed_by": "rollback"}
+
+    return swap(s3, buckets, agent_id, decide)
 
 
 def deploy_run(s3, buckets: Buckets, agent_id: str, day, run_id: str) -> dict:

@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 
+from agent_retraining.client import AgentModelClient
 from agent_retraining.contract import SUCCESS_MARKER, day_prefix
 from agent_retraining.spec import AgentSpec, CategoryFeature, NumericFeature, load_agent
 from agent_retraining.storage import buckets_from_env, put_bytes, s3_client_from_env
@@ -110,12 +111,22 @@ def sample_contexts(world: World, rows: int, rng: np.random.Generator) -> tuple[
     return values, np.hstack(signals)
 
 
-def day_events(world: World, day: date, rows: int, seed: int) -> list[dict]:
-    """One day of log events, reproducible from (agent, day, seed)."""
+def day_events(world: World, day: date, rows: int, seed: int, agent: AgentModelClient | None = None) -> list[dict]:
+    """One day of log events, reproducible from (agent, day, seed).
+
+    With an `agent` client serving a deployed model, the agent acts on that
+    model (and logs its version); before the first deploy it acts on the
+    world's built-in policy and logs no version.
+    """
     spec = world.spec
     rng = _rng("day", spec.agent_id, day.isoformat(), seed)
     context, signals = sample_contexts(world, rows, rng)
-    propensities = world.policy_propensities(signals)
+    version = agent.version if agent else None
+    if version:
+        rows_of_context = [{name: column[i] for name, column in context.items()} for i in range(rows)]
+        propensities = agent.propensities(rows_of_context)
+    else:
+        propensities = world.policy_propensities(signals)
     cumulative = propensities.cumsum(axis=1)
     chosen = (rng.random((rows, 1)) > cumulative).sum(axis=1).clip(max=len(spec.actions) - 1)
     reward_probability = world.reward_probability(signals)[np.arange(rows), chosen]
@@ -131,7 +142,7 @@ def day_events(world: World, day: date, rows: int, seed: int) -> list[dict]:
                 "ts": ts.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
                 "agent_id": spec.agent_id,
                 "session_id": f"s-{day:%Y%m%d}-{i // 3:07d}",
-                "model_version": None,
+                "model_version": version,
                 "context": {name: column[i] for name, column in context.items()},
                 "action": spec.actions[chosen[i]],
                 "propensity": round(float(propensities[i, chosen[i]]), 6),
@@ -179,12 +190,15 @@ def simulate(
     events_per_day: int = 2000,
     seed: int = 0,
     corrupt_days: frozenset[date] = frozenset(),
+    agent: AgentModelClient | None = None,
 ) -> list[str]:
     world = World.for_spec(spec, seed)
     keys = []
     for offset in range(days):
         day = start + timedelta(days=offset)
-        events = day_events(world, day, events_per_day, seed)
+        if agent:
+            agent.poll()  # as the agent would between days: pick up a newly deployed model
+        events = day_events(world, day, events_per_day, seed, agent)
         if day in corrupt_days:
             events = corrupt(events, spec, _rng("corrupt", day.isoformat(), seed))
         keys.extend(write_day(s3, bucket, spec, day, events))
@@ -201,11 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corrupt-day", action="append", default=[], type=date.fromisoformat)
     args = parser.parse_args(argv)
     spec = load_agent(args.agent)
-    bucket = buckets_from_env().logs
+    buckets, s3 = buckets_from_env(), s3_client_from_env()
+    agent = AgentModelClient(spec, s3, buckets.models)
+    bucket = buckets.logs
     keys = simulate(
-        s3_client_from_env(), bucket, spec, args.start, args.days, args.events_per_day, args.seed,
-        frozenset(args.corrupt_day),
-    )  # fmt: skip
+        s3, bucket, spec, args.start, args.days, args.events_per_day, args.seed, frozenset(args.corrupt_day), agent
+    )
+    print(f"the agent acted on model {agent.version}" if agent.version else "no model deployed: built-in policy")
     last = args.start + timedelta(days=args.days - 1)
     print(f"wrote {len(keys)} log files for {spec.agent_id}, {args.start} to {last}, to s3://{bucket}/")
     for day in args.corrupt_day:

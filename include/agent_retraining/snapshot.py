@@ -36,7 +36,7 @@ from agent_retraining.contract import (
 from agent_retraining.spec import AgentSpec
 from agent_retraining.storage import Buckets, exists, get_bytes, list_keys, put_bytes, write_json, write_parquet
 
-_ARROW_TYPES = {"category": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
+FEATURE_TYPES = {"category": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
 _SCALARS = {"string": pa.string(), "double": pa.float64(), "timestamp": pa.string()}
 _RFC3339_WITH_OFFSET = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$"
 # JSON types a value may have, by contract or feature type (bool is not a number here).
@@ -87,7 +87,7 @@ class ParsedObject:
 
 def read_schema(spec: AgentSpec) -> pa.Schema:
     """The Arrow schema of contract v1 with this agent's context features."""
-    context = pa.struct([pa.field(name, _ARROW_TYPES[f.type]) for name, f in spec.context.items()])
+    context = pa.struct([pa.field(name, FEATURE_TYPES[f.type]) for name, f in spec.context.items()])
     fields = [
         pa.field(name, context if kind == "object" else _SCALARS[kind]) for name, (kind, _) in EVENT_FIELDS.items()
     ]

@@ -117,3 +117,24 @@ def test_the_same_interval_gives_the_same_metrics_and_winner(judged, s3, buckets
     second = evaluate_and_decide(s3, buckets, spec_variant(spec, agent_id="judge-repeat"), window, holdout_key, again)
     assert second["metrics"] == first["metrics"]
     assert second["winner"] == first["winner"]
+
+
+def test_a_backfill_records_what_it_would_decide_and_leaves_the_manifest_alone(judged, s3, buckets):
+    from agent_retraining.contract import run_prefix
+    from agent_retraining.evaluation import RunContext
+    from agent_retraining.storage import read_json
+
+    spec, window, holdout_key, candidates = judged
+    bad = _decide(judged, s3, buckets, "judge-backfill", "shuffled")
+    deploy(s3, buckets, "judge-backfill", bad, "install-a-bad-champion")
+    _, etag = read_manifest(s3, buckets, "judge-backfill")
+    variant = spec_variant(spec, agent_id="judge-backfill")
+    decision = evaluate_and_decide(
+        s3, buckets, variant, window, holdout_key, candidates["true"], RunContext("backfill")
+    )
+    assert not decision["deploy"]
+    assert decision["would_deploy"]  # the better model would have won a normal run
+    assert _failed(decision) == {"run_may_move_manifest"}
+    assert decision["reason"].startswith("backfill, manifest left alone; the decision would have been: deploy")
+    assert read_json(s3, buckets.artifacts, run_prefix("judge-backfill", window.last) + "decision.json") == decision
+    assert read_manifest(s3, buckets, "judge-backfill")[1] == etag

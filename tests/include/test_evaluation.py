@@ -3,7 +3,7 @@ from datetime import date
 import numpy as np
 import pytest
 
-from agent_retraining.evaluation import calibration_error, gate_rules, select_winner, snips
+from agent_retraining.evaluation import RunContext, calibration_error, gate_rules, select_winner, snips
 from agent_retraining.snapshot import Window
 from tests.conftest import spec_variant
 
@@ -12,6 +12,7 @@ GOOD = {
     "slices": {"channel=chat": {"rows": 300, "roc_auc": 0.78, "log_loss": 0.5}},
 }  # fmt: skip
 WINDOW = Window(date(2026, 3, 1), date(2026, 3, 7), 1)
+RUN = RunContext("scheduled")
 
 
 def test_snips_matches_the_closed_form_under_uniform_logging():
@@ -57,15 +58,15 @@ def _failed(rules):
 
 
 def test_cold_start_uses_the_floors_alone(support_bot):
-    assert _failed(gate_rules(support_bot, GOOD, None, None, WINDOW)) == set()
+    assert _failed(gate_rules(support_bot, GOOD, None, None, WINDOW, RUN)) == set()
     weak = {**GOOD, "roc_auc": 0.55}
-    assert _failed(gate_rules(support_bot, weak, None, None, WINDOW)) == {"floor_roc_auc"}
+    assert _failed(gate_rules(support_bot, weak, None, None, WINDOW, RUN)) == {"floor_roc_auc"}
 
 
 def test_a_challenger_worse_than_the_champion_is_refused_with_the_rule_named(support_bot):
     live = {"trained_on": {"last": "2026-03-06"}}
     champion = {**GOOD, "roc_auc": 0.85, "policy_value": 0.80}
-    rules = gate_rules(support_bot, GOOD, champion, live, WINDOW)
+    rules = gate_rules(support_bot, GOOD, champion, live, WINDOW, RUN)
     assert _failed(rules) == {"no_regression_roc_auc", "policy_value"}
     detail = next(r["detail"] for r in rules if r["rule"] == "policy_value")
     assert "0.7000" in detail
@@ -75,18 +76,18 @@ def test_a_challenger_worse_than_the_champion_is_refused_with_the_rule_named(sup
 def test_better_auc_but_worse_policy_value_is_refused(support_bot):
     live = {"trained_on": {"last": "2026-03-06"}}
     challenger = {**GOOD, "roc_auc": 0.90, "policy_value": 0.60}
-    assert _failed(gate_rules(support_bot, challenger, GOOD, live, WINDOW)) == {"policy_value"}
+    assert _failed(gate_rules(support_bot, challenger, GOOD, live, WINDOW, RUN)) == {"policy_value"}
 
 
 def test_a_model_trained_on_older_data_than_the_live_one_is_refused(support_bot):
     live = {"trained_on": {"last": "2026-03-09"}}
-    assert _failed(gate_rules(support_bot, GOOD, GOOD, live, WINDOW)) == {"not_older_than_live"}
+    assert _failed(gate_rules(support_bot, GOOD, GOOD, live, WINDOW, RUN)) == {"not_older_than_live"}
 
 
 def test_a_slice_that_regresses_beyond_its_limit_is_refused(support_bot):
     live = {"trained_on": {"last": "2026-03-06"}}
     worse_on_chat = {**GOOD, "slices": {"channel=chat": {"rows": 300, "roc_auc": 0.70, "log_loss": 0.6}}}
-    rules = gate_rules(support_bot, worse_on_chat, GOOD, live, WINDOW)
+    rules = gate_rules(support_bot, worse_on_chat, GOOD, live, WINDOW, RUN)
     assert _failed(rules) == {"slice_roc_auc:channel=chat"}
     assert "0.7000 >= champion 0.7800 - 0.05" in next(r["detail"] for r in rules if not r["passed"])
 
@@ -101,3 +102,17 @@ def test_slices_are_each_action_and_each_declared_feature_value_with_enough_rows
     masks = slice_masks(support_bot, holdout, logged)
     assert set(masks) == {"action=answer_from_faq", "channel=chat", "customer_tier=pro"}
     assert masks["channel=chat"].sum() == 150
+
+
+def test_a_backfill_run_never_moves_the_manifest(support_bot):
+    rules = gate_rules(support_bot, GOOD, None, None, WINDOW, RunContext("backfill"))
+    assert _failed(rules) == {"run_may_move_manifest"}
+
+
+def test_only_a_manual_run_may_waive_the_newer_data_rule(support_bot):
+    live = {"trained_on": {"last": "2026-03-09"}}
+    waived = gate_rules(support_bot, GOOD, GOOD, live, WINDOW, RunContext("manual", allow_older_than_live=True))
+    assert _failed(waived) == set()
+    assert "waived by the operator" in next(r["detail"] for r in waived if r["rule"] == "not_older_than_live")
+    scheduled = gate_rules(support_bot, GOOD, GOOD, live, WINDOW, RunContext("scheduled", allow_older_than_live=True))
+    assert _failed(scheduled) == {"not_older_than_live"}

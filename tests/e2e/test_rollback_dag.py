@@ -1,0 +1,59 @@
+"""The manual rollback DAG, run with `dag.test()` against the real local S3 server."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from agent_retraining.manifest import deploy, read_manifest
+from tests.include.test_manifest import _decision
+
+REPO = Path(__file__).resolve().parents[2]
+AGENT = "support-bot"  # the rollback form offers the agents of include/agents/
+
+
+@pytest.fixture(scope="module")
+def rollback_dag(airflow_db):
+    module_spec = importlib.util.spec_from_file_location("rollback_under_test", REPO / "dags" / "rollback_model.py")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.rollback_model_dag
+
+
+@pytest.fixture(scope="module")
+def versions(s3, buckets):
+    return [
+        deploy(s3, buckets, AGENT, _decision(s3, buckets, AGENT, name, f"2026-07-0{i}"), f"run-{i}")["version"]
+        for i, name in enumerate(("lightgbm", "torch_mlp"), start=1)
+    ]
+
+
+def test_rollback_dag_points_the_manifest_at_the_previous_version(rollback_dag, versions, s3, buckets):
+    dag_run = rollback_dag.test(run_conf={"agent_id": AGENT, "target": "previous", "reason": "wrong escalations"})
+    assert dag_run.state == "success"
+    manifest, _ = read_manifest(s3, buckets, AGENT)
+    assert manifest["version"] == versions[0]
+    assert manifest["reason"] == "rollback: wrong escalations"
+    assert manifest["run_id"] == dag_run.run_id
+
+
+def test_rollback_dag_refuses_a_target_that_is_not_in_the_history(rollback_dag, versions, s3, buckets):
+    _, etag = read_manifest(s3, buckets, AGENT)
+    conf = {"agent_id": AGENT, "target": "20200101-lightgbm-0123456789ab", "reason": "try it"}
+    assert rollback_dag.test(run_conf=conf).state == "failed"
+    assert read_manifest(s3, buckets, AGENT)[1] == etag
+
+
+@pytest.mark.parametrize(
+    "conf",
+    [
+        {"agent_id": AGENT, "target": "../../other-bot/manifest", "reason": "escape"},
+        {"agent_id": "unknown-bot", "target": "previous", "reason": "who?"},
+        {"agent_id": AGENT, "target": "previous", "reason": ""},
+    ],
+)
+def test_rollback_params_are_validated_before_anything_runs(rollback_dag, versions, conf):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    with pytest.raises(ParamValidationError):
+        rollback_dag.test(run_conf=conf)

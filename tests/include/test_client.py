@@ -1,0 +1,117 @@
+"""The agent-side client against the real local S3 server: it keeps serving whatever happens to S3."""
+
+import gzip
+import hashlib
+import json
+from datetime import date
+
+import boto3
+import numpy as np
+import pytest
+
+from agent_retraining.client import AgentModelClient, NoModel
+from agent_retraining.contract import day_prefix
+from agent_retraining.features import encode, encoding_id
+from agent_retraining.manifest import deploy, read_manifest
+from agent_retraining.simulate import World, day_events, simulate
+from agent_retraining.snapshot import parse_log_object
+from agent_retraining.storage import get_bytes, list_keys, put_bytes
+from agent_retraining.training import FRAMEWORKS, fit, hyperparameters
+from tests.conftest import spec_variant
+
+DAY = date(2026, 6, 1)
+
+
+def _deploy_model(s3, buckets, spec, name: str, last_day: str, seed: int) -> str:
+    """Train a real candidate on simulated rows and deploy it; returns its version."""
+    events = day_events(World.for_spec(spec, 0), DAY, 400, seed)
+    table = parse_log_object("x.jsonl", "".join(json.dumps(e) + "\n" for e in events).encode(), spec, DAY).table
+    matrix, labels = encode(spec, table)
+    artifact, params = fit(name, matrix, labels, seed, hyperparameters(spec, name))
+    key = f"{spec.agent_id}/candidates/{name}-{seed}"
+    put_bytes(s3, buckets.artifacts, key, artifact)
+    winner = {
+        "candidate": name, "framework": FRAMEWORKS[name], "params": params, "artifact_key": key,
+        "sha256": hashlib.sha256(artifact).hexdigest(), "encoding_id": encoding_id(spec),
+        "trained_on": {"first": last_day, "last": last_day},
+    }  # fmt: skip
+    decision = {"winner": winner, "metrics": {name: {"roc_auc": 0.8}}, "reason": "test"}
+    return deploy(s3, buckets, spec.agent_id, decision, f"run-{seed}")["version"]
+
+
+@pytest.fixture
+def agent_spec(support_bot, request):
+    return spec_variant(support_bot, agent_id=f"client-{request.node.name[5:25].replace('_', '-')}")
+
+
+def _contexts(spec, rows=5):
+    return [e["context"] for e in day_events(World.for_spec(spec, 0), DAY, rows, 1)]
+
+
+def test_before_any_deploy_there_is_no_model(agent_spec, s3, buckets):
+    client = AgentModelClient(agent_spec, s3, buckets.models)
+    assert client.poll() is False
+    assert "NoSuchKey" in client.last_error
+    with pytest.raises(NoModel):
+        client.scores(_contexts(agent_spec))
+
+
+def test_serves_the_live_model_and_picks_up_a_new_one_on_the_next_poll(agent_spec, s3, buckets):
+    first = _deploy_model(s3, buckets, agent_spec, "logistic_regression", "2026-06-01", 1)
+    client = AgentModelClient(agent_spec, s3, buckets.models, exploration=0.2)
+    assert client.poll()
+    assert client.version == first
+    assert client.poll() is False  # same ETag: nothing to reload
+    probabilities = client.propensities(_contexts(agent_spec))
+    assert np.allclose(probabilities.sum(axis=1), 1.0)
+    assert np.isclose(probabilities.max(axis=1), 0.8 + 0.2 / len(agent_spec.actions)).all()
+    action, propensity = client.choose(_contexts(agent_spec, 1)[0], np.random.default_rng(0))
+    assert action in agent_spec.actions
+    assert 0 < propensity <= 1
+
+    second = _deploy_model(s3, buckets, agent_spec, "lightgbm", "2026-06-02", 2)
+    assert client.poll()
+    assert client.version == second
+
+
+def test_keeps_serving_through_an_s3_outage(agent_spec, s3, buckets):
+    version = _deploy_model(s3, buckets, agent_spec, "logistic_regression", "2026-06-01", 1)
+    client = AgentModelClient(agent_spec, s3, buckets.models)
+    client.poll()
+    before = client.scores(_contexts(agent_spec))
+    client.s3 = boto3.client(  # nothing listens there: connection refused, as when S3 is down
+        "s3", endpoint_url="http://127.0.0.1:9", aws_access_key_id="x", aws_secret_access_key="y",
+        region_name="us-east-1", config=boto3.session.Config(retries={"max_attempts": 0}, connect_timeout=1),
+    )  # fmt: skip
+    assert client.poll() is False
+    assert "Could not connect" in client.last_error
+    assert client.version == version
+    assert np.array_equal(client.scores(_contexts(agent_spec)), before)
+
+
+def test_keeps_serving_when_the_new_artifact_is_corrupted(agent_spec, s3, buckets):
+    version = _deploy_model(s3, buckets, agent_spec, "logistic_regression", "2026-06-01", 1)
+    client = AgentModelClient(agent_spec, s3, buckets.models)
+    client.poll()
+    newer = _deploy_model(s3, buckets, agent_spec, "lightgbm", "2026-06-02", 2)
+    manifest, _ = read_manifest(s3, buckets, agent_spec.agent_id)
+    put_bytes(s3, buckets.models, manifest["artifact_key"], b"tree\nbut not really")
+    assert client.poll() is False
+    assert "has sha256" in client.last_error
+    assert client.version == version
+    assert newer != version
+
+
+def test_simulated_logs_carry_the_deployed_model_version(agent_spec, s3, buckets):
+    version = _deploy_model(s3, buckets, agent_spec, "logistic_regression", "2026-06-01", 1)
+    client = AgentModelClient(agent_spec, s3, buckets.models)
+    simulate(s3, buckets.logs, agent_spec, DAY, 1, events_per_day=200, seed=4, agent=client)
+    keys = [
+        o["key"] for o in list_keys(s3, buckets.logs, day_prefix(agent_spec.agent_id, DAY)) if o["key"].endswith(".gz")
+    ]
+    events = [
+        json.loads(line) for key in keys for line in gzip.decompress(get_bytes(s3, buckets.logs, key)[0]).splitlines()
+    ]
+    assert {e["model_version"] for e in events} == {version}
+    greedy = 1 - client.exploration + client.exploration / len(agent_spec.actions)
+    assert {round(e["propensity"], 6) for e in events} <= {round(greedy, 6), round(client.exploration / 5, 6)}
