@@ -2,20 +2,28 @@
 ## Nightly retraining of an agent's reward model
 
 One DAG per agent spec in `include/agents/<agent_id>.yaml`. Each run owns one
-day of the agent's logs (its data interval, midnight to midnight UTC) and:
+day of the agent's logs (its data interval, midnight to midnight UTC; a manual
+run without a date takes the latest whole day) and:
 
-1. **snapshot**: freezes the training window's logs from S3 into one Parquet file
+1. **wait_for_logs**: waits, without holding a worker slot, for the day's
+   `_SUCCESS` marker; fails with a clear message when it is still missing
+   `wait_for_logs_hours` after the day ended;
+2. **snapshot**: freezes the training window's logs into one Parquet file
    (every source object's key and ETag recorded);
-2. **validate**: runs the Great Expectations suite generated from the spec; a
-   violation fails the run here, so nothing is trained on bad data;
-3. **build_features**: time-based split, the newest day(s) held out;
-4. **train**: one mapped task per candidate (scikit-learn, LightGBM, PyTorch);
-5. **evaluate**: every candidate and the live model on the same holdout rows,
+3. **validate**: the data gate (Great Expectations suite generated from the
+   spec); a blocking violation fails the run here, so nothing trains on bad data;
+4. **build_features**: time-based split, the newest day(s) held out;
+5. **train**: one mapped task per candidate (scikit-learn, LightGBM, PyTorch);
+6. **evaluate**: every candidate and the live model on the same holdout rows,
    then the gate of the spec;
-6. **choose** (branch): **deploy** (artifact written once, manifest swapped by
+7. **choose** (branch): **deploy** (artifact written once, manifest swapped by
    compare-and-swap) or **skip_deploy**; when the spec asks for approval, an
    operator approves the deploy in the UI first (no answer in time: keep);
-7. **report**: always runs and writes `report.json` next to the run's artifacts.
+8. **report**: always runs and writes `report.json` next to the run's artifacts.
+
+Trigger form: training window, candidates, dry run (evaluate and report only),
+gate margins, and `allow_older_than_live` (manual runs only, logged). Backfill
+runs record the decision they would take and never move the manifest.
 
 Tasks hand data to each other through S3 (the `agent_s3` connection); XCom
 carries only object keys and small summaries. The run fails (red) when any stage
@@ -27,11 +35,75 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset, CronDataIntervalTimetable, Param, TriggerRule, dag, task
+from airflow.sdk import (
+    Asset,
+    CronDataIntervalTimetable,
+    ExceptionRetryPolicy,
+    Param,
+    RetryAction,
+    RetryRule,
+    TriggerRule,
+    dag,
+    task,
+)
 
 from agent_retraining.spec import AgentSpec, load_all_specs
 
-S3_RETRIES = {"retries": 2, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True}
+# Retry what is transient (S3 and the network), fail at once on anything else:
+# a data-gate refusal or a bad parameter will not get better by retrying.
+S3_AND_NETWORK_ERRORS = ExceptionRetryPolicy(
+    rules=[
+        RetryRule(
+            exception=[
+                "botocore.exceptions.ClientError",
+                "botocore.exceptions.EndpointConnectionError",
+                "botocore.exceptions.ConnectionClosedError",
+                "botocore.exceptions.ConnectTimeoutError",
+                "botocore.exceptions.ReadTimeoutError",
+                "urllib3.exceptions.ProtocolError",
+            ],
+            action=RetryAction.RETRY,
+            reason="S3 or network error; retrying with backoff",
+        )
+    ],
+    default=RetryAction.FAIL,
+)
+DEFAULT_ARGS = {
+    "retries": 3,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+    "retry_policy": S3_AND_NETWORK_ERRORS,
+}
+
+
+def run_params(spec: AgentSpec) -> dict:
+    """The trigger form; defaults come from the spec, and every value is validated before a run starts."""
+    return {
+        "window_days": Param(
+            spec.training.window_days, type="integer", minimum=spec.training.holdout_days + 1, maximum=365,
+            title="Training window (days)", description="Days of logs to train on, ending with the run's day.",
+        ),
+        "candidates": Param(
+            list(spec.candidates), type="array", items={"type": "string", "enum": list(spec.candidates)},
+            minItems=1, uniqueItems=True, title="Candidates", description="Which candidate models to train.",
+        ),
+        "dry_run": Param(
+            False, type="boolean", title="Dry run", description="Evaluate and report, never deploy.",
+        ),
+        "allow_older_than_live": Param(
+            False, type="boolean", title="Allow replacing a model trained on newer data",
+            description="Manual runs only, and logged in the decision: waive the rule that a deploy must not "
+            "replace a live model trained on newer data than this run's.",
+        ),
+        "policy_value_margin": Param(
+            spec.gate.policy_value_margin, type="number", minimum=0, maximum=1, title="Policy value margin",
+            description="How much lower than the champion's the challenger's policy value may be.",
+        ),
+        "max_auc_regression": Param(
+            spec.gate.max_regression.roc_auc, type="number", minimum=0, maximum=1, title="Max ROC AUC regression",
+            description="How much lower than the champion's the challenger's ROC AUC may be.",
+        ),
+    }  # fmt: skip
 
 
 def build_retraining_dag(spec: AgentSpec):
@@ -39,49 +111,66 @@ def build_retraining_dag(spec: AgentSpec):
         dag_id=spec.dag_id,
         description=f"Nightly retraining of {spec.agent_id}: {spec.description}",
         doc_md=__doc__,
+        # A data-interval timetable: each run owns [start, end) of logs. A bare cron
+        # string would give Airflow 3's zero-length CronTriggerTimetable intervals.
         schedule=CronDataIntervalTimetable(spec.schedule, timezone="UTC"),
         start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
         catchup=False,
-        max_active_runs=1,
+        max_active_runs=3,  # backfill days train in parallel; `deploy` moves the manifest one run at a time
         tags=["retraining", f"agent:{spec.agent_id}"],
-        default_args={"owner": spec.owner, **S3_RETRIES},
-        params={
-            "allow_older_than_live": Param(
-                False,
-                type="boolean",
-                title="Allow replacing a model trained on newer data",
-                description="Manual runs only, and logged in the decision: waive the rule that a deploy must not "
-                "replace a live model trained on newer data than this run's.",
-            ),
-        },
+        default_args={"owner": spec.owner, **DEFAULT_ARGS},
+        params=run_params(spec),
     )
     def retraining():
-        @task(multiple_outputs=False)
-        def snapshot(data_interval_start=None) -> dict:
-            from agent_retraining.reporting import clear_run
-            from agent_retraining.snapshot import Window, take_snapshot
-            from agent_retraining.storage import buckets_from_env
-            from retraining_runtime import run_day, s3_client
+        @task.sensor(
+            mode="reschedule",  # frees the worker slot between pokes
+            poke_interval=300,
+            timeout=(spec.wait_for_logs_hours + 1) * 3600,  # backstop; the task fails itself at the deadline
+            retries=0,
+        )
+        def wait_for_logs(params=None, data_interval_start=None, data_interval_end=None):
+            from airflow.sdk import PokeReturnValue
 
-            s3, buckets, window = s3_client(), buckets_from_env(), Window.ending(run_day(data_interval_start), spec)
-            clear_run(s3, buckets, spec, window)
-            record = take_snapshot(s3, buckets, spec, window)
+            from agent_retraining.contract import success_key
+            from agent_retraining.storage import exists
+            from retraining_runtime import run_inputs
+
+            run = run_inputs(spec, params, data_interval_start)
+            marker = success_key(spec.agent_id, run.window.last)
+            if exists(run.s3, run.buckets.logs, marker):
+                return PokeReturnValue(is_done=True)
+            if pendulum.now("UTC") > data_interval_end + timedelta(hours=spec.wait_for_logs_hours):
+                from airflow.sdk.exceptions import AirflowFailException
+
+                raise AirflowFailException(
+                    f"s3://{run.buckets.logs}/{marker} is still missing {spec.wait_for_logs_hours}h after "
+                    f"{run.window.last} ended: the agent's logs for that day are not complete"
+                )
+            return PokeReturnValue(is_done=False)
+
+        @task(multiple_outputs=False)
+        def snapshot(params=None, data_interval_start=None) -> dict:
+            from agent_retraining.reporting import clear_run
+            from agent_retraining.snapshot import take_snapshot
+            from retraining_runtime import run_inputs
+
+            run = run_inputs(spec, params, data_interval_start)
+            clear_run(run.s3, run.buckets, run.spec, run.window)
+            record = take_snapshot(run.s3, run.buckets, run.spec, run.window)
             return {"snapshot_key": record["snapshot_key"], "rows": record["rows"], "faults": len(record["faults"])}
 
         @task(retries=0)
-        def validate(snap: dict, data_interval_start=None) -> str:
+        def validate(snap: dict, params=None, data_interval_start=None) -> str:
             from airflow.sdk.exceptions import AirflowFailException
 
             from agent_retraining.contract import run_prefix
-            from agent_retraining.snapshot import Window
-            from agent_retraining.storage import buckets_from_env
             from agent_retraining.validation import DataRejected, validate_snapshot
-            from retraining_runtime import run_day, s3_client
+            from retraining_runtime import run_inputs
 
-            window = Window.ending(run_day(data_interval_start), spec)
-            record_key = run_prefix(spec.agent_id, window.last) + "snapshot.json"
+            run = run_inputs(spec, params, data_interval_start)
+            record_key = run_prefix(spec.agent_id, run.window.last) + "snapshot.json"
             try:
-                result = validate_snapshot(s3_client(), buckets_from_env(), spec, window, record_key)
+                result = validate_snapshot(run.s3, run.buckets, run.spec, run.window, record_key)
             except DataRejected as exc:
                 raise AirflowFailException(f"data gate refused the logs: {exc}") from exc
             for warning in result["warnings"]:
@@ -89,49 +178,56 @@ def build_retraining_dag(spec: AgentSpec):
             return snap["snapshot_key"]
 
         @task(multiple_outputs=False)
-        def build_features(snapshot_key: str, data_interval_start=None) -> dict:
+        def build_features(snapshot_key: str, params=None, data_interval_start=None) -> dict:
             from agent_retraining.features import build_split
-            from agent_retraining.snapshot import Window
-            from agent_retraining.storage import buckets_from_env
-            from retraining_runtime import run_day, s3_client
+            from retraining_runtime import run_inputs
 
-            window = Window.ending(run_day(data_interval_start), spec)
-            return build_split(s3_client(), buckets_from_env(), spec, window, snapshot_key)
+            run = run_inputs(spec, params, data_interval_start)
+            return build_split(run.s3, run.buckets, run.spec, run.window, snapshot_key)
+
+        @task
+        def candidates(params=None) -> list[str]:
+            from agent_retraining.spec import with_run_params
+
+            return with_run_params(spec, params).candidates
 
         @task(multiple_outputs=False, map_index_template="{{ task.op_kwargs['candidate'] }}")
-        def train(candidate: str, split: dict, data_interval_start=None) -> dict:
-            from agent_retraining.snapshot import Window
-            from agent_retraining.storage import buckets_from_env
+        def train(candidate: str, split: dict, params=None, data_interval_start=None) -> dict:
             from agent_retraining.training import train_candidate
-            from retraining_runtime import run_day, s3_client
+            from retraining_runtime import run_inputs
 
-            window = Window.ending(run_day(data_interval_start), spec)
-            return train_candidate(s3_client(), buckets_from_env(), spec, window, candidate, split["train_key"])
+            run = run_inputs(spec, params, data_interval_start)
+            return train_candidate(run.s3, run.buckets, run.spec, run.window, candidate, split["train_key"])
 
         @task(multiple_outputs=False)
-        def evaluate(split: dict, candidates: list[dict], data_interval_start=None, dag_run=None, params=None) -> dict:
+        def evaluate(split: dict, trained: list[dict], params=None, data_interval_start=None, dag_run=None) -> dict:
             from agent_retraining.evaluation import RunContext, evaluate_and_decide
-            from agent_retraining.snapshot import Window
-            from agent_retraining.storage import buckets_from_env
-            from retraining_runtime import run_day, s3_client
+            from retraining_runtime import run_inputs
 
-            window = Window.ending(run_day(data_interval_start), spec)
-            run = RunContext(str(dag_run.run_type), params["allow_older_than_live"])
+            run = run_inputs(spec, params, data_interval_start)
+            run_type = getattr(dag_run.run_type, "value", dag_run.run_type)  # an enum here: "backfill", ...
+            context = RunContext(run_type, params["allow_older_than_live"], params["dry_run"])
             decision = evaluate_and_decide(
-                s3_client(), buckets_from_env(), spec, window, split["holdout_key"], list(candidates), run
+                run.s3, run.buckets, run.spec, run.window, split["holdout_key"], list(trained), context
             )
-            return {
-                "deploy": decision["deploy"],
-                "winner": decision["winner"]["candidate"],
-                "reason": decision["reason"],
-            }
+            failed = [rule["rule"] for rule in decision["rules"] if not rule["passed"]]
+            return {"deploy": decision["deploy"], "winner": decision["winner"]["candidate"],
+                    "reason": decision["reason"], "failed_rules": failed}  # fmt: skip
 
         @task.branch
-        def choose(decision: dict) -> str:
+        def choose(decision: dict, ti=None) -> str:
+            """Deploy only when every rule passed; the decision's summary is kept as this task's XCom."""
+            ti.xcom_push(key="decision", value=decision)
             print(decision["reason"])
-            return "deploy" if decision["deploy"] else "skip_deploy"
+            if not decision["deploy"]:
+                return "skip_deploy"
+            return "approve_deploy" if spec.approval.required else "deploy"
 
-        @task(multiple_outputs=False, outlets=[Asset(name=f"{spec.agent_id}_model_manifest")])
+        @task(
+            multiple_outputs=False,
+            max_active_tis_per_dag=1,  # one run at a time moves this agent's manifest
+            outlets=[Asset(name=f"{spec.agent_id}_model_manifest")],
+        )
         def deploy(data_interval_start=None, run_id=None) -> dict:
             from agent_retraining.manifest import deploy_run
             from agent_retraining.storage import buckets_from_env
@@ -144,14 +240,12 @@ def build_retraining_dag(spec: AgentSpec):
             return decision["reason"]
 
         @task(trigger_rule=TriggerRule.ALL_DONE)
-        def report(data_interval_start=None, run_id=None) -> str:
+        def report(params=None, data_interval_start=None, run_id=None) -> str:
             from agent_retraining.reporting import build_report, summary
-            from agent_retraining.snapshot import Window
-            from agent_retraining.storage import buckets_from_env
-            from retraining_runtime import run_day, s3_client
+            from retraining_runtime import run_inputs
 
-            window = Window.ending(run_day(data_interval_start), spec)
-            result = build_report(s3_client(), buckets_from_env(), spec, window, run_id)
+            run = run_inputs(spec, params, data_interval_start)
+            result = build_report(run.s3, run.buckets, run.spec, run.window, run_id)
             print(summary(result))
             return result["outcome"]
 
@@ -162,10 +256,12 @@ def build_retraining_dag(spec: AgentSpec):
 
             raise AirflowFailException("a stage of this run failed; see report.json and the failed task's log")
 
+        waited = wait_for_logs()
         snap = snapshot()
+        waited >> snap
         validated = validate(snap)
         split = build_features(validated)
-        trained = train.partial(split=split).expand(candidate=list(spec.candidates))
+        trained = train.partial(split=split).expand(candidate=candidates())
         decision = evaluate(split, trained)
         deployed, kept = deploy(), skip_deploy(decision)
         branches = [deployed, kept]
@@ -184,7 +280,7 @@ def build_retraining_dag(spec: AgentSpec):
             branches.append(approve_deploy)
         else:
             choose(decision) >> branches
-        stages = [snap, validated, split, trained, decision, *branches]
+        stages = [waited, snap, validated, split, trained, decision, *branches]
         stages >> report()
         stages >> fail_run_if_a_stage_failed()
 

@@ -1,4 +1,4 @@
-"""What the retraining tasks need from Airflow: the S3 client from the connection.
+"""What the retraining tasks need from Airflow: the S3 client from the connection, and the run's inputs.
 
 Kept out of `include/` so the domain package stays importable without Airflow
 (the agent-side client uses it). Endpoint and credentials live in the Airflow
@@ -8,7 +8,9 @@ bucket names come from the environment.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 S3_CONN_ID = "agent_s3"
 
@@ -22,3 +24,33 @@ def s3_client():
 def run_day(data_interval_start: datetime) -> date:
     """The day of logs a run owns: the UTC date its data interval starts on."""
     return data_interval_start.astimezone(UTC).date()
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    spec: Any  # the agent spec with this run's form overrides applied
+    window: Any
+    s3: Any
+    buckets: Any
+
+
+def run_inputs(spec, params: dict, data_interval_start: datetime) -> RunInputs:
+    """Everything a task of one run works from, derived the same way in every task."""
+    from agent_retraining.snapshot import Window
+    from agent_retraining.spec import with_run_params
+    from agent_retraining.storage import buckets_from_env
+
+    run_spec = with_run_params(spec, params)
+    return RunInputs(run_spec, Window.ending(run_day(data_interval_start), run_spec), s3_client(), buckets_from_env())
+
+
+def worker_hostname() -> str:
+    """The host name Airflow records for a task (`[core] hostname_callable`).
+
+    WORKER_NAME when set, so that several Celery workers on one host can be told
+    apart in the UI; otherwise the fully qualified domain name, Airflow's default.
+    """
+    import os
+    import socket
+
+    return os.environ.get("WORKER_NAME") or socket.getfqdn()

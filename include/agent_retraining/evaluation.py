@@ -139,6 +139,7 @@ class RunContext:
 
     run_type: str = "manual"  # "scheduled", "manual", "backfill", ...
     allow_older_than_live: bool = False  # operator override, honoured for manual runs only
+    dry_run: bool = False  # evaluate and report, never deploy
 
     @property
     def older_than_live_allowed(self) -> bool:
@@ -157,10 +158,9 @@ def gate_rules(
         _at_least("brier", challenger["brier"], floors.max_brier, "floor"),
         _at_least("calibration_error", challenger["calibration_error"], floors.max_calibration_error, "floor"),
     ]
-    if run.run_type == "backfill":
-        rules.append(
-            _rule("run_may_move_manifest", False, "a backfill run records the decision it would take and moves nothing")
-        )
+    if run.run_type == "backfill" or run.dry_run:
+        what = "a backfill run" if run.run_type == "backfill" else "a dry run"
+        rules.append(_rule("run_may_move_manifest", False, f"{what} records the decision it would take, moves nothing"))
     if live is not None:
         newest = live["trained_on"]["last"]
         detail = f"trained on data up to {window.last}, the live model up to {newest}"
@@ -251,8 +251,9 @@ def evaluate_and_decide(
         reason = f"deploy {winner_name}: it passed every rule against the floors and champion {live['version']}"
     else:
         reason = f"deploy {winner_name}: {champion_note}, and it passed every floor"
-    if run.run_type == "backfill":
-        reason = f"backfill, manifest left alone; the decision would have been: {reason}"
+    if run.run_type == "backfill" or run.dry_run:
+        what = "backfill" if run.run_type == "backfill" else "dry run"
+        reason = f"{what}, manifest left alone; the decision would have been: {reason}"
     if run.older_than_live_allowed:
         logging.getLogger(__name__).warning("allow_older_than_live is set: the not_older_than_live rule is waived")
     decision = {

@@ -53,9 +53,8 @@ class Window:
     holdout_days: int
 
     @classmethod
-    def ending(cls, day: date, spec: AgentSpec, window_days: int | None = None) -> Window:
-        days = window_days or spec.training.window_days
-        return cls(day - timedelta(days=days - 1), day, spec.training.holdout_days)
+    def ending(cls, day: date, spec: AgentSpec) -> Window:
+        return cls(day - timedelta(days=spec.training.window_days - 1), day, spec.training.holdout_days)
 
     @property
     def days(self) -> list[date]:

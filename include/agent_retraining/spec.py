@@ -153,6 +153,8 @@ class AgentSpec(_Strict):
     gate: Gate
     validation: Validation = Field(default_factory=Validation)
     approval: Approval = Field(default_factory=Approval)
+    # How long after its day ends a run waits for the day's _SUCCESS marker before failing.
+    wait_for_logs_hours: float = Field(default=6.0, gt=0.0)
 
     @model_validator(mode="after")
     def _no_duplicates(self) -> AgentSpec:
@@ -221,3 +223,19 @@ def load_agent(agent_id: str) -> AgentSpec:
         known = ", ".join(p.stem for p in sorted(directory.glob("*.yaml")))
         raise SpecError(f"no spec for agent '{agent_id}' in {directory} (known: {known})")
     return load_spec(path)
+
+
+def with_run_params(spec: AgentSpec, params: dict) -> AgentSpec:
+    """The spec as one run uses it, after the overrides an operator chose in the trigger form.
+
+    Re-validated like a file, so a form value the spec would refuse fails the run's first task.
+    """
+    raw = spec.model_dump()
+    raw["training"]["window_days"] = params["window_days"]
+    raw["candidates"] = [name for name in spec.candidates if name in params["candidates"]]
+    raw["gate"]["policy_value_margin"] = params["policy_value_margin"]
+    raw["gate"]["max_regression"]["roc_auc"] = params["max_auc_regression"]
+    try:
+        return AgentSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(f"run parameters for {spec.agent_id}: {_describe(exc)}") from exc

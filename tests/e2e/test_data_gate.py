@@ -90,7 +90,7 @@ CORPUS = {
     "empty_partition": (lambda events, spec, prefix: {}, "empty_day", ["no log events under", "dt=2026-02-"]),
     "missing_success_marker": (
         lambda events, spec, prefix: {"part-00000.jsonl": _lines(events), SUCCESS_MARKER: None},
-        "missing_day", ["_SUCCESS is missing", "not complete"],
+        "wait_for_logs", ["_SUCCESS is still missing", "the agent's logs for that day are not complete"],
     ),
     "half_written_day": (
         lambda events, spec, prefix: {"part-00000.jsonl": _lines(events[:40])},
@@ -210,7 +210,7 @@ def test_valid_variants_pass_the_gate(live_etag, s3, buckets):
 
 
 @pytest.mark.parametrize("kind", list(CORPUS))
-def test_each_kind_of_bad_log_is_stopped_and_named(kind, dag_for, live_etag, s3, buckets):
+def test_each_kind_of_bad_log_is_stopped_and_named(kind, dag_for, live_etag, s3, buckets, capfd):
     day = _kind_day(list(CORPUS).index(kind))
     raw_before = {
         o["key"]: get_bytes(s3, buckets.logs, o["key"])[0] for o in list_keys(s3, buckets.logs, day_prefix(AGENT, day))
@@ -219,15 +219,19 @@ def test_each_kind_of_bad_log_is_stopped_and_named(kind, dag_for, live_etag, s3,
     dag_run = _run(dag_for, day)
 
     assert dag_run.state == "failed"
-    validation = read_json(s3, buckets.artifacts, run_prefix(AGENT, day) + "validation.json")
     _, expected_rule, fragments = CORPUS[kind]
-    blocking = [c for c in validation["checks"] if not c["success"] and c["tier"] == "block"]
-    assert expected_rule in {c["rule"].split(":", 1)[0] for c in blocking}, validation["failures"]
-    message = "\n".join(f for f in validation["failures"] if f"[{expected_rule}" in f)
+    if expected_rule == "wait_for_logs":  # an incomplete day never reaches the snapshot
+        assert {ti.task_id: ti.state for ti in dag_run.get_task_instances()}["wait_for_logs"] == "failed"
+        message = capfd.readouterr().out
+        assert f"{day_prefix(AGENT, day)}{SUCCESS_MARKER} is still missing" in message
+    else:
+        validation = read_json(s3, buckets.artifacts, run_prefix(AGENT, day) + "validation.json")
+        blocking = [c for c in validation["checks"] if not c["success"] and c["tier"] == "block"]
+        assert expected_rule in {c["rule"].split(":", 1)[0] for c in blocking}, validation["failures"]
+        message = "\n".join(f for f in validation["failures"] if f"[{expected_rule}" in f)
+        assert read_json(s3, buckets.artifacts, run_prefix(AGENT, day) + "report.json")["outcome"] == "data rejected"
     for fragment in fragments:
         assert fragment in message, message
-    report = read_json(s3, buckets.artifacts, run_prefix(AGENT, day) + "report.json")
-    assert report["outcome"] == "data rejected"
     assert not [o for o in list_keys(s3, buckets.artifacts, run_prefix(AGENT, day)) if "/candidates/" in o["key"]]
     assert read_manifest(s3, buckets, AGENT)[1] == live_etag
     raw_after = {

@@ -56,10 +56,11 @@ def agent(support_bot, buckets, airflow_db, specs_dir):
     return spec
 
 
-def run_day(build_dag, spec: AgentSpec, day: date):
+def run_day(build_dag, spec: AgentSpec, day: date, **conf):
     """Write the spec where the DAG folder reads it, and run its DAG for `day`'s data interval."""
     (Path(os.environ["AGENT_SPECS_DIR"]) / f"{spec.agent_id}.yaml").write_text(yaml.safe_dump(spec.model_dump()))
-    return build_dag(spec).test(logical_date=datetime.combine(day + timedelta(days=1), time(), UTC))
+    logical_date = datetime.combine(day + timedelta(days=1), time(), UTC)
+    return build_dag(spec).test(logical_date=logical_date, run_conf=conf or None)
 
 
 def report(s3, buckets, day):
@@ -154,3 +155,23 @@ def test_rerunning_a_day_reproduces_its_candidates_and_mints_no_new_version(buil
     assert {o["key"] for o in list_keys(s3, buckets.models, f"{AGENT}/models/")} == {
         k for k in models_before if "/models/" in k
     }
+
+
+def test_a_dry_run_evaluates_and_reports_but_never_deploys(build_dag, agent, s3, buckets):
+    day = date(2026, 1, 9)
+    _, etag = read_manifest(s3, buckets, AGENT)
+    dag_run = run_day(build_dag, agent, day, dry_run=True)
+    assert dag_run.state == "success"
+    decision = read_json(s3, buckets.artifacts, run_prefix(AGENT, day) + "decision.json")
+    assert not decision["deploy"]
+    assert decision["reason"].startswith("dry run, manifest left alone")
+    assert read_manifest(s3, buckets, AGENT)[1] == etag
+
+
+def test_a_day_whose_logs_never_completed_fails_with_a_clear_message(build_dag, agent, s3, buckets):
+    day = date(2026, 1, 20)  # nothing was ever written for it, and its waiting time is long over
+    dag_run = run_day(build_dag, agent, day)
+    assert dag_run.state == "failed"
+    states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+    assert states["wait_for_logs"] == "failed"
+    assert states["snapshot"] == "upstream_failed"

@@ -1,0 +1,131 @@
+"""A real Airflow deployment for a test module: its own Postgres database, api-server,
+scheduler and dag-processor (plus Celery workers when asked), all on this machine.
+
+The metadata database is created for the module and dropped afterwards, so the
+machine's Postgres is left as it was found.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+import yaml
+
+PSQL = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-tA"]
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class AirflowCluster:
+    home: Path
+    database: str
+    env: dict[str, str]
+    processes: list = field(default_factory=list)
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run([AIRFLOW, *args], env=self.env, check=check, capture_output=True, text=True)
+
+    def sql(self, query: str) -> list[list[str]]:
+        result = subprocess.run([*PSQL, "-d", self.database, "-F", "\t", "-c", query], check=True,
+                                capture_output=True, text=True)  # fmt: skip
+        return [line.split("\t") for line in result.stdout.splitlines() if line]
+
+    def start(self, name: str, *args: str, cwd: Path | None = None, **extra_env: str) -> None:
+        log = open(self.home / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop()
+        process = subprocess.Popen([AIRFLOW, *args], env={**self.env, **extra_env}, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd)  # fmt: skip
+        self.processes.append((name, process, log))
+
+    def stop(self) -> None:
+        for _, process, _ in self.processes:
+            os.killpg(process.pid, signal.SIGTERM)
+        for _, process, log in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            log.close()
+
+    def runs(self, dag_id: str) -> list[dict]:
+        """The DAG's runs with their run type (the run id's prefix); the CLI may log warnings before its JSON."""
+        result = self.cli("dags", "list-runs", dag_id, "-o", "json", check=False)
+        listing = [line for line in result.stdout.splitlines() if line.startswith("[")]
+        runs = json.loads(listing[-1]) if result.returncode == 0 and listing else []
+        return [{**run, "run_type": run["run_id"].split("__", 1)[0]} for run in runs]
+
+    def wait_for(self, dag_id: str, condition: Callable[[list[dict]], bool], what: str, timeout: float = 480):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            runs = self.runs(dag_id)
+            if condition(runs):
+                return runs
+            time.sleep(5)
+        logs = "\n".join(
+            f"--- {name}\n" + (self.home / f"{name}.log").read_text()[-2000:] for name, _, _ in self.processes
+        )
+        raise AssertionError(f"timed out waiting for {what}; runs: {self.runs(dag_id)}\n{logs}")
+
+
+def day_of(run: dict) -> date:
+    """The day of logs a scheduled or backfill run owns: its logical date is its data interval's start."""
+    return datetime.fromisoformat(run["logical_date"]).date()
+
+
+def start_cluster(home: Path, spec, executor: str = "LocalExecutor", **extra_env: str) -> AirflowCluster:
+    """Migrate a fresh database and start api-server, scheduler and dag-processor that see only `spec`'s DAG."""
+    specs = home / "agents"
+    specs.mkdir()
+    (specs / f"{spec.agent_id}.yaml").write_text(yaml.safe_dump(spec.model_dump()))
+    database = f"airflow_test_{spec.agent_id.replace('-', '_')}_{os.getpid()}"
+    subprocess.run([*PSQL, "-c", f"CREATE DATABASE {database}"], check=True, capture_output=True)
+    port = _free_port()
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AGENT_SPECS_DIR": str(specs),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://postgres@127.0.0.1:5432/{database}",
+        "AIRFLOW__CORE__EXECUTOR": executor,
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(16),
+        "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        # Celery's results go to the same throw-away database (ignored by other executors)
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql+psycopg2://postgres@127.0.0.1:5432/{database}",
+        **extra_env,
+    }
+    cluster = AirflowCluster(home, database, env)
+    migrated = cluster.cli("db", "migrate", check=False)
+    if migrated.returncode != 0:
+        drop_cluster(cluster)
+        raise AssertionError(f"airflow db migrate failed: {migrated.stderr[-3000:]}")
+    cluster.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(port))
+    cluster.start("scheduler", "scheduler")
+    cluster.start("dag-processor", "dag-processor")
+    return cluster
+
+
+def drop_cluster(cluster: AirflowCluster) -> None:
+    cluster.stop()
+    subprocess.run([*PSQL, "-c", f"DROP DATABASE IF EXISTS {cluster.database} WITH (FORCE)"], check=True,
+                   capture_output=True)  # fmt: skip

@@ -1,0 +1,101 @@
+"""The retraining DAG driven by a real Airflow scheduler, not `dag.test()`.
+
+Starts Airflow's api-server, scheduler and dag-processor (LocalExecutor, the
+machine's Postgres as metadata DB, a database of its own that is dropped after)
+beside the local S3 server. The nightly schedule, a backfill created with
+`airflow backfill create`, and the trigger form's validation all go through it.
+"""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from agent_retraining.contract import run_prefix
+from agent_retraining.manifest import read_manifest
+from agent_retraining.simulate import simulate
+from agent_retraining.storage import list_keys, read_json
+from tests.conftest import spec_variant
+from tests.e2e.airflow_cluster import day_of, drop_cluster, start_cluster
+
+AGENT = "sched-bot"
+DAG_ID = f"retrain_{AGENT}"
+TODAY = datetime.now(UTC).date()
+YESTERDAY = TODAY - timedelta(days=1)
+BACKFILL_DAYS = [TODAY - timedelta(days=n) for n in (4, 3, 2)]
+
+
+@pytest.fixture(scope="module")
+def airflow(support_bot, s3, buckets, tmp_path_factory):
+    """A running Airflow (LocalExecutor) that sees only the sched-bot's DAG, and a week of its logs."""
+    spec = spec_variant(support_bot, agent_id=AGENT, training={"window_days": 3, "holdout_days": 1, "seed": 3})
+    simulate(s3, buckets.logs, spec, TODAY - timedelta(days=7), 7, events_per_day=600, seed=9)
+    cluster = start_cluster(tmp_path_factory.mktemp("scheduler-home"), spec)
+    yield cluster
+    drop_cluster(cluster)
+
+
+def test_the_schedule_runs_the_latest_day_and_deploys(airflow, s3, buckets):
+    runs = airflow.wait_for(
+        DAG_ID, lambda rs: any(r["run_type"] == "scheduled" and r["state"] in ("success", "failed") for r in rs),
+        "the scheduled run",
+    )  # fmt: skip
+    scheduled = next(r for r in runs if r["run_type"] == "scheduled")
+    assert scheduled["state"] == "success"
+    assert day_of(scheduled) == YESTERDAY
+    manifest, _ = read_manifest(s3, buckets, AGENT)
+    assert manifest["trained_on"]["last"] == YESTERDAY.isoformat()
+    assert manifest["run_id"] == scheduled["run_id"]
+
+
+def test_a_backfill_runs_each_day_and_leaves_the_manifest_alone(airflow, s3, buckets):
+    _, etag = read_manifest(s3, buckets, AGENT)
+    airflow.cli("backfill", "create", "--dag-id", DAG_ID, "--from-date", BACKFILL_DAYS[0].isoformat(),
+        "--to-date", BACKFILL_DAYS[-1].isoformat(), "--max-active-runs", "3")  # fmt: skip
+
+    def finished(rs):
+        backfill = [r for r in rs if r["run_type"] == "backfill"]
+        return len(backfill) == len(BACKFILL_DAYS) and all(r["state"] in ("success", "failed") for r in backfill)
+
+    runs = [r for r in airflow.wait_for(DAG_ID, finished, "the backfill runs") if r["run_type"] == "backfill"]
+    assert sorted(day_of(r) for r in runs) == BACKFILL_DAYS
+    assert {r["state"] for r in runs} == {"success"}
+    for day in BACKFILL_DAYS:
+        prefix = run_prefix(AGENT, day)
+        snapshot = read_json(s3, buckets.artifacts, prefix + "snapshot.json")
+        assert snapshot["window"]["last"] == day.isoformat()
+        assert snapshot["rows"] == 3 * 600
+        decision = read_json(s3, buckets.artifacts, prefix + "decision.json")
+        assert decision["run_type"] == "backfill"
+        assert not decision["deploy"]
+        assert decision["reason"].startswith("backfill, manifest left alone")
+    assert read_manifest(s3, buckets, AGENT)[1] == etag
+
+
+def test_a_trigger_with_an_invalid_param_is_refused_before_any_task_runs(airflow, s3, buckets):
+    before = {r["run_id"] for r in airflow.runs(DAG_ID)}
+    for conf in ({"window_days": 1}, {"candidates": ["xgboost"]}, {"dry_run": "yes"}):
+        result = airflow.cli("dags", "trigger", DAG_ID, "--conf", json.dumps(conf), check=False)
+        assert result.returncode != 0, conf
+        assert "ParamValidationError: Invalid input for param" in result.stderr, conf
+    assert {r["run_id"] for r in airflow.runs(DAG_ID)} == before
+
+
+def test_re_running_an_interval_adds_no_model_version_and_no_duplicate_objects(airflow, s3, buckets):
+    day = BACKFILL_DAYS[-1]
+    first = next(r for r in airflow.runs(DAG_ID) if r["run_type"] == "backfill" and day_of(r) == day)
+    objects_before = {o["key"]: o["etag"] for o in list_keys(s3, buckets.artifacts, run_prefix(AGENT, day))}
+    models_before = {o["key"] for o in list_keys(s3, buckets.models, f"{AGENT}/")}
+    airflow.cli("backfill", "create", "--dag-id", DAG_ID, "--from-date", day.isoformat(), "--to-date", day.isoformat(),
+        "--reprocess-behavior", "completed")  # fmt: skip
+
+    def rerun_finished(rs):
+        rerun = [r for r in rs if day_of(r) == day and r["run_type"] == "backfill"]
+        return any(r["state"] == "success" and (r["end_date"] or "") > first["end_date"] for r in rerun)
+
+    airflow.wait_for(DAG_ID, rerun_finished, "the re-run")
+    objects_after = {o["key"]: o["etag"] for o in list_keys(s3, buckets.artifacts, run_prefix(AGENT, day))}
+    assert set(objects_after) == set(objects_before)  # the same objects, no second copy of anything
+    snapshot_key = run_prefix(AGENT, day) + "snapshot.parquet"
+    assert objects_after[snapshot_key] == objects_before[snapshot_key]  # the same snapshot bytes
+    assert {o["key"] for o in list_keys(s3, buckets.models, f"{AGENT}/")} == models_before
