@@ -11,7 +11,6 @@ import re
 from datetime import date
 
 AGENT_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
-CONTRACT_VERSION = 1
 
 # field -> (arrow type name, nullable). `context` is an object checked per feature.
 EVENT_FIELDS: dict[str, tuple[str, bool]] = {
@@ -25,7 +24,6 @@ EVENT_FIELDS: dict[str, tuple[str, bool]] = {
     "propensity": ("double", False),
     "reward": ("double", False),
 }
-LOG_EXTENSIONS = (".jsonl", ".jsonl.gz", ".parquet")
 SUCCESS_MARKER = "_SUCCESS"
 CONTEXT_PREFIX = "ctx_"
 

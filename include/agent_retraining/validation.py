@@ -18,7 +18,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import numpy as np
 
-from agent_retraining.contract import context_column, quarantine_prefix, run_prefix
+from agent_retraining.contract import EVENT_FIELDS, context_column, quarantine_prefix, run_prefix
 from agent_retraining.snapshot import Window
 from agent_retraining.spec import AgentSpec, CategoryFeature, NumericFeature
 from agent_retraining.storage import Buckets, put_bytes, read_json, read_parquet, write_json
@@ -53,8 +53,9 @@ def build_suite(context, spec: AgentSpec, window: Window):
         meta = {"rule": f"{kind}:{column}", "tier": tier_of(spec, kind, column)}
         suite.add_expectation(expectation_class(column=column, meta=meta, **kwargs))
 
-    for column in ("event_id", "ts", "agent_id", "session_id", "action", "propensity", "reward"):
-        add("not_null", gxe.ExpectColumnValuesToNotBeNull, column)
+    for column, (kind, nullable) in EVENT_FIELDS.items():
+        if not nullable and kind != "object":  # the context is checked feature by feature below
+            add("not_null", gxe.ExpectColumnValuesToNotBeNull, column)
     add("unique_event_id", gxe.ExpectColumnValuesToBeUnique, "event_id")
     add("agent_id", gxe.ExpectColumnValuesToBeInSet, "agent_id", value_set=[spec.agent_id])
     add("action_in_set", gxe.ExpectColumnValuesToBeInSet, "action", value_set=list(spec.actions))
