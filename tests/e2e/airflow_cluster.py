@@ -83,6 +83,14 @@ class AirflowCluster:
         )
         raise AssertionError(f"timed out waiting for {what}; runs: {self.runs(dag_id)}\n{logs}")
 
+    def finished_scheduled_run(self, dag_id: str) -> dict:
+        """The first run the scheduler created on its own (the nightly one), once it has finished."""
+        runs = self.wait_for(
+            dag_id, lambda rs: any(r["run_type"] == "scheduled" and r["state"] in ("success", "failed") for r in rs),
+            "the scheduled run",
+        )  # fmt: skip
+        return next(r for r in runs if r["run_type"] == "scheduled")
+
 
 def day_of(run: dict) -> date:
     """The day of logs a scheduled or backfill run owns: its logical date is its data interval's start."""

@@ -51,11 +51,7 @@ def celery_cluster(support_bot, s3, buckets, tmp_path_factory):
 
 
 def test_a_run_on_two_celery_workers_succeeds_with_tasks_on_both(celery_cluster, s3, buckets):
-    runs = celery_cluster.wait_for(
-        DAG_ID, lambda rs: any(r["run_type"] == "scheduled" and r["state"] in ("success", "failed") for r in rs),
-        "the scheduled run on Celery",
-    )  # fmt: skip
-    run = next(r for r in runs if r["run_type"] == "scheduled")
+    run = celery_cluster.finished_scheduled_run(DAG_ID)
     assert run["state"] == "success"
     assert day_of(run) == YESTERDAY
     hosts = celery_cluster.sql(

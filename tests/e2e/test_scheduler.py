@@ -36,11 +36,7 @@ def airflow(support_bot, s3, buckets, tmp_path_factory):
 
 
 def test_the_schedule_runs_the_latest_day_and_deploys(airflow, s3, buckets):
-    runs = airflow.wait_for(
-        DAG_ID, lambda rs: any(r["run_type"] == "scheduled" and r["state"] in ("success", "failed") for r in rs),
-        "the scheduled run",
-    )  # fmt: skip
-    scheduled = next(r for r in runs if r["run_type"] == "scheduled")
+    scheduled = airflow.finished_scheduled_run(DAG_ID)
     assert scheduled["state"] == "success"
     assert day_of(scheduled) == YESTERDAY
     manifest, _ = read_manifest(s3, buckets, AGENT)
