@@ -98,3 +98,13 @@ def spec_variant(spec, **changes):
     from agent_retraining.spec import AgentSpec
 
     return AgentSpec.model_validate({**spec.model_dump(), **changes})
+
+
+def load_dag_file(filename: str):
+    """Import a file of dags/ as the DAG processor does, as a module of its own, to build DAGs from it."""
+    import importlib.util
+
+    module_spec = importlib.util.spec_from_file_location(f"dag_file_{filename[:-3]}", REPO / "dags" / filename)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module

@@ -85,14 +85,11 @@ def test_a_broken_spec_is_an_import_error_naming_the_file_and_field(tmp_path):
 
 
 def test_a_spec_that_asks_for_approval_puts_an_operator_between_the_decision_and_the_deploy(support_bot):
-    import importlib.util
+    from tests.conftest import load_dag_file, spec_variant
 
-    from tests.conftest import spec_variant
-
-    module_spec = importlib.util.spec_from_file_location("retrain_agents_approval", REPO / "dags" / "retrain_agents.py")
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    dag = module.build_retraining_dag(spec_variant(support_bot, approval={"required": True, "timeout_hours": 2}))
+    dag = load_dag_file("retrain_agents.py").build_retraining_dag(
+        spec_variant(support_bot, approval={"required": True, "timeout_hours": 2})
+    )
     approval = dag.get_task("approve_deploy")
     assert type(approval).__name__ == "ApprovalOperator"
     assert approval.defaults == ["Reject"]  # a timeout keeps the champion

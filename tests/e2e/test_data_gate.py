@@ -11,7 +11,6 @@ import io
 import json
 import os
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -23,9 +22,8 @@ from agent_retraining.manifest import read_manifest
 from agent_retraining.simulate import World, day_events, write_day
 from agent_retraining.snapshot import read_schema
 from agent_retraining.storage import get_bytes, list_keys, put_bytes, read_json
-from tests.conftest import spec_variant
+from tests.conftest import load_dag_file, spec_variant
 
-REPO = Path(__file__).resolve().parents[2]
 AGENT = "gate-bot"
 START = date(2026, 2, 1)
 ROWS = 600
@@ -176,12 +174,7 @@ def gate_agent(support_bot, s3, buckets, airflow_db, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def dag_for(gate_agent):
-    import importlib.util
-
-    module_spec = importlib.util.spec_from_file_location("retrain_agents_gate", REPO / "dags" / "retrain_agents.py")
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module.build_retraining_dag(gate_agent)
+    return load_dag_file("retrain_agents.py").build_retraining_dag(gate_agent)
 
 
 def _raw_logs(s3, buckets, day: date) -> dict[str, bytes]:
@@ -212,9 +205,7 @@ def test_valid_variants_pass_the_gate(live_etag, s3, buckets):
 @pytest.mark.parametrize("kind", list(CORPUS))
 def test_each_kind_of_bad_log_is_stopped_and_named(kind, dag_for, live_etag, s3, buckets, capfd):
     day = _kind_day(list(CORPUS).index(kind))
-    raw_before = {
-        o["key"]: get_bytes(s3, buckets.logs, o["key"])[0] for o in list_keys(s3, buckets.logs, day_prefix(AGENT, day))
-    }
+    raw_before = _raw_logs(s3, buckets, day)
 
     dag_run = _run(dag_for, day)
 
@@ -234,10 +225,7 @@ def test_each_kind_of_bad_log_is_stopped_and_named(kind, dag_for, live_etag, s3,
         assert fragment in message, message
     assert not [o for o in list_keys(s3, buckets.artifacts, run_prefix(AGENT, day)) if "/candidates/" in o["key"]]
     assert read_manifest(s3, buckets, AGENT)[1] == live_etag
-    raw_after = {
-        o["key"]: get_bytes(s3, buckets.logs, o["key"])[0] for o in list_keys(s3, buckets.logs, day_prefix(AGENT, day))
-    }
-    assert raw_after == raw_before
+    assert _raw_logs(s3, buckets, day) == raw_before
 
 
 def test_rejected_lines_and_objects_are_quarantined_with_their_reasons(gate_agent, s3, buckets):

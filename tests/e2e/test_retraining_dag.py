@@ -6,7 +6,6 @@ judged against the champion, and a corrupted day stopped at validation.
 """
 
 import hashlib
-import importlib.util
 import os
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -19,9 +18,8 @@ from agent_retraining.manifest import read_manifest
 from agent_retraining.simulate import simulate
 from agent_retraining.spec import AgentSpec
 from agent_retraining.storage import get_bytes, list_keys, read_json
-from tests.conftest import spec_variant
+from tests.conftest import load_dag_file, spec_variant
 
-REPO = Path(__file__).resolve().parents[2]
 AGENT = "e2e-bot"
 FIRST_DAY = date(2026, 1, 1)
 CORRUPT_DAY = date(2026, 1, 10)
@@ -29,12 +27,7 @@ CORRUPT_DAY = date(2026, 1, 10)
 
 @pytest.fixture(scope="module")
 def build_dag():
-    module_spec = importlib.util.spec_from_file_location(
-        "retrain_agents_under_test", REPO / "dags" / "retrain_agents.py"
-    )
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module.build_retraining_dag
+    return load_dag_file("retrain_agents.py").build_retraining_dag
 
 
 @pytest.fixture(scope="module")

@@ -1,23 +1,17 @@
 """The manual rollback DAG, run with `dag.test()` against the real local S3 server."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from agent_retraining.manifest import deploy, read_manifest
+from tests.conftest import load_dag_file
 from tests.include.test_manifest import _decision
 
-REPO = Path(__file__).resolve().parents[2]
 AGENT = "support-bot"  # the rollback form offers the agents of include/agents/
 
 
 @pytest.fixture(scope="module")
 def rollback_dag(airflow_db):
-    module_spec = importlib.util.spec_from_file_location("rollback_under_test", REPO / "dags" / "rollback_model.py")
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module.rollback_model_dag
+    return load_dag_file("rollback_model.py").rollback_model_dag
 
 
 @pytest.fixture(scope="module")
