@@ -23,10 +23,12 @@ sys.path[:0] = [str(REPO / "include"), str(REPO / "plugins")]
 from agent_retraining import local_s3  # noqa: E402
 
 local_s3.load_env()
+# Another prefix lets a second test session share the S3 server without emptying this one's buckets.
+BUCKET_PREFIX = os.environ.get("TEST_BUCKET_PREFIX", "test-agent")
 os.environ.update(
-    LOGS_BUCKET="test-agent-logs",
-    MODELS_BUCKET="test-agent-models",
-    ARTIFACTS_BUCKET="test-agent-artifacts",
+    LOGS_BUCKET=f"{BUCKET_PREFIX}-logs",
+    MODELS_BUCKET=f"{BUCKET_PREFIX}-models",
+    ARTIFACTS_BUCKET=f"{BUCKET_PREFIX}-artifacts",
     GX_ANALYTICS_ENABLED="False",
     AIRFLOW_HOME=tempfile.mkdtemp(prefix="airflow-home-"),
     AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags"),
