@@ -20,6 +20,7 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
@@ -126,28 +127,28 @@ def _is_rfc3339(value: str) -> bool:
 
 def _read_jsonl(data: bytes, schema: pa.Schema) -> pa.Table:
     options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
-    return pj.read_json(io.BytesIO(data), parse_options=options)
+    return pj.read_json(pa.BufferReader(data), parse_options=options)
 
 
-def _parse_jsonl(key: str, data: bytes, spec: AgentSpec) -> tuple[pa.Table, list[int], list[dict]]:
+def _parse_jsonl(key: str, data: bytes, spec: AgentSpec) -> tuple[pa.Table, np.ndarray, list[dict]]:
     """Rows, their line numbers, and one fault per rejected line.
 
-    The fast path hands the whole object to Arrow; only when that fails (or
-    line numbers would be ambiguous) is it parsed line by line to find the culprits.
+    The fast path hands the whole object to Arrow and keeps its rows when there
+    is one per line (Arrow skips blank lines, so a count that differs means line
+    numbers would be ambiguous); otherwise the object is parsed line by line to
+    find the culprits.
     """
     schema = read_schema(spec)
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    if all(line.strip() for line in lines):
-        try:
-            table = _read_jsonl(data, schema)
-            if pc.all(pc.match_substring_regex(table.column("ts"), _RFC3339_WITH_OFFSET)).as_py() in (True, None):
-                return table, list(range(1, len(lines) + 1)), []
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            pass
+    line_count = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+    try:
+        table = _read_jsonl(data, schema)
+        timestamps_ok = pc.all(pc.match_substring_regex(table.column("ts"), _RFC3339_WITH_OFFSET)).as_py()
+        if table.num_rows == line_count and timestamps_ok in (True, None):
+            return table, np.arange(1, line_count + 1, dtype=np.int32), []
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass
     good, numbers, bad = [], [], []
-    for number, raw in enumerate(lines, start=1):
+    for number, raw in enumerate(data.split(b"\n")[:line_count], start=1):
         if not raw.strip():
             continue
         try:
@@ -160,7 +161,7 @@ def _parse_jsonl(key: str, data: bytes, spec: AgentSpec) -> tuple[pa.Table, list
             good.append(raw)
             numbers.append(number)
     table = _read_jsonl(b"\n".join(good), schema) if good else schema.empty_table()
-    return table, numbers, bad
+    return table, np.array(numbers, dtype=np.int32), bad
 
 
 def _parse_parquet(key: str, body: bytes, spec: AgentSpec) -> pa.Table:
@@ -187,7 +188,7 @@ def parse_log_object(key: str, body: bytes, spec: AgentSpec, day: date) -> Parse
     """Parse one log object, whatever its format, into flattened snapshot rows."""
     if key.endswith(".parquet"):
         table = _parse_parquet(key, body, spec)
-        numbers, bad = list(range(1, table.num_rows + 1)), []
+        numbers, bad = np.arange(1, table.num_rows + 1, dtype=np.int32), []
     elif key.endswith((".jsonl", ".jsonl.gz")):
         if key.endswith(".gz"):
             try:
@@ -200,7 +201,7 @@ def parse_log_object(key: str, body: bytes, spec: AgentSpec, day: date) -> Parse
     return ParsedObject(flatten(table, spec, key, day, numbers), len(numbers) + len(bad), bad)
 
 
-def flatten(table: pa.Table, spec: AgentSpec, key: str, day: date, line_numbers: list[int]) -> pa.Table:
+def flatten(table: pa.Table, spec: AgentSpec, key: str, day: date, line_numbers: np.ndarray) -> pa.Table:
     """Contract columns plus one column per context feature, the source of each row, and its day."""
     context = table.column("context").combine_chunks()
     columns = {name: table.column(name) for name in EVENT_FIELDS if name not in ("context", "ts")}
@@ -208,8 +209,8 @@ def flatten(table: pa.Table, spec: AgentSpec, key: str, day: date, line_numbers:
     for name in spec.context:
         columns[context_column(name)] = pc.struct_field(context, name)
     rows = table.num_rows
-    columns["dt"] = pa.array([day] * rows, pa.date32())
-    columns["source_key"] = pa.array([key] * rows, pa.string())
+    columns["dt"] = pa.repeat(pa.scalar(day, pa.date32()), rows)
+    columns["source_key"] = pa.repeat(pa.scalar(key, pa.string()), rows)
     columns["source_line"] = pa.array(line_numbers, pa.int32())
     return pa.table(columns)
 
@@ -257,7 +258,7 @@ def take_snapshot(s3, buckets: Buckets, spec: AgentSpec, window: Window) -> dict
             tables.append(parsed.table)
         if counts["lines"] == 0:
             faults.append(fault("empty_day", f"no log events under s3://{buckets.logs}/{prefix}", key=prefix))
-    empty = flatten(read_schema(spec).empty_table(), spec, "", window.last, [])
+    empty = flatten(read_schema(spec).empty_table(), spec, "", window.last, np.array([], np.int32))
     snapshot = pa.concat_tables([empty, *tables]).combine_chunks()
     prefix = run_prefix(spec.agent_id, window.last)
     write_parquet(s3, buckets.artifacts, prefix + "snapshot.parquet", snapshot)
