@@ -276,8 +276,9 @@ def build_retraining_dag(spec: AgentSpec):
                 response_timeout=timedelta(hours=spec.approval.timeout_hours),
             )
             choose(decision) >> [approve_deploy, kept]
+            # `deploy` alone directly follows the approval: on Reject (or a timeout) the operator skips every task
+            # directly downstream of it, so `report` and the failure watcher must only see it through `deploy`.
             approve_deploy >> deployed
-            branches.append(approve_deploy)
         else:
             choose(decision) >> branches
         stages = [waited, snap, validated, split, trained, decision, *branches]

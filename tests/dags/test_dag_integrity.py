@@ -96,3 +96,5 @@ def test_a_spec_that_asks_for_approval_puts_an_operator_between_the_decision_and
     assert approval.response_timeout.total_seconds() == 7200
     assert dag.get_task("choose").downstream_task_ids == {"approve_deploy", "skip_deploy"}
     assert dag.get_task("deploy").upstream_task_ids == {"approve_deploy"}
+    # On Reject the operator skips all its direct downstream tasks: that must not include `report` or the watcher.
+    assert approval.downstream_task_ids == {"deploy"}

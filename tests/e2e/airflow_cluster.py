@@ -2,7 +2,9 @@
 scheduler and dag-processor (plus Celery workers when asked), all on this machine.
 
 The metadata database is created for the module and dropped afterwards, so the
-machine's Postgres is left as it was found.
+machine's Postgres is left as it was found. The api-server has one user,
+`operator`, with the simple auth manager's "user" role (enough to trigger runs and
+answer approvals, not to administer); tests call the public REST API as that user.
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
+import httpx
 import yaml
 
 PSQL = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-tA"]
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+OPERATOR = "operator"
 
 
 def _free_port() -> int:
@@ -37,10 +42,16 @@ class AirflowCluster:
     home: Path
     database: str
     env: dict[str, str]
+    api_url: str
+    password: str  # the operator's
     processes: list = field(default_factory=list)
+    token: str | None = None
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run([AIRFLOW, *args], env=self.env, check=check, capture_output=True, text=True)
+        result = subprocess.run([AIRFLOW, *args], env=self.env, capture_output=True, text=True)
+        if check and result.returncode != 0:
+            raise AssertionError(f"airflow {' '.join(args)} exited {result.returncode}: {result.stderr[-3000:]}")
+        return result
 
     def sql(self, query: str) -> list[list[str]]:
         result = subprocess.run([*PSQL, "-d", self.database, "-F", "\t", "-c", query], check=True,
@@ -64,6 +75,24 @@ class AirflowCluster:
                 process.wait()
             log.close()
 
+    def api(self, method: str, path: str, body: dict | None = None) -> Any:
+        """Call the public REST API (`/api/v2/<path>`) as the operator, with a JWT from `/auth/token`."""
+        if self.token is None:
+            login = httpx.post(f"{self.api_url}/auth/token", json={"username": OPERATOR, "password": self.password})
+            login.raise_for_status()
+            self.token = login.json()["access_token"]
+        response = httpx.request(method, f"{self.api_url}/api/v2/{path}", json=body, timeout=30,
+                                 headers={"Authorization": f"Bearer {self.token}"})  # fmt: skip
+        if response.is_error:
+            raise AssertionError(f"{method} /api/v2/{path} answered {response.status_code}: {response.text}")
+        return response.json()
+
+    def api_ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.api_url}/api/v2/monitor/health", timeout=5).is_success
+        except httpx.TransportError:
+            return False
+
     def runs(self, dag_id: str) -> list[dict]:
         """The DAG's runs with their run type (the run id's prefix); the CLI may log warnings before its JSON."""
         result = self.cli("dags", "list-runs", dag_id, "-o", "json", check=False)
@@ -71,17 +100,27 @@ class AirflowCluster:
         runs = json.loads(listing[-1]) if result.returncode == 0 and listing else []
         return [{**run, "run_type": run["run_id"].split("__", 1)[0]} for run in runs]
 
-    def wait_for(self, dag_id: str, condition: Callable[[list[dict]], bool], what: str, timeout: float = 480):
+    def wait_until(self, check: Callable[[], Any], what: str, timeout: float = 480, every: float = 5) -> Any:
+        """What `check` returns once it is truthy; past the timeout, fail with the tail of every process's log."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            runs = self.runs(dag_id)
-            if condition(runs):
-                return runs
-            time.sleep(5)
+            if result := check():
+                return result
+            time.sleep(every)
         logs = "\n".join(
             f"--- {name}\n" + (self.home / f"{name}.log").read_text()[-2000:] for name, _, _ in self.processes
         )
-        raise AssertionError(f"timed out waiting for {what}; runs: {self.runs(dag_id)}\n{logs}")
+        raise AssertionError(f"timed out waiting for {what}\n{logs}")
+
+    def wait_for(self, dag_id: str, condition: Callable[[list[dict]], bool], what: str, timeout: float = 480):
+        def check():
+            runs = self.runs(dag_id)
+            return runs if condition(runs) else None
+
+        try:
+            return self.wait_until(check, what, timeout)
+        except AssertionError as timed_out:
+            raise AssertionError(f"{timed_out}\nruns: {self.runs(dag_id)}") from None
 
     def finished_scheduled_run(self, dag_id: str) -> dict:
         """The first run the scheduler created on its own (the nightly one), once it has finished."""
@@ -105,6 +144,9 @@ def start_cluster(home: Path, spec, executor: str = "LocalExecutor", **extra_env
     database = f"airflow_test_{spec.agent_id.replace('-', '_')}_{os.getpid()}"
     subprocess.run([*PSQL, "-c", f"CREATE DATABASE {database}"], check=True, capture_output=True)
     port = _free_port()
+    password = secrets.token_hex(12)
+    passwords = home / "passwords.json"  # the simple auth manager takes a user's password from this file
+    passwords.write_text(json.dumps({OPERATOR: password}))
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(home),
@@ -116,13 +158,15 @@ def start_cluster(home: Path, spec, executor: str = "LocalExecutor", **extra_env
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(16),
         "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{OPERATOR}:user",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
         # Celery's results go to the same throw-away database (ignored by other executors)
         "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql+psycopg2://postgres@127.0.0.1:5432/{database}",
         **extra_env,
     }
-    cluster = AirflowCluster(home, database, env)
+    cluster = AirflowCluster(home, database, env, f"http://127.0.0.1:{port}", password)
     migrated = cluster.cli("db", "migrate", check=False)
     if migrated.returncode != 0:
         drop_cluster(cluster)
@@ -130,6 +174,7 @@ def start_cluster(home: Path, spec, executor: str = "LocalExecutor", **extra_env
     cluster.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(port))
     cluster.start("scheduler", "scheduler")
     cluster.start("dag-processor", "dag-processor")
+    cluster.wait_until(cluster.api_ready, "the api-server to answer", timeout=120, every=1)
     return cluster
 
 

@@ -5,6 +5,8 @@ rewards are truly better than models trained on shuffled rewards, so we know
 which side of every comparison must win.
 """
 
+import hashlib
+import json
 from datetime import date
 
 import numpy as np
@@ -13,11 +15,11 @@ import pyarrow.compute as pc
 import pytest
 
 from agent_retraining.evaluation import evaluate_and_decide
-from agent_retraining.features import build_split
-from agent_retraining.manifest import deploy, read_manifest
+from agent_retraining.features import build_split, context_columns, feature_columns
+from agent_retraining.manifest import deploy, fetch_verified, read_manifest
 from agent_retraining.simulate import simulate
 from agent_retraining.snapshot import Window, take_snapshot
-from agent_retraining.storage import read_parquet, write_parquet
+from agent_retraining.storage import put_bytes, read_parquet, write_parquet
 from agent_retraining.training import train_candidate
 from tests.conftest import spec_variant
 
@@ -94,6 +96,57 @@ def test_a_truly_worse_challenger_is_refused_with_the_rules_named(judged, s3, bu
     assert not decision["deploy"]
     assert {"no_regression_roc_auc", "policy_value"} <= _failed(decision)
     assert "no_regression_roc_auc" in decision["reason"]
+
+
+def _edited_logistic_regression(judged, s3, buckets, label: str, edit) -> dict:
+    """The true-reward logistic regression with `edit` applied to its coefficients, stored as a candidate artifact."""
+    trained = next(c for c in judged[3]["true"] if c["candidate"] == "logistic_regression")
+    state = json.loads(fetch_verified(s3, buckets.artifacts, trained["artifact_key"], trained["sha256"]))
+    coefficients = np.array(state["coef"][0])
+    edit(coefficients)
+    state["coef"] = [coefficients.tolist()]
+    artifact = json.dumps(state).encode()
+    key = f"judge-bot/edited/{label}/model.json"
+    put_bytes(s3, buckets.artifacts, key, artifact)
+    return {**trained, "artifact_key": key, "sha256": hashlib.sha256(artifact).hexdigest(), "size": len(artifact)}
+
+
+def test_a_challenger_better_on_auc_but_worse_on_policy_value_is_refused(judged, s3, buckets):
+    """AUC on logged rows and the greedy policy's value measure different things; the gate must look at both.
+
+    Most logged rows carry the logging policy's own choice, so AUC hardly sees the
+    other actions. The champion is the true-reward model with the sign of its
+    context-only terms flipped: it scores tickets badly (low AUC) but shifts every
+    action of a ticket alike, so it still picks the right actions. The challenger
+    is the true-reward model plus a constant bonus on the most rarely logged
+    action: right on almost every logged row (higher AUC than the champion), but
+    its greedy policy picks that action nearly everywhere.
+    """
+    spec, window, holdout_key, _ = judged
+    logged = read_parquet(s3, buckets.artifacts, holdout_key).column("action").to_pylist()
+    rarest = min(spec.actions, key=logged.count)
+    context_terms = len(context_columns(spec))  # the matrix starts with the context block, then the action columns
+    rarest_column = feature_columns(spec).index(f"action={rarest}")
+
+    def flip_context_terms(coefficients):
+        coefficients[:context_terms] *= -1
+
+    def favour_rarest(coefficients):
+        coefficients[rarest_column] += 4.0
+
+    variant = spec_variant(spec, agent_id="judge-policy")
+    champion = _edited_logistic_regression(judged, s3, buckets, "context-flipped", flip_context_terms)
+    installed = evaluate_and_decide(s3, buckets, variant, window, holdout_key, [champion])
+    deploy(s3, buckets, "judge-policy", installed, "install-a-champion-that-acts-well")
+    challenger = _edited_logistic_regression(judged, s3, buckets, f"favours-{rarest}", favour_rarest)
+    decision = evaluate_and_decide(s3, buckets, variant, window, holdout_key, [challenger])
+
+    mine, theirs = decision["metrics"]["logistic_regression"], decision["metrics"]["champion"]
+    assert mine["roc_auc"] > theirs["roc_auc"] + 0.05
+    assert mine["policy_value_ci"][1] < theirs["policy_value"]  # worse beyond the estimate's own uncertainty
+    assert not decision["deploy"]
+    assert _failed(decision) == {"policy_value"}  # every accuracy rule passed: the policy rule alone refuses it
+    assert "policy_value" in decision["reason"]
 
 
 def test_a_challenger_that_is_worse_on_one_slice_is_refused(judged, s3, buckets):
