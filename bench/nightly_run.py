@@ -86,6 +86,10 @@ def run_stage(stage: str, millions: float, argument=None) -> dict:
         process.join()
     if process.exitcode != 0:
         raise RuntimeError(f"stage {stage} exited with {process.exitcode}")
+    label = f"{stage}:{argument[0]}" if stage == "train" else stage
+    print(
+        f"  {millions:g}M/day {label}: {outcome['seconds']:.1f}s, peak RSS {outcome['peak_rss_mb']:,.0f} MB", flush=True
+    )
     return outcome
 
 
@@ -249,7 +253,7 @@ def write_workload(spec, millions: float) -> float:
     return time.perf_counter() - start
 
 
-def dag_run(spec) -> dict:
+def dag_run(spec, log: Path) -> dict:
     """The agent's DAG end to end with `dag.test()`, as `make retrain` runs it, in a child process."""
     with tempfile.TemporaryDirectory() as specs:
         (Path(specs) / f"{spec.agent_id}.yaml").write_text(json.dumps(spec.model_dump(mode="json")))
@@ -257,14 +261,13 @@ def dag_run(spec) -> dict:
         start = time.perf_counter()
         command = [sys.executable, str(REPO / "scripts/retrain.py"), "--agent", spec.agent_id, "--day",
                    LAST_DAY.isoformat()]  # fmt: skip
-        log = Path(specs) / "retrain.log"
         with open(log, "wb") as output:
             process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
             _, status, usage = os.wait4(process.pid, 0)  # this child's own peak RSS
             process.returncode = os.waitstatus_to_exitcode(status)
         seconds = time.perf_counter() - start
         if process.returncode != 0:
-            print(log.read_text()[-5000:])
+            print(f"the DAG run failed; its log: {log}")
     return {"seconds": seconds, "succeeded": process.returncode == 0, "peak_rss_mb": usage.ru_maxrss / 1024}
 
 
@@ -386,7 +389,11 @@ def main() -> None:
     for millions in scales:
         results.append(bench_scale(millions, args.candidates.split(",")))
         print_scale(results[-1])
-    dag = None if args.no_dag_run or args.w1 not in scales else dag_run(bench_spec(args.w1))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    dag = (
+        None if args.no_dag_run or args.w1 not in scales else dag_run(bench_spec(args.w1), out.with_suffix(".dag.log"))
+    )
     parse = dag_parse_seconds()
     checks = targets(results, dag, args.w1)
     print("\nDAG files, parse time: " + ", ".join(f"{Path(f).name} {s:.2f}s" for f, s in parse.items()))
@@ -396,8 +403,6 @@ def main() -> None:
     print(f"\n{'target':<64} {'measured':>16} {'goal':>6}  verdict")
     for item in checks:
         print(f"{item['target']:<64} {item['measured']!s:>16} {item['goal'] or '':>6}  {item['verdict']}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"scales": results, "dag_run": dag, "dag_parse_seconds": parse, "targets": checks,
                                "machine": {"cpus": os.cpu_count()}}, indent=2, default=str))  # fmt: skip
     print(f"\nwritten to {out}")

@@ -21,11 +21,11 @@ import numpy as np
 import pyarrow as pa
 
 from agent_retraining.contract import context_column, manifest_key
-from agent_retraining.features import encode_context, encoding_id, with_actions
+from agent_retraining.features import encode_context, encoding_id
 from agent_retraining.manifest import fetch_verified
 from agent_retraining.snapshot import FEATURE_TYPES
 from agent_retraining.spec import AgentSpec
-from agent_retraining.training import LoadedModel, load
+from agent_retraining.training import LoadedModel, action_scores, load
 
 
 class NoModel(Exception):
@@ -82,13 +82,7 @@ class AgentModelClient:
         """Predicted P(reward = 1) of every action for each context: shape (contexts, actions)."""
         if self.live is None:
             raise NoModel(f"no model loaded for {self.spec.agent_id}: {self.last_error or 'not polled yet'}")
-        encoded = encode_context(self.spec, self._context_table(contexts))
-        return np.column_stack(
-            [
-                self.live.model.predict(with_actions(self.spec, encoded, np.full(len(contexts), a)))
-                for a in range(len(self.spec.actions))
-            ]
-        )
+        return action_scores(self.spec, encode_context(self.spec, self._context_table(contexts)), [self.live.model])[0]
 
     def propensities(self, contexts: list[dict]) -> np.ndarray:
         """The policy the agent runs: greedy on the model, exploring uniformly with probability `exploration`."""

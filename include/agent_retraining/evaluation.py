@@ -15,12 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from agent_retraining.contract import context_column, run_prefix
-from agent_retraining.features import action_indices, encode_context, encoding_id, with_actions
+from agent_retraining.features import action_indices, encode_context, encoding_id
 from agent_retraining.manifest import ArtifactError, fetch_verified, load_live_model, read_manifest
 from agent_retraining.snapshot import Window
 from agent_retraining.spec import AgentSpec
 from agent_retraining.storage import Buckets, read_parquet, write_json
-from agent_retraining.training import LoadedModel, load
+from agent_retraining.training import LoadedModel, action_scores, load
 
 HIGHER_IS_BETTER = {
     "roc_auc": True,
@@ -64,11 +64,13 @@ def snips(matches: np.ndarray, rewards: np.ndarray, propensities: np.ndarray) ->
 
 def slice_masks(spec: AgentSpec, holdout, logged: np.ndarray) -> dict[str, np.ndarray]:
     """Holdout rows of each logged action and each value of the spec's slice features, when there are enough."""
+    import pyarrow.compute as pc
+
     masks = {f"action={action}": logged == i for i, action in enumerate(spec.actions)}
     for name in spec.gate.slices.features:
-        values = np.array(holdout.column(context_column(name)).to_pylist(), dtype=object)
-        for value in sorted({v for v in values if v is not None}, key=str):
-            masks[f"{name}={value}"] = values == value
+        column = holdout.column(context_column(name))
+        for value in sorted(pc.unique(column).drop_null().to_pylist(), key=str):
+            masks[f"{name}={value}"] = pc.fill_null(pc.equal(column, value), False).to_numpy(zero_copy_only=False)
     return {name: mask for name, mask in masks.items() if mask.sum() >= spec.gate.slices.min_rows}
 
 
@@ -87,14 +89,11 @@ def _slice_metrics(rewards: np.ndarray, predicted: np.ndarray, masks: dict[str, 
     return result
 
 
-def model_metrics(model: LoadedModel, spec: AgentSpec, context, logged, rewards, propensities, masks) -> dict:
-    """Every metric of one model on the holdout rows, overall and per slice."""
+def model_metrics(per_action: np.ndarray, logged, rewards, propensities, masks) -> dict:
+    """Every metric of one model on the holdout rows, overall and per slice, from its scores of every action."""
     from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
-    predicted = np.clip(model.predict(with_actions(spec, context, logged)), 1e-7, 1 - 1e-7)
-    per_action = np.column_stack(
-        [model.predict(with_actions(spec, context, np.full(len(context), a))) for a in range(len(spec.actions))]
-    )
+    predicted = np.clip(per_action[np.arange(len(logged)), logged], 1e-7, 1 - 1e-7)
     policy = snips(per_action.argmax(axis=1) == logged, rewards, propensities)
     return {
         "roc_auc": float(roc_auc_score(rewards, predicted)),
@@ -223,19 +222,22 @@ def evaluate_and_decide(
     logged = action_indices(spec, holdout)
     rewards = holdout.column("reward").to_numpy().astype(float)
     propensities = holdout.column("propensity").to_numpy()
-    scored = (context, logged, rewards, propensities, slice_masks(spec, holdout, logged))
+    masks = slice_masks(spec, holdout, logged)
 
-    metrics = {}
+    models = {}
     for candidate in candidates:
         body = fetch_verified(s3, buckets.artifacts, candidate["artifact_key"], candidate["sha256"])
-        metrics[candidate["candidate"]] = model_metrics(
-            load(candidate["framework"], body, candidate["params"]), spec, *scored
-        )
+        models[candidate["candidate"]] = load(candidate["framework"], body, candidate["params"])
     live, _ = read_manifest(s3, buckets, spec.agent_id)
     champion_model, champion_note = _champion(s3, buckets, spec, live)
-    champion = model_metrics(champion_model, spec, *scored) if champion_model else None
-    if champion:
-        metrics["champion"] = champion
+    if champion_model:
+        models["champion"] = champion_model
+    scores = action_scores(spec, context, list(models.values()))
+    metrics = {
+        name: model_metrics(per_action, logged, rewards, propensities, masks)
+        for name, per_action in zip(models, scores, strict=True)
+    }
+    champion = metrics.get("champion")
 
     winner_name = select_winner(spec, metrics)
     winner = next(c for c in candidates if c["candidate"] == winner_name)

@@ -51,13 +51,10 @@ def encode_context(spec: AgentSpec, table: pa.Table) -> np.ndarray:
     for name, feature in spec.context.items():
         column = table.column(context_column(name))
         if isinstance(feature, CategoryFeature):
-            values = column.to_numpy(zero_copy_only=False)
-            onehot = np.zeros((len(values), len(feature.vocabulary) + 1), dtype=np.float32)
-            index = {value: i for i, value in enumerate(feature.vocabulary)}
-            positions = np.fromiter(
-                (index.get(v, len(feature.vocabulary)) for v in values), dtype=np.int64, count=len(values)
-            )
-            onehot[np.arange(len(values)), positions] = 1.0
+            vocabulary = pa.array(feature.vocabulary, column.type)
+            positions = pc.fill_null(pc.index_in(column, value_set=vocabulary), len(feature.vocabulary)).to_numpy()
+            onehot = np.zeros((len(positions), len(feature.vocabulary) + 1), dtype=np.float32)
+            onehot[np.arange(len(positions)), positions] = 1.0
             blocks.append(onehot)
         else:
             missing = column.is_null().to_numpy(zero_copy_only=False)
@@ -77,8 +74,11 @@ def with_actions(spec: AgentSpec, context: np.ndarray, action_index: np.ndarray)
 
 
 def action_indices(spec: AgentSpec, table: pa.Table) -> np.ndarray:
-    lookup = {a: i for i, a in enumerate(spec.actions)}
-    return np.array([lookup[a] for a in table.column("action").to_pylist()], dtype=np.int64)
+    """The position of each row's logged action in the spec (the data gate has refused unknown actions)."""
+    positions = pc.index_in(table.column("action"), value_set=pa.array(spec.actions))
+    if positions.null_count:
+        raise ValueError(f"{positions.null_count} rows log an action that is not in the spec")
+    return positions.to_numpy().astype(np.int64)
 
 
 def encode(spec: AgentSpec, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
@@ -87,18 +87,33 @@ def encode(spec: AgentSpec, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     return matrix, table.column("reward").to_numpy().astype(np.float32)
 
 
-def split_by_time(table: pa.Table, window: Window) -> tuple[pa.Table, pa.Table]:
-    """Train on the older days, hold out the newest: the way the model will be used."""
-    is_holdout = pc.greater_equal(table.column("dt"), pa.scalar(window.holdout_first, pa.date32()))
-    return table.filter(pc.invert(is_holdout)), table.filter(is_holdout)
+def split_by_time(table: pa.Table, window: Window) -> tuple[pa.Array, pa.Array]:
+    """Row positions to train on (the older days) and to hold out (the newest), each in time order.
+
+    Positions rather than tables, so the window is copied once, into the two sets, however big it is.
+    """
+    order = pc.sort_indices(table, sort_keys=[("ts", "ascending"), ("event_id", "ascending")])
+    is_holdout = pc.greater_equal(pc.take(table.column("dt"), order), pa.scalar(window.holdout_first, pa.date32()))
+    return pc.filter(order, pc.invert(is_holdout)), pc.filter(order, is_holdout)
+
+
+def sample_rows(rows: pa.Table | pa.Array, limit: int | None, seed: int) -> pa.Table | pa.Array:
+    """A uniform sample of at most `limit` rows, in their original order; the same seed gives the same rows."""
+    if limit is None or len(rows) <= limit:
+        return rows
+    return rows.take(pa.array(np.sort(np.random.default_rng(seed).choice(len(rows), size=limit, replace=False))))
 
 
 def build_split(s3, buckets: Buckets, spec: AgentSpec, window: Window, snapshot_key: str) -> dict:
-    """Write the train and holdout sets (snapshot rows, ordered) and their description."""
-    table = read_parquet(s3, buckets.artifacts, snapshot_key).sort_by([("ts", "ascending"), ("event_id", "ascending")])
-    train, holdout = split_by_time(table, window)
-    if train.num_rows == 0 or holdout.num_rows == 0:
-        raise ValueError(f"time split of {snapshot_key} left train={train.num_rows}, holdout={holdout.num_rows} rows")
+    """Write the train and holdout sets (snapshot rows in time order) and their description."""
+    table = read_parquet(s3, buckets.artifacts, snapshot_key)
+    train_rows, holdout_rows = split_by_time(table, window)
+    if len(train_rows) == 0 or len(holdout_rows) == 0:
+        raise ValueError(f"time split of {snapshot_key} left train={len(train_rows)}, holdout={len(holdout_rows)} rows")
+    train_rows_in_window = len(train_rows)
+    train = table.take(sample_rows(train_rows, spec.training.max_train_rows, spec.training.seed))
+    holdout = table.take(holdout_rows)
+    del table
     prefix = run_prefix(spec.agent_id, window.last) + "features/"
     write_parquet(s3, buckets.artifacts, prefix + "train.parquet", train)
     write_parquet(s3, buckets.artifacts, prefix + "holdout.parquet", holdout)
@@ -106,6 +121,7 @@ def build_split(s3, buckets: Buckets, spec: AgentSpec, window: Window, snapshot_
         "train_key": prefix + "train.parquet",
         "holdout_key": prefix + "holdout.parquet",
         "train_rows": train.num_rows,
+        "train_rows_in_window": train_rows_in_window,
         "holdout_rows": holdout.num_rows,
         "holdout_first": window.holdout_first.isoformat(),
         "feature_columns": len(feature_columns(spec)),

@@ -259,7 +259,7 @@ def take_snapshot(s3, buckets: Buckets, spec: AgentSpec, window: Window) -> dict
         if counts["lines"] == 0:
             faults.append(fault("empty_day", f"no log events under s3://{buckets.logs}/{prefix}", key=prefix))
     empty = flatten(read_schema(spec).empty_table(), spec, "", window.last, np.array([], np.int32))
-    snapshot = pa.concat_tables([empty, *tables]).combine_chunks()
+    snapshot = pa.concat_tables([empty, *tables])  # chunks kept: no second copy of the window
     prefix = run_prefix(spec.agent_id, window.last)
     write_parquet(s3, buckets.artifacts, prefix + "snapshot.parquet", snapshot)
     record = {

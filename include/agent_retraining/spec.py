@@ -71,6 +71,9 @@ class Training(_Strict):
     )
     # A bounded search: each entry is tried on the newest training day, the best refit on all of them.
     lightgbm_search: list[dict[str, Any]] = Field(default_factory=list, max_length=8)
+    # Train on a uniform sample of at most this many rows (None: every row); evaluation always uses every
+    # holdout row. Keeps training time and memory bounded when an agent logs millions of events a day.
+    max_train_rows: int | None = Field(default=None, ge=1000)
 
     @model_validator(mode="after")
     def _holdout_inside_window(self) -> Training:

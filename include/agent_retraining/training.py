@@ -13,17 +13,19 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from agent_retraining.contract import run_prefix
-from agent_retraining.features import encode, encoding_id, feature_columns
+from agent_retraining.features import encode, encoding_id, feature_columns, sample_rows, with_actions
 from agent_retraining.snapshot import Window
 from agent_retraining.spec import AgentSpec
 from agent_retraining.storage import Buckets, put_bytes, read_parquet, write_json
 
+SEARCH_ROWS = 50_000  # rows each LightGBM setting is fitted and scored on during the search
 FRAMEWORKS = {"logistic_regression": "sklearn", "lightgbm": "lightgbm", "torch_mlp": "torch"}
 ARTIFACT_NAMES = {"sklearn": "model.json", "lightgbm": "model.txt", "torch": "model.pt"}
 # Defaults; a spec's training.hyperparameters replaces any of them per candidate.
@@ -41,7 +43,15 @@ DEFAULT_HYPERPARAMETERS = {
         "num_threads": 2,
         "verbose": -1,
     },
-    "torch_mlp": {"hidden": [64, 32], "epochs": 8, "batch_size": 256, "learning_rate": 1e-3},
+    # Batches grow past batch_size when an epoch would take more than max_steps_per_epoch steps: per-step
+    # overhead, not arithmetic, is what a small MLP costs on a CPU, and millions of rows need no more steps.
+    "torch_mlp": {
+        "hidden": [64, 32],
+        "epochs": 8,
+        "batch_size": 256,
+        "max_steps_per_epoch": 500,
+        "learning_rate": 1e-3,
+    },
 }
 
 
@@ -70,6 +80,19 @@ class LoadedModel:
 
         with torch.no_grad():
             return torch.sigmoid(self.model(torch.from_numpy(np.ascontiguousarray(matrix, np.float32)))).numpy()[:, 0]
+
+
+def action_scores(spec: AgentSpec, context: np.ndarray, models: list[LoadedModel]) -> list[np.ndarray]:
+    """P(reward = 1) of every action for every row, per model: shape (rows, actions) each.
+
+    Each action's input matrix is built once and shared by all models (it is as big as the holdout).
+    """
+    scores = [np.empty((len(context), len(spec.actions))) for _ in models]
+    for action in range(len(spec.actions)):
+        matrix = with_actions(spec, context, np.full(len(context), action))
+        for model, score in zip(models, scores, strict=True):
+            score[:, action] = model.predict(matrix)
+    return scores
 
 
 def _mlp(input_dim: int, hidden: list[int]):
@@ -109,8 +132,9 @@ def fit(name: str, matrix: np.ndarray, labels: np.ndarray, seed: int, params: di
         optimizer = torch.optim.Adam(model.parameters(), lr=params["learning_rate"])
         loss_fn = torch.nn.BCEWithLogitsLoss()
         inputs, targets = torch.from_numpy(matrix), torch.from_numpy(labels)[:, None]
+        batch_size = max(params["batch_size"], -(-len(inputs) // params["max_steps_per_epoch"]))
         for _ in range(params["epochs"]):
-            for batch in torch.randperm(len(inputs), generator=generator).split(params["batch_size"]):
+            for batch in torch.randperm(len(inputs), generator=generator).split(batch_size):
                 optimizer.zero_grad()
                 loss_fn(model(inputs[batch]), targets[batch]).backward()
                 optimizer.step()
@@ -121,15 +145,19 @@ def fit(name: str, matrix: np.ndarray, labels: np.ndarray, seed: int, params: di
 
 
 def search_lightgbm(spec: AgentSpec, table, params: dict) -> tuple[dict, list[dict]]:
-    """Try each of the spec's LightGBM settings on the newest training day; the best by log loss wins.
+    """Fit each of the spec's LightGBM settings on the older training days, score it on the newest; the best
+    by log loss wins.
 
-    Ties go to the earlier setting, so a re-run picks the same one.
+    Settings are compared on samples of SEARCH_ROWS rows: enough to rank them, and the search stays a small
+    share of the stage however much an agent logs. Ties go to the earlier setting, so a re-run picks the same.
     """
     import pyarrow.compute as pc
     from sklearn.metrics import log_loss
 
     newest = pc.equal(table.column("dt"), pc.max(table.column("dt")))
-    fit_rows, check_rows = table.filter(pc.invert(newest)), table.filter(newest)
+    seed = spec.training.seed
+    fit_rows = sample_rows(table.filter(pc.invert(newest)), SEARCH_ROWS, seed)
+    check_rows = sample_rows(table.filter(newest), SEARCH_ROWS, seed)
     if fit_rows.num_rows == 0:
         return params, []
     fit_matrix, fit_labels = encode(spec, fit_rows)
@@ -171,13 +199,25 @@ def candidate_prefix(spec: AgentSpec, window: Window, name: str) -> str:
 
 
 def train_candidate(s3, buckets: Buckets, spec: AgentSpec, window: Window, name: str, train_key: str) -> dict:
-    """Fit one candidate on the run's train set and store its artifact and metadata."""
+    """Fit one candidate on the run's train set and store its artifact and metadata (with where the time went)."""
+    clock = time.perf_counter()
+    seconds = {}
+
+    def lap(step: str) -> None:
+        nonlocal clock
+        seconds[step] = round(time.perf_counter() - clock, 3)
+        clock = time.perf_counter()
+
     table = read_parquet(s3, buckets.artifacts, train_key)
+    lap("read")
     params, search = hyperparameters(spec, name), []
     if name == "lightgbm" and spec.training.lightgbm_search:
         params, search = search_lightgbm(spec, table, params)
+        lap("search")
     matrix, labels = encode(spec, table)
+    lap("encode")
     artifact, params = fit(name, matrix, labels, spec.training.seed, params)
+    lap("fit")
     framework = FRAMEWORKS[name]
     prefix = candidate_prefix(spec, window, name)
     artifact_key = prefix + ARTIFACT_NAMES[framework]
@@ -194,6 +234,7 @@ def train_candidate(s3, buckets: Buckets, spec: AgentSpec, window: Window, name:
         "feature_count": len(feature_columns(spec)),
         "encoding_id": encoding_id(spec),
         "trained_on": {"first": window.first.isoformat(), "last": window.last.isoformat()},
+        "seconds": seconds,
     }
     write_json(s3, buckets.artifacts, prefix + "metadata.json", metadata)
     return metadata

@@ -35,9 +35,13 @@ def test_encoding_is_fixed_by_the_spec(support_bot):
 
 
 def test_the_holdout_is_the_newest_days(support_bot):
-    train, holdout = split_by_time(_table(support_bot), Window(date(2026, 3, 1), date(2026, 3, 3), 1))
+    table = _table(support_bot)
+    train_rows, holdout_rows = split_by_time(table, Window(date(2026, 3, 1), date(2026, 3, 3), 1))
+    train, holdout = table.take(train_rows), table.take(holdout_rows)
     assert set(holdout.column("dt").to_pylist()) == {date(2026, 3, 3)}
     assert max(train.column("dt").to_pylist()) == date(2026, 3, 2)
+    assert len(train) + len(holdout) == len(table)
+    assert train.column("ts").to_pylist() == sorted(train.column("ts").to_pylist())
 
 
 @pytest.mark.parametrize("name", list(FRAMEWORKS))
@@ -84,3 +88,23 @@ def test_the_lightgbm_search_is_bounded_and_deterministic(support_bot):
     best = min(trials, key=lambda t: t["log_loss"])["setting"]
     assert {k: params[k] for k in best} == best
     assert search_lightgbm(support_bot, table, hyperparameters(support_bot, "lightgbm")) == (params, trials)
+
+
+def test_a_training_row_cap_samples_the_training_days_and_keeps_every_holdout_row(support_bot, s3, buckets):
+    """Big agents train on a bounded sample; the holdout, which the gate judges on, is never sampled."""
+    from agent_retraining.features import build_split
+    from agent_retraining.storage import read_parquet, write_parquet
+    from tests.conftest import spec_variant
+
+    training = {**support_bot.training.model_dump(), "window_days": 3, "max_train_rows": 1000}
+    spec = spec_variant(support_bot, agent_id="capped-bot", training=training)
+    window = Window(date(2026, 3, 1), date(2026, 3, 3), 1)
+    write_parquet(s3, buckets.artifacts, "capped-bot/snapshot.parquet", _table(spec, days=3, rows=800))
+    split = build_split(s3, buckets, spec, window, "capped-bot/snapshot.parquet")
+    train = read_parquet(s3, buckets.artifacts, split["train_key"])
+    assert (split["train_rows"], split["train_rows_in_window"], split["holdout_rows"]) == (1000, 1600, 800)
+    assert train.num_rows == 1000
+    assert set(train.column("dt").to_pylist()) == {date(2026, 3, 1), date(2026, 3, 2)}
+    assert train.column("ts").to_pylist() == sorted(train.column("ts").to_pylist())  # still in time order
+    again = build_split(s3, buckets, spec, window, "capped-bot/snapshot.parquet")
+    assert read_parquet(s3, buckets.artifacts, again["train_key"]).equals(train)  # the same sample on a re-run
