@@ -66,11 +66,15 @@ def encode_context(spec: AgentSpec, table: pa.Table) -> np.ndarray:
 
 
 def with_actions(spec: AgentSpec, context: np.ndarray, action_index: np.ndarray) -> np.ndarray:
-    """Full model input for the given action of each row."""
-    onehot = np.zeros((len(context), len(spec.actions)), dtype=np.float32)
-    onehot[np.arange(len(context)), action_index] = 1.0
-    crossed = (onehot[:, :, None] * context[:, None, :]).reshape(len(context), -1)
-    return np.hstack([context, onehot, crossed])
+    """Full model input for the given action of each row, written into one allocation (it is the biggest
+    array of a run: rows x (context + actions x (context + 1)))."""
+    rows, width, actions = len(context), context.shape[1], len(spec.actions)
+    matrix = np.zeros((rows, width + actions + actions * width), dtype=np.float32)
+    every_row = np.arange(rows)
+    matrix[:, :width] = context
+    matrix[every_row, width + action_index] = 1.0
+    matrix[:, width + actions :].reshape(rows, actions, width)[every_row, action_index] = context
+    return matrix
 
 
 def action_indices(spec: AgentSpec, table: pa.Table) -> np.ndarray:

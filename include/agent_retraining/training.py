@@ -73,7 +73,9 @@ class LoadedModel:
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         if self.framework == "sklearn":
-            return self.model.predict_proba(matrix)[:, 1]
+            # predict_proba's formula without its upcast of the float32 matrix to a float64 copy
+            logits = matrix @ self.model.coef_[0].astype(matrix.dtype) + self.model.intercept_[0]
+            return 1.0 / (1.0 + np.exp(-logits))
         if self.framework == "lightgbm":
             return self.model.predict(matrix)
         import torch
