@@ -120,7 +120,10 @@ def up(wait_seconds: float = 60.0) -> None:
             f"-master.port={MASTER_PORT}", f"-volume.port={VOLUME_PORT}", f"-filer.port={FILER_PORT}",
             "-s3", f"-s3.port={endpoint.port}", f"-s3.config={config}",
             "-s3.port.iceberg=0", "-s3.port.lance=0",
-            "-master.volumeSizeLimitMB=1024", "-volume.max=0", "-master.telemetry=false",
+            # Every bucket is a collection that grows 7 volumes at a time; with the default (slots derived from
+            # free disk / volume size) a dozen buckets (demo, tests, benchmark) use them up and writes fail.
+            # Volume files are not preallocated, so many slots cost nothing until written.
+            "-master.volumeSizeLimitMB=1024", "-volume.max=1000", "-master.telemetry=false",
             # a single local node: no need to wait for elections or drain before stopping
             "-master.electionTimeout=1s", "-volume.preStopSeconds=0",
         ]  # fmt: skip

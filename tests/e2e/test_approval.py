@@ -76,29 +76,33 @@ def _approval(airflow, run_id: str) -> dict:
 
 @pytest.fixture(scope="module")
 def operator(airflow):
-    """Answers each manual run's request a few seconds after it is asked, as a person would, well within the timeout.
+    """Answers each manual run's request some seconds after it is asked, as a person would, within the timeout.
 
-    Not at once: an answer in the very second the task parks races Airflow 3.3.2's
-    scheduler, which then takes the parked try's exit for a task killed externally,
-    retries it and loses the answer (seen here; a person is never that fast).
+    Not at once: an answer given while the worker is still parking the task races
+    Airflow 3.3.2, which then takes the parked try's exit for a task killed
+    externally, retries it and loses the answer (seen here, even after 5 s on a
+    loaded machine). So, like a person who sees the request again in the UI, the
+    operator answers each try that asks, until the approval task has finished.
     """
     pending = {APPROVED[0]: "Approve", REJECTED[0]: "Reject"}
-    asked_at = {}
+    asked_at = {}  # (run id, try number) -> when it was first seen waiting
 
     def answer_what_is_asked() -> bool:
         for run_id, option in list(pending.items()):
-            state = _task_state(airflow, run_id, "approve_deploy")
-            assert state not in ("skipped", "upstream_failed", "failed"), f"{run_id} never asked: {state}"
-            if state != "awaiting_input":
+            task = airflow.api("GET", f"dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/approve_deploy")
+            assert task["state"] not in ("upstream_failed", "failed"), f"{run_id} never asked: {task['state']}"
+            if task["state"] in ("success", "skipped"):
+                del pending[run_id]
                 continue
-            asked_at.setdefault(run_id, time.monotonic())
-            if time.monotonic() - asked_at[run_id] >= 5:
+            if task["state"] != "awaiting_input":
+                continue
+            asked = asked_at.setdefault((run_id, task["try_number"]), time.monotonic())
+            if time.monotonic() - asked >= 5 and not _approval(airflow, run_id)["response_received"]:
                 path = f"dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/approve_deploy/-1/hitlDetails"
                 airflow.api("PATCH", path, {"chosen_options": [option], "params_input": {}})
-                del pending[run_id]
         return not pending
 
-    airflow.wait_until(answer_what_is_asked, "both manual runs to ask for approval", every=1)
+    airflow.wait_until(answer_what_is_asked, "both manual runs to be answered", every=1)
 
 
 def _finished(airflow, run_id: str) -> dict:
