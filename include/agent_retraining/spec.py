@@ -69,7 +69,8 @@ class Training(_Strict):
     hyperparameters: dict[Literal["logistic_regression", "lightgbm", "torch_mlp"], dict[str, Any]] = Field(
         default_factory=dict
     )
-    # A bounded search: each entry is tried on the newest training day, the best refit on all of them.
+    # A bounded search: each entry is fitted on a sample of the older training days and scored on the newest;
+    # the best by log loss is refit on the whole training set.
     lightgbm_search: list[dict[str, Any]] = Field(default_factory=list, max_length=8)
     # Train on a uniform sample of at most this many rows (None: every row); evaluation always uses every
     # holdout row. Keeps training time and memory bounded when an agent logs millions of events a day.

@@ -119,6 +119,14 @@ def _nightly_run_id(airflow) -> str:
     return runs[0]["dag_run_id"]
 
 
+def _finished_and_answered(airflow, run_id: str, option: str) -> dict:
+    """The run succeeded and its approval request ended with `option`; returns the request's record."""
+    assert _finished(airflow, run_id)["state"] == "success"
+    approval = _approval(airflow, run_id)
+    assert approval["chosen_options"] == [option]
+    return approval
+
+
 def _records(s3, buckets, day) -> dict:
     prefix = run_prefix(AGENT, day)
     return {name: read_json_or_none(s3, buckets.artifacts, prefix + f"{name}.json") for name in
@@ -128,9 +136,7 @@ def _records(s3, buckets, day) -> dict:
 def test_an_approved_deploy_moves_the_manifest(airflow, operator, s3, buckets):
     """Approve: `deploy` runs after the answer and the manifest names this run's model."""
     run_id, day = APPROVED
-    assert _finished(airflow, run_id)["state"] == "success"
-    approval = _approval(airflow, run_id)
-    assert approval["chosen_options"] == ["Approve"]
+    approval = _finished_and_answered(airflow, run_id, "Approve")
     assert approval["responded_by_user"]["name"] == OPERATOR
     records = _records(s3, buckets, day)
     assert approval["body"] == records["decision"]["reason"]  # the operator decides on the gate's own reasoning
@@ -144,9 +150,7 @@ def test_an_approved_deploy_moves_the_manifest(airflow, operator, s3, buckets):
 def test_a_rejected_deploy_keeps_the_champion(airflow, operator, s3, buckets):
     """Reject: the gate said deploy, but `deploy` is skipped, the manifest stays and the report still runs."""
     run_id, day = REJECTED
-    assert _finished(airflow, run_id)["state"] == "success"
-    approval = _approval(airflow, run_id)
-    assert approval["chosen_options"] == ["Reject"]
+    approval = _finished_and_answered(airflow, run_id, "Reject")
     assert approval["responded_by_user"]["name"] == OPERATOR
     _assert_champion_kept(airflow, s3, buckets, run_id, day)
 
@@ -154,9 +158,7 @@ def test_a_rejected_deploy_keeps_the_champion(airflow, operator, s3, buckets):
 def test_no_answer_in_time_keeps_the_champion(airflow, operator, s3, buckets):
     """No answer within `approval.timeout_hours`: the scheduler applies the default, Reject, and the champion stays."""
     run_id = _nightly_run_id(airflow)
-    assert _finished(airflow, run_id)["state"] == "success"
-    approval = _approval(airflow, run_id)
-    assert approval["chosen_options"] == ["Reject"]
+    approval = _finished_and_answered(airflow, run_id, "Reject")
     assert approval["responded_by_user"] is None  # nobody answered: the default was applied
     waited = datetime.fromisoformat(approval["responded_at"]) - datetime.fromisoformat(approval["created_at"])
     assert waited >= timedelta(hours=TIMEOUT_HOURS)
