@@ -93,11 +93,16 @@ def run_stage(stage: str, millions: float, argument=None) -> dict:
     return outcome
 
 
+BENCH_RUN_ID = "bench"  # every stage of one measured run writes into the same run folder
+
+
 def _run_objects(spec):
+    from agent_retraining.contract import run_prefix
     from agent_retraining.snapshot import Window
     from agent_retraining.storage import buckets_from_env, s3_client_from_env
 
-    return s3_client_from_env(timeout=300), buckets_from_env(), Window.ending(LAST_DAY, spec)
+    run_dir = run_prefix(spec.agent_id, LAST_DAY, BENCH_RUN_ID)
+    return s3_client_from_env(timeout=300), buckets_from_env(), Window.ending(LAST_DAY, spec), run_dir
 
 
 # --- stages: the pipeline's own functions -----------------------------------------------------------
@@ -107,43 +112,43 @@ def stage_snapshot(spec, _) -> dict:
     from agent_retraining.reporting import clear_run
     from agent_retraining.snapshot import take_snapshot
 
-    s3, buckets, window = _run_objects(spec)
-    clear_run(s3, buckets, spec, window)
-    record = take_snapshot(s3, buckets, spec, window)
+    s3, buckets, window, run_dir = _run_objects(spec)
+    clear_run(s3, buckets, run_dir)
+    record = take_snapshot(s3, buckets, spec, window, run_dir)
     return {"rows": record["rows"], "bytes": sum(s["size"] for s in record["sources"])}
 
 
 def stage_validate(spec, _) -> dict:
-    from agent_retraining.contract import run_prefix
     from agent_retraining.validation import validate_snapshot
 
-    s3, buckets, window = _run_objects(spec)
-    record = validate_snapshot(s3, buckets, spec, window, run_prefix(spec.agent_id, window.last) + "snapshot.json")
+    s3, buckets, window, run_dir = _run_objects(spec)
+    record = validate_snapshot(s3, buckets, spec, window, run_dir)
     return {"rows": record["rows"], "passed": record["passed"]}
 
 
 def stage_features(spec, _) -> dict:
-    from agent_retraining.contract import run_prefix
     from agent_retraining.features import build_split
 
-    s3, buckets, window = _run_objects(spec)
-    return build_split(s3, buckets, spec, window, run_prefix(spec.agent_id, window.last) + "snapshot.parquet")
+    s3, buckets, window, run_dir = _run_objects(spec)
+    return build_split(s3, buckets, spec, window, run_dir)
 
 
 def stage_train(spec, candidate_and_split) -> dict:
     from agent_retraining.training import train_candidate
 
     candidate, split = candidate_and_split
-    s3, buckets, window = _run_objects(spec)
-    return train_candidate(s3, buckets, spec, window, candidate, split["train_key"])
+    s3, buckets, window, run_dir = _run_objects(spec)
+    return train_candidate(s3, buckets, spec, window, candidate, split["train_key"], run_dir)
 
 
 def stage_evaluate(spec, split_and_trained) -> dict:
     from agent_retraining.evaluation import RunContext, evaluate_and_decide
 
     split, trained = split_and_trained
-    s3, buckets, window = _run_objects(spec)
-    decision = evaluate_and_decide(s3, buckets, spec, window, split["holdout_key"], trained, RunContext(dry_run=True))
+    s3, buckets, window, run_dir = _run_objects(spec)
+    decision = evaluate_and_decide(
+        s3, buckets, spec, window, split["holdout_key"], trained, run_dir, RunContext(dry_run=True)
+    )
     return {"rows": split["holdout_rows"], "winner": decision["winner"]["candidate"]}
 
 
@@ -161,7 +166,7 @@ def floor_read(spec, _) -> dict:
     from agent_retraining.snapshot import read_schema
     from agent_retraining.storage import list_keys
 
-    s3, buckets, window = _run_objects(spec)
+    s3, buckets, window, _ = _run_objects(spec)
     start = time.perf_counter()
     keys = [o["key"] for day in window.days for o in list_keys(s3, buckets.logs, day_prefix(spec.agent_id, day))]
     bodies = [s3.get_object(Bucket=buckets.logs, Key=k)["Body"].read() for k in keys if not k.endswith(SUCCESS_MARKER)]
@@ -178,12 +183,12 @@ def floor_validate(spec, _) -> dict:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from agent_retraining.contract import EVENT_FIELDS, context_column, run_prefix
+    from agent_retraining.contract import EVENT_FIELDS, context_column
     from agent_retraining.spec import CategoryFeature, NumericFeature
     from agent_retraining.storage import read_parquet
 
-    s3, buckets, window = _run_objects(spec)
-    table = read_parquet(s3, buckets.artifacts, run_prefix(spec.agent_id, window.last) + "snapshot.parquet")
+    s3, buckets, window, run_dir = _run_objects(spec)
+    table = read_parquet(s3, buckets.artifacts, run_dir + "snapshot.parquet")
     start = time.perf_counter()
     failing = sum(table.column(name).null_count for name, (_, nullable) in EVENT_FIELDS.items()
                   if not nullable and name != "context")  # fmt: skip
@@ -212,7 +217,7 @@ def floor_lightgbm(spec, trained: dict) -> dict:
     from agent_retraining.features import encode
     from agent_retraining.storage import read_parquet
 
-    s3, buckets, window = _run_objects(spec)
+    s3, buckets, _, _ = _run_objects(spec)
     matrix, labels = encode(spec, read_parquet(s3, buckets.artifacts, trained["train_key"]))
     params = {k: v for k, v in trained["params"].items() if k != "num_boost_round"}
     start = time.perf_counter()

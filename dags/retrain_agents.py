@@ -22,16 +22,26 @@ run without a date takes the latest whole day) and:
 8. **report**: always runs and writes `report.json` next to the run's artifacts.
 
 Trigger form: training window, candidates, dry run (evaluate and report only),
-gate margins, and `allow_older_than_live` (manual runs only, logged). Backfill
-runs record the decision they would take and never move the manifest.
+gate margins, and two operator overrides for manual runs only, both recorded in
+the decision: `allow_older_than_live` and `judge_without_champion` (when the
+live model's artifact is lost). Backfill runs, for any past day, record the
+decision they would take and never move the manifest.
+
+Every run keeps its records in a folder of its own
+(`<agent>/runs/dt=<day>/run=<run id>/`), so runs of the same day never read or
+overwrite each other; `deploy` ships only its own run's decision, and only while
+the live manifest is still the one that decision was judged against.
 
 Tasks hand data to each other through S3 (the `agent_s3` connection); XCom
-carries only object keys and small summaries. The run fails (red) when any stage
-failed, including data refused by the gate.
+carries only object keys and small summaries. S3 throttling, 5xx and connection
+errors are retried with backoff; anything else fails the task at once. The run
+fails (red) when any stage failed, including data refused by the gate.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from datetime import timedelta
 
 import pendulum
@@ -49,13 +59,16 @@ from airflow.sdk import (
 
 from agent_retraining.spec import AgentSpec, load_all_specs
 
-# Retry what is transient (S3 and the network), fail at once on anything else:
-# a data-gate refusal or a bad parameter will not get better by retrying.
+log = logging.getLogger(__name__)
+
+# Retry what is transient (S3 throttling, 5xx, the network), fail at once on anything else: a 403, an
+# unexpected 404 or 412, a data-gate refusal or a bad parameter will not get better by retrying.
+# include/agent_retraining/storage.py turns botocore's errors into S3Unavailable / S3Refused.
 S3_AND_NETWORK_ERRORS = ExceptionRetryPolicy(
     rules=[
         RetryRule(
             exception=[
-                "botocore.exceptions.ClientError",
+                "agent_retraining.storage.S3Unavailable",
                 "botocore.exceptions.EndpointConnectionError",
                 "botocore.exceptions.ConnectionClosedError",
                 "botocore.exceptions.ConnectTimeoutError",
@@ -63,11 +76,13 @@ S3_AND_NETWORK_ERRORS = ExceptionRetryPolicy(
                 "urllib3.exceptions.ProtocolError",
             ],
             action=RetryAction.RETRY,
-            reason="S3 or network error; retrying with backoff",
+            reason="S3 unavailable or network error; retrying with backoff",
         )
     ],
     default=RetryAction.FAIL,
 )
+# Any day that has logs can be run, however old (backfills of last year's logs); catchup stays off.
+START_DATE = pendulum.datetime(1970, 1, 1, tz="UTC")
 DEFAULT_ARGS = {
     "retries": 3,
     "retry_delay": timedelta(seconds=30),
@@ -95,6 +110,11 @@ def run_params(spec: AgentSpec) -> dict:
             description="Manual runs only, and logged in the decision: waive the rule that a deploy must not "
             "replace a live model trained on newer data than this run's.",
         ),
+        "judge_without_champion": Param(
+            False, type="boolean", title="Judge without the live model",
+            description="Manual runs only, and logged in the decision: when the live model's artifact is missing "
+            "or tampered, judge on the floors and against the logging policy instead of failing the run.",
+        ),
         "policy_value_margin": Param(
             spec.gate.policy_value_margin, type="number", minimum=0, maximum=1, title="Policy value margin",
             description="How much lower than the champion's the challenger's policy value may be.",
@@ -114,7 +134,7 @@ def build_retraining_dag(spec: AgentSpec):
         # A data-interval timetable: each run owns [start, end) of logs. A bare cron
         # string would give Airflow 3's zero-length CronTriggerTimetable intervals.
         schedule=CronDataIntervalTimetable(spec.schedule, timezone="UTC"),
-        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        start_date=START_DATE,
         catchup=False,
         max_active_runs=3,  # backfill days train in parallel; `deploy` moves the manifest one run at a time
         tags=["retraining", f"agent:{spec.agent_id}"],
@@ -126,16 +146,15 @@ def build_retraining_dag(spec: AgentSpec):
             mode="reschedule",  # frees the worker slot between pokes
             poke_interval=300,
             timeout=(spec.wait_for_logs_hours + 1) * 3600,  # backstop; the task fails itself at the deadline
-            retries=0,
         )
-        def wait_for_logs(params=None, data_interval_start=None, data_interval_end=None):
+        def wait_for_logs(params=None, data_interval_start=None, data_interval_end=None, run_id=None):
             from airflow.sdk import PokeReturnValue
 
             from agent_retraining.contract import success_key
             from agent_retraining.storage import exists
             from retraining_runtime import run_inputs
 
-            run = run_inputs(spec, params, data_interval_start)
+            run = run_inputs(spec, params, data_interval_start, run_id)
             marker = success_key(spec.agent_id, run.window.last)
             if exists(run.s3, run.buckets.logs, marker):
                 return PokeReturnValue(is_done=True)
@@ -149,41 +168,39 @@ def build_retraining_dag(spec: AgentSpec):
             return PokeReturnValue(is_done=False)
 
         @task(multiple_outputs=False)
-        def snapshot(params=None, data_interval_start=None) -> dict:
+        def snapshot(params=None, data_interval_start=None, run_id=None) -> dict:
             from agent_retraining.reporting import clear_run
             from agent_retraining.snapshot import take_snapshot
             from retraining_runtime import run_inputs
 
-            run = run_inputs(spec, params, data_interval_start)
-            clear_run(run.s3, run.buckets, run.spec, run.window)
-            record = take_snapshot(run.s3, run.buckets, run.spec, run.window)
+            run = run_inputs(spec, params, data_interval_start, run_id)
+            clear_run(run.s3, run.buckets, run.run_dir)
+            record = take_snapshot(run.s3, run.buckets, run.spec, run.window, run.run_dir)
             return {"snapshot_key": record["snapshot_key"], "rows": record["rows"], "faults": len(record["faults"])}
 
-        @task(retries=0)
-        def validate(snap: dict, params=None, data_interval_start=None) -> str:
+        @task(multiple_outputs=False)
+        def validate(params=None, data_interval_start=None, run_id=None) -> dict:
             from airflow.sdk.exceptions import AirflowFailException
 
-            from agent_retraining.contract import run_prefix
             from agent_retraining.validation import DataRejected, validate_snapshot
             from retraining_runtime import run_inputs
 
-            run = run_inputs(spec, params, data_interval_start)
-            record_key = run_prefix(spec.agent_id, run.window.last) + "snapshot.json"
+            run = run_inputs(spec, params, data_interval_start, run_id)
             try:
-                result = validate_snapshot(run.s3, run.buckets, run.spec, run.window, record_key)
-            except DataRejected as exc:
+                result = validate_snapshot(run.s3, run.buckets, run.spec, run.window, run.run_dir)
+            except DataRejected as exc:  # final: the same logs would be refused again
                 raise AirflowFailException(f"data gate refused the logs: {exc}") from exc
             for warning in result["warnings"]:
-                print(f"data gate warning: {warning}")
-            return snap["snapshot_key"]
+                log.warning("data gate warning: %s", warning)
+            return {"rows": result["rows"], "warnings": len(result["warnings"])}
 
         @task(multiple_outputs=False)
-        def build_features(snapshot_key: str, params=None, data_interval_start=None) -> dict:
+        def build_features(params=None, data_interval_start=None, run_id=None) -> dict:
             from agent_retraining.features import build_split
             from retraining_runtime import run_inputs
 
-            run = run_inputs(spec, params, data_interval_start)
-            return build_split(run.s3, run.buckets, run.spec, run.window, snapshot_key)
+            run = run_inputs(spec, params, data_interval_start, run_id)
+            return build_split(run.s3, run.buckets, run.spec, run.window, run.run_dir)
 
         @task
         def candidates(params=None) -> list[str]:
@@ -192,24 +209,33 @@ def build_retraining_dag(spec: AgentSpec):
             return with_run_params(spec, params).candidates
 
         @task(multiple_outputs=False, map_index_template="{{ task.op_kwargs['candidate'] }}")
-        def train(candidate: str, split: dict, params=None, data_interval_start=None) -> dict:
+        def train(candidate: str, split: dict, params=None, data_interval_start=None, run_id=None) -> dict:
             from agent_retraining.training import train_candidate
             from retraining_runtime import run_inputs
 
-            run = run_inputs(spec, params, data_interval_start)
-            return train_candidate(run.s3, run.buckets, run.spec, run.window, candidate, split["train_key"])
+            run = run_inputs(spec, params, data_interval_start, run_id)
+            return train_candidate(
+                run.s3, run.buckets, run.spec, run.window, candidate, split["train_key"], run.run_dir
+            )
 
         @task(multiple_outputs=False)
         def evaluate(split: dict, trained: list[dict], params=None, data_interval_start=None, dag_run=None) -> dict:
-            from agent_retraining.evaluation import RunContext, evaluate_and_decide
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from agent_retraining.evaluation import ChampionUnavailable, RunContext, evaluate_and_decide
             from retraining_runtime import run_inputs
 
-            run = run_inputs(spec, params, data_interval_start)
+            run = run_inputs(spec, params, data_interval_start, dag_run.run_id)
             run_type = getattr(dag_run.run_type, "value", dag_run.run_type)  # an enum here: "backfill", ...
-            context = RunContext(run_type, params["allow_older_than_live"], params["dry_run"])
-            decision = evaluate_and_decide(
-                run.s3, run.buckets, run.spec, run.window, split["holdout_key"], list(trained), context
+            context = RunContext(
+                run_type, params["allow_older_than_live"], params["dry_run"], params["judge_without_champion"]
             )
+            try:
+                decision = evaluate_and_decide(
+                    run.s3, run.buckets, run.spec, run.window, split["holdout_key"], list(trained), run.run_dir, context
+                )
+            except ChampionUnavailable as exc:  # fail closed: never a floors-only decision by accident
+                raise AirflowFailException(str(exc)) from exc
             failed = [rule["rule"] for rule in decision["rules"] if not rule["passed"]]
             return {"deploy": decision["deploy"], "winner": decision["winner"]["candidate"],
                     "reason": decision["reason"], "failed_rules": failed}  # fmt: skip
@@ -218,7 +244,7 @@ def build_retraining_dag(spec: AgentSpec):
         def choose(decision: dict, ti=None) -> str:
             """Deploy only when every rule passed; the decision's summary is kept as this task's XCom."""
             ti.xcom_push(key="decision", value=decision)
-            print(decision["reason"])
+            log.info("%s", decision["reason"])
             if not decision["deploy"]:
                 return "skip_deploy"
             return "approve_deploy" if spec.approval.required else "deploy"
@@ -228,12 +254,17 @@ def build_retraining_dag(spec: AgentSpec):
             max_active_tis_per_dag=1,  # one run at a time moves this agent's manifest
             outlets=[Asset(name=f"{spec.agent_id}_model_manifest")],
         )
-        def deploy(data_interval_start=None, run_id=None) -> dict:
-            from agent_retraining.manifest import deploy_run
-            from agent_retraining.storage import buckets_from_env
-            from retraining_runtime import run_day, s3_client
+        def deploy(params=None, data_interval_start=None, run_id=None) -> dict:
+            from airflow.sdk.exceptions import AirflowFailException
 
-            return deploy_run(s3_client(), buckets_from_env(), spec.agent_id, run_day(data_interval_start), run_id)
+            from agent_retraining.manifest import DeployRefused, LiveModelChanged, deploy_run
+            from retraining_runtime import run_inputs
+
+            run = run_inputs(spec, params, data_interval_start, run_id)
+            try:
+                return deploy_run(run.s3, run.buckets, spec.agent_id, run.run_dir, run_id)
+            except (LiveModelChanged, DeployRefused) as exc:  # the decision no longer holds; retrying cannot help
+                raise AirflowFailException(str(exc)) from exc
 
         @task
         def skip_deploy(decision: dict) -> str:
@@ -244,9 +275,9 @@ def build_retraining_dag(spec: AgentSpec):
             from agent_retraining.reporting import build_report, summary
             from retraining_runtime import run_inputs
 
-            run = run_inputs(spec, params, data_interval_start)
-            result = build_report(run.s3, run.buckets, run.spec, run.window, run_id)
-            print(summary(result))
+            run = run_inputs(spec, params, data_interval_start, run_id)
+            result = build_report(run.s3, run.buckets, run.spec, run.window, run.run_dir, run_id)
+            log.info("%s", summary(result))
             return result["outcome"]
 
         @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0)
@@ -256,11 +287,8 @@ def build_retraining_dag(spec: AgentSpec):
 
             raise AirflowFailException("a stage of this run failed; see report.json and the failed task's log")
 
-        waited = wait_for_logs()
-        snap = snapshot()
-        waited >> snap
-        validated = validate(snap)
-        split = build_features(validated)
+        waited, snap, validated, split = wait_for_logs(), snapshot(), validate(), build_features()
+        waited >> snap >> validated >> split  # each stage reads what the one before wrote in the run's folder
         trained = train.partial(split=split).expand(candidate=candidates())
         decision = evaluate(split, trained)
         deployed, kept = deploy(), skip_deploy(decision)
@@ -288,5 +316,35 @@ def build_retraining_dag(spec: AgentSpec):
     return retraining()
 
 
-for _spec in load_all_specs():
+def build_broken_spec_dag(stem: str, error: Exception):
+    """Stands in for an agent whose spec does not parse: the UI shows the file and field, the other agents run on."""
+
+    @dag(
+        dag_id="retrain_" + re.sub(r"[^A-Za-z0-9_.-]", "_", stem),
+        description=f"BROKEN SPEC, fix it to get this agent's DAG back: {error}"[:1000],
+        doc_md=f"## The spec of `{stem}` does not parse\n\n```\n{error}\n```\n\nNothing runs for this agent "
+        "until the file is fixed; every other agent's DAG is unaffected.",
+        schedule=None,
+        start_date=START_DATE,
+        catchup=False,
+        tags=["retraining", "broken-spec"],
+        default_args={"owner": "ml-platform", "retries": 1},
+    )
+    def broken_spec():
+        @task(retries=0)
+        def spec_error() -> None:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(str(error))
+
+        spec_error()
+
+    return broken_spec()
+
+
+_specs, _spec_errors = load_all_specs()
+for _spec in _specs:
     globals()[_spec.dag_id] = build_retraining_dag(_spec)
+for _stem, _error in _spec_errors.items():
+    log.error("agent spec not loaded: %s", _error)
+    globals()[f"broken_spec_{_stem}"] = build_broken_spec_dag(_stem, _error)

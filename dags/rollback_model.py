@@ -6,22 +6,30 @@ at an earlier version, through the same compare-and-swap as a deploy, and
 records who asked and why in the manifest's history.
 
 - **agent_id**: the agent (one of the specs in `include/agents/`);
-- **target**: `previous` (the version the live one replaced) or a version name
+- **target**: `previous` (the newest earlier version that was not itself rolled
+  away from, so two rollbacks in a row walk back, never forth) or a version name
   from the manifest's history;
 - **reason**: why, kept in the manifest.
 
-A target that is not in the history, or whose artifact is missing or does not
-match its recorded sha256, is refused and the manifest is left as it was.
+A target that is not in the history, was trained for another feature encoding
+than the agent's spec has now, or whose artifact is missing or does not match
+its recorded sha256, is refused and the manifest is left as it was. A retry
+whose swap had already landed reports that, instead of rolling back twice. A
+deploy waiting for approval while you roll back will refuse to ship: its
+decision was judged against the model you rolled away from.
 """
 
 from __future__ import annotations
+
+import logging
 
 import pendulum
 from airflow.sdk import Asset, Param, dag, task
 
 from agent_retraining.spec import load_all_specs
 
-AGENT_IDS = [spec.agent_id for spec in load_all_specs()]
+log = logging.getLogger(__name__)
+AGENT_IDS = [spec.agent_id for spec in load_all_specs()[0]]
 
 
 @dag(
@@ -29,7 +37,7 @@ AGENT_IDS = [spec.agent_id for spec in load_all_specs()]
     description="Point an agent's manifest back at an earlier model version.",
     doc_md=__doc__,
     schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=pendulum.datetime(1970, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
     tags=["retraining", "rollback"],
@@ -47,21 +55,25 @@ AGENT_IDS = [spec.agent_id for spec in load_all_specs()]
     },
 )
 def rollback_model():
-    @task(multiple_outputs=False, retries=0, outlets=[Asset(name=f"{a}_model_manifest") for a in AGENT_IDS])
+    @task(multiple_outputs=False, outlets=[Asset(name=f"{a}_model_manifest") for a in AGENT_IDS])
     def rollback(params=None, run_id=None) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
         from agent_retraining import manifest
+        from agent_retraining.features import encoding_id
+        from agent_retraining.spec import load_agent
         from agent_retraining.storage import buckets_from_env
         from retraining_runtime import s3_client
 
+        agent_id = params["agent_id"]
         try:
             result = manifest.rollback(
-                s3_client(), buckets_from_env(), params["agent_id"], params["target"], params["reason"], run_id
-            )
+                s3_client(), buckets_from_env(), agent_id, params["target"], params["reason"], run_id,
+                encoding_id=encoding_id(load_agent(agent_id)),
+            )  # fmt: skip
         except manifest.RollbackRefused as exc:
             raise AirflowFailException(str(exc)) from exc
-        print(f"{params['agent_id']}: now {result['version']} (was {result['previous_version']})")
+        log.info("%s: now %s (was %s)", agent_id, result["version"], result["previous_version"])
         return result
 
     rollback()

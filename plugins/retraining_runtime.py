@@ -32,16 +32,21 @@ class RunInputs:
     window: Any
     s3: Any
     buckets: Any
+    run_dir: str  # this run's own folder in the artifacts bucket
 
 
-def run_inputs(spec, params: dict, data_interval_start: datetime) -> RunInputs:
+def run_inputs(spec, params: dict, data_interval_start: datetime, run_id: str) -> RunInputs:
     """Everything a task of one run works from, derived the same way in every task."""
+    from agent_retraining.contract import run_prefix
     from agent_retraining.snapshot import Window
     from agent_retraining.spec import with_run_params
     from agent_retraining.storage import buckets_from_env
 
     run_spec = with_run_params(spec, params)
-    return RunInputs(run_spec, Window.ending(run_day(data_interval_start), run_spec), s3_client(), buckets_from_env())
+    day = run_day(data_interval_start)
+    return RunInputs(
+        run_spec, Window.ending(day, run_spec), s3_client(), buckets_from_env(), run_prefix(spec.agent_id, day, run_id)
+    )
 
 
 def worker_hostname() -> str:

@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     dag_run = load_dag(spec.dag_id).test(logical_date=logical_date)
 
     s3, buckets = s3_client_from_env(), buckets_from_env()
-    report = read_json_or_none(s3, buckets.artifacts, run_prefix(spec.agent_id, args.day) + "report.json")
+    run_dir = run_prefix(spec.agent_id, args.day, dag_run.run_id)
+    report = read_json_or_none(s3, buckets.artifacts, run_dir + "report.json")
+    ran = [ti.task_id for ti in dag_run.get_task_instances() if ti.state not in (None, "removed")]
     print(f"\nrun {dag_run.run_id}: {dag_run.state}")
     print(summary(report) if report else "no report was written")
     manifest, _ = read_manifest(s3, buckets, spec.agent_id)
@@ -55,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         shown = {k: v for k, v in manifest.items() if k != "history"}
         shown["history"] = [entry["version"] for entry in manifest.get("history", [])]
         print(f"\nmanifest s3://{buckets.models}/{spec.agent_id}/manifest.json:\n{json.dumps(shown, indent=2)}")
+    if not ran or report is None:
+        print(f"FAILED: run {dag_run.run_id} for {args.day} executed {len(ran)} task(s) and wrote "
+              f"{'a' if report else 'no'} report; nothing was retrained", file=sys.stderr)  # fmt: skip
+        return 1
     return 0 if dag_run.state == "success" else 1
 
 

@@ -110,3 +110,20 @@ def load_dag_file(filename: str):
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     return module
+
+
+def write_specs_with_one_broken(directory: Path) -> Path:
+    """alpha-bot and beta-bot, valid copies of the example spec, and gamma-bot with a floor that is not a number.
+
+    Returns the broken file, whose error must name it and the field `gate.floors.min_roc_auc`.
+    """
+    example = (REPO / "include" / "agents" / "support-bot.yaml").read_text()
+    for name in ("alpha-bot", "beta-bot"):
+        (directory / f"{name}.yaml").write_text(example.replace("agent_id: support-bot", f"agent_id: {name}"))
+    broken = directory / "gamma-bot.yaml"
+    broken.write_text(
+        example.replace("agent_id: support-bot", "agent_id: gamma-bot").replace(
+            "min_roc_auc: 0.60", "min_roc_auc: high"
+        )
+    )
+    return broken

@@ -7,6 +7,7 @@ the agent client cannot disagree about it.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import date
 
@@ -50,9 +51,29 @@ def success_key(agent_id: str, day: date) -> str:
     return day_prefix(agent_id, day) + SUCCESS_MARKER
 
 
-def run_prefix(agent_id: str, day: date) -> str:
-    """Artifacts of the run that owns `day`; keyed by the day so a re-run overwrites, not duplicates."""
+def day_runs_prefix(agent_id: str, day: date) -> str:
+    """Every run that owned `day` (scheduled, manual, backfill, dry run) has a folder under here."""
     return f"{safe_key_part(agent_id, 'agent id')}/runs/dt={day.isoformat()}/"
+
+
+def run_folder_name(run_id: str) -> str:
+    """An object-key-safe name for an Airflow run id, unique per run id.
+
+    Run ids hold `:` and `+` (`manual__2026-11-29T00:00:00+00:00`); they are kept
+    readable, and a hash of the exact id keeps two ids that read alike apart.
+    """
+    readable = re.sub(r"[^A-Za-z0-9._-]", "_", run_id)[:80].strip("._-") or "run"
+    return f"run={readable}-{hashlib.sha256(run_id.encode()).hexdigest()[:8]}"
+
+
+def run_prefix(agent_id: str, day: date, run_id: str) -> str:
+    """Records of one Airflow run: runs of the same day never share them; re-running the same run rewrites them."""
+    return day_runs_prefix(agent_id, day) + run_folder_name(run_id) + "/"
+
+
+def latest_run_key(agent_id: str, day: date) -> str:
+    """A small pointer to the folder of the latest run of `day` to finish, for readers that want just that."""
+    return day_runs_prefix(agent_id, day) + "latest.json"
 
 
 def quarantine_prefix(agent_id: str, day: date) -> str:

@@ -3,18 +3,22 @@
 Offline accuracy alone does not say whether the agent will act better: the logs
 were produced by the agent's own policy. So besides AUC, log loss, Brier score
 and calibration, each model's greedy policy is valued off-policy from the
-logged propensities (self-normalised IPS), and the gate compares that too.
+logged propensities (self-normalised IPS), and the gate compares policies on
+the paired difference over the same rows, against the champion or, without one,
+against the policy the agent runs today. When the holdout cannot tell (too few
+rows, one reward class, a policy that matches no logged row) the decision is a
+named refusal; when the champion should exist but cannot be loaded, there is no
+decision at all.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from agent_retraining.contract import context_column, run_prefix
+from agent_retraining.contract import context_column
 from agent_retraining.features import action_indices, encode_context, encoding_id
 from agent_retraining.manifest import ArtifactError, fetch_verified, load_live_model, read_manifest
 from agent_retraining.snapshot import Window
@@ -43,23 +47,50 @@ def calibration_error(labels: np.ndarray, predictions: np.ndarray, bins: int = 1
     return float(total)
 
 
+def _policy_influence(weights: np.ndarray, rewards: np.ndarray) -> tuple[float | None, np.ndarray]:
+    """Self-normalised IPS value and each row's influence on it (what the delta method's variance sums).
+
+    With all weights 1 this is the logging policy's own, on-policy value: the mean reward.
+    """
+    total = weights.sum()
+    if total == 0:
+        return None, np.zeros(len(rewards))
+    value = float((weights * rewards).sum() / total)
+    return value, len(rewards) * weights * (rewards - value) / total
+
+
+def _interval(value: float, influence: np.ndarray) -> list[float]:
+    stderr = float(np.sqrt((influence**2).sum()) / len(influence))
+    return [value - Z_95 * stderr, value + Z_95 * stderr]
+
+
 def snips(matches: np.ndarray, rewards: np.ndarray, propensities: np.ndarray) -> dict:
     """Self-normalised IPS value of a deterministic policy, with a delta-method 95% interval.
 
     `matches` marks the rows where the evaluated policy picks the logged action.
+    No matched row means no evidence: the value is None (never NaN, which would
+    compare false against everything and could win a selection).
     """
-    weights = matches.astype(float) / propensities
-    total = weights.sum()
-    if total == 0:
-        return {"value": math.nan, "ci_low": math.nan, "ci_high": math.nan, "matched_rows": 0}
-    value = float((weights * rewards).sum() / total)
-    stderr = float(np.sqrt((weights**2 * (rewards - value) ** 2).sum()) / total)
-    return {
-        "value": value,
-        "ci_low": value - Z_95 * stderr,
-        "ci_high": value + Z_95 * stderr,
-        "matched_rows": int(matches.sum()),
-    }
+    value, influence = _policy_influence(matches / propensities, rewards)
+    if value is None:
+        return {"value": None, "ci_low": None, "ci_high": None, "matched_rows": 0}
+    low, high = _interval(value, influence)
+    return {"value": value, "ci_low": low, "ci_high": high, "matched_rows": int(matches.sum())}
+
+
+def paired_difference(weights_a: np.ndarray, weights_b: np.ndarray, rewards: np.ndarray) -> dict:
+    """Policy value of a minus that of b on the same rows, with a 95% delta-method interval.
+
+    Both are estimated from the same logged rows, so their errors are correlated;
+    judging the difference row by row is much tighter than comparing two
+    separate intervals (or two point estimates, which ignores noise altogether).
+    """
+    value_a, influence_a = _policy_influence(weights_a, rewards)
+    value_b, influence_b = _policy_influence(weights_b, rewards)
+    if value_a is None or value_b is None:
+        return {"difference": None, "ci": None}
+    difference = value_a - value_b
+    return {"difference": difference, "ci": _interval(difference, influence_a - influence_b)}
 
 
 def slice_masks(spec: AgentSpec, holdout, logged: np.ndarray) -> dict[str, np.ndarray]:
@@ -90,13 +121,16 @@ def _slice_metrics(rewards: np.ndarray, predicted: np.ndarray, masks: dict[str, 
 
 
 def model_metrics(per_action: np.ndarray, logged, rewards, propensities, masks) -> dict:
-    """Every metric of one model on the holdout rows, overall and per slice, from its scores of every action."""
+    """Every metric of one model on the holdout rows, overall and per slice, from its scores of every action.
+
+    A metric the holdout cannot measure (AUC with one reward class) is None, and the gate says why.
+    """
     from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
     predicted = np.clip(per_action[np.arange(len(logged)), logged], 1e-7, 1 - 1e-7)
     policy = snips(per_action.argmax(axis=1) == logged, rewards, propensities)
     return {
-        "roc_auc": float(roc_auc_score(rewards, predicted)),
+        "roc_auc": float(roc_auc_score(rewards, predicted)) if 0 < rewards.sum() < len(rewards) else None,
         "log_loss": float(log_loss(rewards, predicted, labels=[0, 1])),
         "brier": float(brier_score_loss(rewards, predicted)),
         "calibration_error": calibration_error(rewards, predicted),
@@ -112,11 +146,16 @@ def _better(metric: str, a: float, b: float) -> bool:
 
 
 def select_winner(spec: AgentSpec, metrics: dict[str, dict]) -> str:
-    """Best candidate by the spec's primary metric; ties go to the earlier candidate in the spec."""
+    """Best candidate by the spec's primary metric; ties go to the earlier candidate in the spec.
+
+    A candidate whose primary metric could not be measured never wins over one that could.
+    """
     primary = spec.gate.primary_metric
-    best = None
-    for name in spec.candidates:
-        if name in metrics and (best is None or _better(primary, metrics[name][primary], metrics[best][primary])):
+    ranked = [name for name in spec.candidates if name in metrics]
+    best = ranked[0]
+    for name in ranked[1:]:
+        mine, theirs = metrics[name][primary], metrics[best][primary]
+        if mine is not None and (theirs is None or _better(primary, mine, theirs)):
             best = name
     return best
 
@@ -125,8 +164,10 @@ def _rule(name: str, passed: bool, detail: str) -> dict:
     return {"rule": name, "passed": bool(passed), "detail": detail}
 
 
-def _at_least(metric: str, value: float, bound: float, how: str) -> dict:
+def _at_least(metric: str, value: float | None, bound: float | None, how: str) -> dict:
     """A rule that `value` is no worse than `bound`, in the metric's own direction."""
+    if value is None or bound is None:
+        return _rule(f"{how}_{metric}", False, f"{metric} cannot be measured on this holdout (see evidence_*)")
     relation = ">=" if HIGHER_IS_BETTER[metric] else "<="
     passed = value >= bound if HIGHER_IS_BETTER[metric] else value <= bound
     return _rule(f"{how}_{metric}", passed, f"{metric} {value:.4f} {relation} {bound:.4f}")
@@ -139,26 +180,89 @@ class RunContext:
     run_type: str = "manual"  # "scheduled", "manual", "backfill", ...
     allow_older_than_live: bool = False  # operator override, honoured for manual runs only
     dry_run: bool = False  # evaluate and report, never deploy
+    judge_without_champion: bool = False  # operator override when the live artifact is lost; manual runs only
 
     @property
     def older_than_live_allowed(self) -> bool:
         return self.allow_older_than_live and self.run_type == "manual"
 
+    @property
+    def without_champion_allowed(self) -> bool:
+        return self.judge_without_champion and self.run_type == "manual"
+
+    @property
+    def records_only(self) -> str | None:
+        """Why this run may not move the manifest whatever it decides: "backfill", "dry run", or None."""
+        return "backfill" if self.run_type == "backfill" else "dry run" if self.dry_run else None
+
+
+@dataclass(frozen=True)
+class HoldoutEvidence:
+    """How much the holdout can say, and the paired policy comparisons the gate judges on."""
+
+    rows: int
+    positive_rewards: int
+    vs_logging: dict  # paired_difference of the challenger's greedy policy minus the logging policy
+    vs_champion: dict | None = None  # ... minus the champion's, when there is one
+
+    @property
+    def negative_rewards(self) -> int:
+        return self.rows - self.positive_rewards
+
+
+def evidence_rules(spec: AgentSpec, evidence: HoldoutEvidence) -> list[dict]:
+    """Too little evidence is a refusal with the numbers, never a crash or a NaN that slips through."""
+    need = spec.gate.evidence
+    return [
+        _rule("evidence_holdout_rows", evidence.rows >= need.min_holdout_rows,
+              f"{evidence.rows} holdout rows, at least {need.min_holdout_rows} needed"),
+        _rule("evidence_rewards",
+              evidence.positive_rewards >= need.min_positive_rewards and evidence.negative_rewards >= 1,
+              f"{evidence.positive_rewards} positive and {evidence.negative_rewards} zero rewards in the holdout, "
+              f"at least {need.min_positive_rewards} positive and 1 zero needed"),
+    ]  # fmt: skip
+
+
+def _policy_rule(name: str, what: str, challenger: dict, baseline_matched: int | None, paired: dict, spec) -> dict:
+    """Deploy only if the paired difference's 95% lower bound is at least minus the margin, on enough rows."""
+    margin, need = spec.gate.policy_value_margin, spec.gate.evidence.min_matched_rows
+    thin = [(who, rows) for who, rows in (("challenger", challenger["policy_matched_rows"]), (what, baseline_matched))
+            if rows is not None and rows < need]  # fmt: skip
+    if thin:
+        detail = "; ".join(f"the {who}'s policy picks the logged action on {rows} rows" for who, rows in thin)
+        return _rule(name, False, f"too little evidence: {detail}, at least {need} needed")
+    if paired["difference"] is None:
+        return _rule(name, False, f"policy value against the {what} cannot be estimated on this holdout")
+    low, high = paired["ci"]
+    return _rule(
+        name,
+        low >= -margin,
+        f"policy value minus the {what}'s: {paired['difference']:+.4f}, 95% interval [{low:+.4f}, {high:+.4f}]; "
+        f"lower bound >= -{margin}",
+    )
+
 
 def gate_rules(
-    spec: AgentSpec, challenger: dict, champion: dict | None, live: dict | None, window: Window, run: RunContext
+    spec: AgentSpec,
+    challenger: dict,
+    champion: dict | None,
+    live: dict | None,
+    window: Window,
+    run: RunContext,
+    evidence: HoldoutEvidence,
 ) -> list:
     """Each rule of the gate with the numbers it compared; deploy only if all pass."""
     floors = spec.gate.floors
     rules = [
         _rule("data_validated", True, "the snapshot passed the data gate"),
+        *evidence_rules(spec, evidence),
         _at_least("roc_auc", challenger["roc_auc"], floors.min_roc_auc, "floor"),
         _at_least("log_loss", challenger["log_loss"], floors.max_log_loss, "floor"),
         _at_least("brier", challenger["brier"], floors.max_brier, "floor"),
         _at_least("calibration_error", challenger["calibration_error"], floors.max_calibration_error, "floor"),
     ]
-    if run.run_type == "backfill" or run.dry_run:
-        what = "a backfill run" if run.run_type == "backfill" else "a dry run"
+    if run.records_only:
+        what = {"backfill": "a backfill run", "dry run": "a dry run"}[run.records_only]
         rules.append(_rule("run_may_move_manifest", False, f"{what} records the decision it would take, moves nothing"))
     if live is not None:
         newest = live["trained_on"]["last"]
@@ -169,16 +273,17 @@ def gate_rules(
             _rule("not_older_than_live", window.last.isoformat() >= newest or run.older_than_live_allowed, detail)
         )
     if champion is None:
+        # The agent acts even with no usable model (the logged policy): a first model must not be worse than it.
+        rules.append(_policy_rule("policy_value_vs_logging", "logging policy", challenger, None, evidence.vs_logging,
+                                  spec))  # fmt: skip
         return rules
     for metric, allowed in spec.gate.max_regression.model_dump().items():
-        bound = champion[metric] - allowed if HIGHER_IS_BETTER[metric] else champion[metric] + allowed
+        theirs = champion[metric]
+        bound = None if theirs is None else theirs - allowed if HIGHER_IS_BETTER[metric] else theirs + allowed
         rules.append(_at_least(metric, challenger[metric], bound, "no_regression"))
-    margin = spec.gate.policy_value_margin
     rules.append(
-        _rule(
-            "policy_value",
-            challenger["policy_value"] >= champion["policy_value"] - margin,
-            f"policy value {challenger['policy_value']:.4f} >= champion {champion['policy_value']:.4f} - {margin}",
+        _policy_rule(
+            "policy_value", "champion", challenger, champion["policy_matched_rows"], evidence.vs_champion, spec
         )
     )
     drop = spec.gate.slices.max_auc_drop
@@ -196,15 +301,38 @@ def gate_rules(
     return rules
 
 
-def _champion(s3, buckets: Buckets, spec: AgentSpec, live: dict | None) -> tuple[LoadedModel | None, str]:
+class ChampionUnavailable(Exception):
+    """The live model's artifact is missing or does not match its checksum: nothing can be judged against it."""
+
+
+def champion_model(spec: AgentSpec, live: dict | None, load_live, run: RunContext) -> tuple[LoadedModel | None, str]:
+    """The live model to judge against, or why there is none; fails closed when it should exist but cannot load.
+
+    Only two cases are judged without a champion: no manifest yet, or a live model
+    of another feature encoding (the spec's features changed). A lost or tampered
+    artifact stops the run instead, unless an operator asked for exactly that.
+    S3 errors are not caught here: transient ones are retried by the task, others fail it.
+    """
     if live is None:
-        return None, "no model is live yet (first deploy): the floors alone decide"
+        return None, "no model is live yet (first deploy): judged on the floors and against the logging policy"
     if live.get("encoding_id") != encoding_id(spec):
-        return None, f"live model {live['version']} uses another feature encoding: the floors alone decide"
+        return None, (
+            f"live model {live['version']} uses another feature encoding (the spec's features changed): "
+            "judged on the floors and against the logging policy"
+        )
     try:
-        return load_live_model(s3, buckets, live), f"champion is the live model {live['version']}"
+        return load_live(live), f"champion is the live model {live['version']}"
     except (ArtifactError, ValueError, KeyError) as exc:
-        return None, f"live model {live['version']} cannot be loaded ({exc}): the floors alone decide"
+        if run.without_champion_allowed:
+            return None, (
+                f"live model {live['version']} cannot be used ({exc}); judged on the floors and against the "
+                "logging policy because the operator set judge_without_champion for this manual run"
+            )
+        raise ChampionUnavailable(
+            f"{exc}. Without the live model {live['version']} this run cannot tell whether a new model is better, so "
+            "it decides nothing. Either roll back to a version whose artifact is intact (DAG rollback_model), or "
+            "trigger a manual run with judge_without_champion=true to judge on the floors and the logging policy."
+        ) from exc
 
 
 def evaluate_and_decide(
@@ -214,9 +342,13 @@ def evaluate_and_decide(
     window: Window,
     holdout_key: str,
     candidates: list[dict],
+    run_dir: str,
     run: RunContext = RunContext(),
 ) -> dict:
-    """Score every candidate and the champion on the holdout, apply the gate, store the decision."""
+    """Score every candidate and the champion on the holdout, apply the gate, store the decision in the run's folder.
+
+    The decision records the manifest (version and ETag) it was judged against: a deploy may only replace that one.
+    """
     holdout = read_parquet(s3, buckets.artifacts, holdout_key)
     context = encode_context(spec, holdout)
     logged = action_indices(spec, holdout)
@@ -228,23 +360,33 @@ def evaluate_and_decide(
     for candidate in candidates:
         body = fetch_verified(s3, buckets.artifacts, candidate["artifact_key"], candidate["sha256"])
         models[candidate["candidate"]] = load(candidate["framework"], body, candidate["params"])
-    live, _ = read_manifest(s3, buckets, spec.agent_id)
-    champion_model, champion_note = _champion(s3, buckets, spec, live)
-    if champion_model:
-        models["champion"] = champion_model
-    scores = action_scores(spec, context, list(models.values()))
+    live, live_etag = read_manifest(s3, buckets, spec.agent_id)
+    champion_loaded, champion_note = champion_model(spec, live, lambda m: load_live_model(s3, buckets, m), run)
+    if champion_loaded:
+        models["champion"] = champion_loaded
+    scores = dict(zip(models, action_scores(spec, context, list(models.values())), strict=True))
     metrics = {
-        name: model_metrics(per_action, logged, rewards, propensities, masks)
-        for name, per_action in zip(models, scores, strict=True)
+        name: model_metrics(per_action, logged, rewards, propensities, masks) for name, per_action in scores.items()
     }
     champion = metrics.get("champion")
 
     winner_name = select_winner(spec, metrics)
     winner = next(c for c in candidates if c["candidate"] == winner_name)
-    rules = gate_rules(spec, metrics[winner_name], champion, live, window, run)
+
+    def greedy_weights(name: str) -> np.ndarray:
+        return (scores[name].argmax(axis=1) == logged) / propensities
+
+    evidence = HoldoutEvidence(
+        rows=holdout.num_rows,
+        positive_rewards=int(rewards.sum()),
+        vs_logging=paired_difference(greedy_weights(winner_name), np.ones(len(rewards)), rewards),
+        vs_champion=paired_difference(greedy_weights(winner_name), greedy_weights("champion"), rewards)
+        if champion
+        else None,
+    )
+    rules = gate_rules(spec, metrics[winner_name], champion, live, window, run, evidence)
     failed = [r for r in rules if not r["passed"]]
     judged = [r for r in failed if r["rule"] != "run_may_move_manifest"]
-    logging_value = snips(np.ones(len(rewards), bool), rewards, propensities)
     if judged:
         reason = (
             f"keep the champion: {winner_name} failed {', '.join(r['rule'] + ' (' + r['detail'] + ')' for r in judged)}"
@@ -252,27 +394,35 @@ def evaluate_and_decide(
     elif champion:
         reason = f"deploy {winner_name}: it passed every rule against the floors and champion {live['version']}"
     else:
-        reason = f"deploy {winner_name}: {champion_note}, and it passed every floor"
-    if run.run_type == "backfill" or run.dry_run:
-        what = "backfill" if run.run_type == "backfill" else "dry run"
-        reason = f"{what}, manifest left alone; the decision would have been: {reason}"
-    if run.older_than_live_allowed:
-        logging.getLogger(__name__).warning("allow_older_than_live is set: the not_older_than_live rule is waived")
+        reason = f"deploy {winner_name}: {champion_note}, and it passed every rule"
+    if run.records_only:
+        reason = f"{run.records_only}, manifest left alone; the decision would have been: {reason}"
+    for override, waived in ((run.older_than_live_allowed, "not_older_than_live"),
+                             (run.without_champion_allowed, "the champion comparison")):  # fmt: skip
+        if override:
+            logging.getLogger(__name__).warning("operator override for this manual run: %s is waived", waived)
+    logging_value, logging_influence = _policy_influence(np.ones(len(rewards)), rewards)
     decision = {
         "agent_id": spec.agent_id,
         "window": {"first": window.first.isoformat(), "last": window.last.isoformat()},
         "holdout_rows": holdout.num_rows,
+        "positive_rewards": evidence.positive_rewards,
         "primary_metric": spec.gate.primary_metric,
         "metrics": metrics,
-        "logging_policy_value": logging_value,
+        "logging_policy_value": {"value": logging_value, "ci": _interval(logging_value, logging_influence)},
+        "policy_value_vs_logging": evidence.vs_logging,
+        "policy_value_vs_champion": evidence.vs_champion,
         "champion": {"version": live["version"] if champion else None, "note": champion_note},
+        # What the decision was judged against: deploy swaps only while the manifest is still exactly this.
+        "judged_against": {"version": live["version"] if live else None, "manifest_etag": live_etag},
         "winner": winner,
         "rules": rules,
         "deploy": not failed,
         "would_deploy": not judged,
         "older_than_live_allowed": run.older_than_live_allowed,
+        "judged_without_champion": run.without_champion_allowed and live is not None and champion is None,
         "run_type": run.run_type,
         "reason": reason,
     }
-    write_json(s3, buckets.artifacts, run_prefix(spec.agent_id, window.last) + "decision.json", decision)
+    write_json(s3, buckets.artifacts, run_dir + "decision.json", decision)
     return decision

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from agent_retraining.contract import context_column, run_prefix
+from agent_retraining.contract import context_column
 from agent_retraining.snapshot import Window
 from agent_retraining.spec import AgentSpec, CategoryFeature, NumericFeature
 from agent_retraining.storage import Buckets, read_parquet, write_json, write_parquet
@@ -108,8 +108,9 @@ def sample_rows(rows: pa.Table | pa.Array, limit: int | None, seed: int) -> pa.T
     return rows.take(pa.array(np.sort(np.random.default_rng(seed).choice(len(rows), size=limit, replace=False))))
 
 
-def build_split(s3, buckets: Buckets, spec: AgentSpec, window: Window, snapshot_key: str) -> dict:
-    """Write the train and holdout sets (snapshot rows in time order) and their description."""
+def build_split(s3, buckets: Buckets, spec: AgentSpec, window: Window, run_dir: str) -> dict:
+    """Write the run's train and holdout sets (snapshot rows in time order) and their description."""
+    snapshot_key = run_dir + "snapshot.parquet"
     table = read_parquet(s3, buckets.artifacts, snapshot_key)
     train_rows, holdout_rows = split_by_time(table, window)
     if len(train_rows) == 0 or len(holdout_rows) == 0:
@@ -118,7 +119,7 @@ def build_split(s3, buckets: Buckets, spec: AgentSpec, window: Window, snapshot_
     train = table.take(sample_rows(train_rows, spec.training.max_train_rows, spec.training.seed))
     holdout = table.take(holdout_rows)
     del table
-    prefix = run_prefix(spec.agent_id, window.last) + "features/"
+    prefix = run_dir + "features/"
     write_parquet(s3, buckets.artifacts, prefix + "train.parquet", train)
     write_parquet(s3, buckets.artifacts, prefix + "holdout.parquet", holdout)
     record = {

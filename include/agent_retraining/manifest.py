@@ -2,25 +2,25 @@
 
 It is treated like a database commit. Artifacts are written once under a
 versioned key (`If-None-Match: *`); the manifest is replaced only with
-`If-Match: <etag it was read with>`, and a lost race re-reads and re-decides
-instead of overwriting, so concurrent runs can never lose an update or point
-the agent at a half-written model.
+`If-Match: <etag>`. A deploy may only replace the exact manifest (ETag) its
+decision was judged against, so a rollback or another run's deploy in between
+turns it into a refusal rather than an overwrite; concurrent runs can never
+lose an update or point the agent at a half-written model.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from botocore.exceptions import ClientError
-
-from agent_retraining.contract import manifest_key, model_prefix, run_prefix, safe_key_part
+from agent_retraining.contract import manifest_key, model_prefix, safe_key_part
 from agent_retraining.storage import (
     Buckets,
+    ObjectMissing,
     PreconditionFailed,
     get_bytes,
-    is_missing,
     put_if_absent,
     put_if_match,
     read_json,
@@ -36,22 +36,33 @@ class ArtifactError(Exception):
     """An artifact that is missing or does not match its recorded checksum."""
 
 
+class LiveModelChanged(Exception):
+    """The manifest moved after the decision was judged against it: the decision no longer holds."""
+
+
+class DeployRefused(Exception):
+    """A deploy asked of a run whose own decision did not say deploy."""
+
+
+class RollbackRefused(Exception):
+    """A rollback target that does not exist, was trained for another encoding, or whose artifact is bad."""
+
+
 def read_manifest(s3, buckets: Buckets, agent_id: str) -> tuple[dict | None, str | None]:
     """The live manifest and its ETag, or (None, None) before the first deploy."""
     try:
         body, etag = get_bytes(s3, buckets.models, manifest_key(agent_id))
-    except ClientError as error:
-        if is_missing(error):
-            return None, None
-        raise
+    except ObjectMissing:
+        return None, None
     return json.loads(body), etag
 
 
 def fetch_verified(s3, bucket: str, key: str, sha256: str) -> bytes:
+    """The artifact's bytes, only if they are the ones recorded; S3 errors other than absence propagate."""
     try:
         body, _ = get_bytes(s3, bucket, key)
-    except ClientError as error:
-        raise ArtifactError(f"artifact s3://{bucket}/{key} cannot be read: {error}") from error
+    except ObjectMissing as error:
+        raise ArtifactError(f"artifact s3://{bucket}/{key} is missing ({error.code or error.status})") from error
     actual = hashlib.sha256(body).hexdigest()
     if actual != sha256:
         raise ArtifactError(f"artifact s3://{bucket}/{key} has sha256 {actual}, the manifest says {sha256}")
@@ -84,12 +95,8 @@ def publish_artifact(s3, buckets: Buckets, agent_id: str, candidate: dict) -> tu
 # What a manifest entry needs so that the agent (or a rollback) can use the model on its own.
 MODEL_FIELDS = (
     "version", "framework", "artifact_key", "artifact_uri", "sha256", "params", "encoding_id", "metrics",
-    "trained_on", "run_id", "reason", "deployed_at", "deployed_by", "previous_version",
+    "trained_on", "run_id", "reason", "deployed_at", "deployed_by", "previous_version", "rolled_back_by",
 )  # fmt: skip
-
-
-class RollbackRefused(Exception):
-    """A rollback target that does not exist, or whose artifact is missing or tampered."""
 
 
 def history(manifest: dict | None) -> list[dict]:
@@ -99,23 +106,36 @@ def history(manifest: dict | None) -> list[dict]:
     return [{k: manifest.get(k) for k in MODEL_FIELDS}, *manifest.get("history", [])]
 
 
-def swap(s3, buckets: Buckets, agent_id: str, decide) -> dict:
-    """Compare-and-swap the manifest to `decide(live)`'s entry; `decide` runs again after every lost race.
+@dataclass(frozen=True)
+class Settled:
+    """What `decide` returns when the manifest must not change, with the result to report."""
 
-    `decide` sees the manifest as it is now and returns the new model entry, or
-    a string saying why nothing should change (which is then returned as such).
+    result: dict
+
+
+def swap(s3, buckets: Buckets, agent_id: str, decide, rolls_back: bool = False) -> dict:
+    """Compare-and-swap the manifest to `decide(live, etag)`'s entry; `decide` runs again after every lost race.
+
+    `decide` sees the manifest and its ETag as they are now and returns the new
+    model entry, a Settled result (nothing to change), or raises. With
+    `rolls_back`, the model being replaced is marked in the history as rolled
+    back by the new entry's run, so `previous` never walks forward to it again.
     """
     for _ in range(CAS_ATTEMPTS):
         live, etag = read_manifest(s3, buckets, agent_id)
-        entry = decide(live)
-        if isinstance(entry, str):
-            return {"deployed": False, "version": live and live["version"], "reason": entry}
+        entry = decide(live, etag)
+        if isinstance(entry, Settled):
+            return entry.result
+        replaced = history(live)
+        if rolls_back and replaced:
+            replaced[0]["rolled_back_by"] = entry["run_id"]
         manifest = {
             "agent_id": agent_id,
             **entry,
+            "rolled_back_by": None,
             "deployed_at": datetime.now(UTC).isoformat(),
             "previous_version": live["version"] if live else None,
-            "history": history(live)[:HISTORY_LIMIT],
+            "history": replaced[:HISTORY_LIMIT],
         }
         try:
             put_if_match(s3, buckets.models, manifest_key(agent_id), json.dumps(manifest, indent=2).encode(), etag)
@@ -125,9 +145,26 @@ def swap(s3, buckets: Buckets, agent_id: str, decide) -> dict:
     raise RuntimeError(f"manifest of {agent_id} kept changing during {CAS_ATTEMPTS} compare-and-swap attempts")
 
 
+def _landed_earlier(live: dict | None, run_id: str, version: str | None = None) -> Settled | None:
+    """A retried task whose swap already landed (the live manifest carries its run id) reports that truth."""
+    if live and live.get("run_id") == run_id and (version is None or live["version"] == version):
+        return Settled({
+            "deployed": True, "version": live["version"], "previous_version": live.get("previous_version"),
+            "reason": f"the swap of run {run_id} had landed on an earlier try of this task",
+        })  # fmt: skip
+    return None
+
+
 def deploy(s3, buckets: Buckets, agent_id: str, decision: dict, run_id: str) -> dict:
-    """Publish the decision's winner and swap the manifest to it, unless the live model is newer."""
-    winner = decision["winner"]
+    """Publish the decision's winner and swap the manifest to it, only while the manifest is the one judged against.
+
+    Anything else (a rollback during an approval wait, another run's deploy, a
+    first deploy that is no longer first) means the decision no longer holds: it
+    raises LiveModelChanged instead of replacing a model it never compared with.
+    """
+    if not decision["deploy"]:
+        raise DeployRefused(f"the decision of run {run_id} does not say deploy: {decision['reason']}")
+    winner, judged = decision["winner"], decision["judged_against"]
     version, key = publish_artifact(s3, buckets, agent_id, winner)
     metrics = {k: v for k, v in decision["metrics"][winner["candidate"]].items() if k != "slices"}
     entry = {
@@ -145,46 +182,74 @@ def deploy(s3, buckets: Buckets, agent_id: str, decision: dict, run_id: str) -> 
         "deployed_by": "retraining",
     }
 
-    def decide(live: dict | None):
+    def decide(live: dict | None, etag: str | None):
+        landed = _landed_earlier(live, run_id, version)
+        if landed:
+            return landed
+        if etag != judged["manifest_etag"]:
+            now = f"{live['version']} (set by {live.get('deployed_by')} run {live.get('run_id')})" if live else "none"
+            raise LiveModelChanged(
+                f"live model changed from {judged['version'] or 'none'} to {now} since evaluation; "
+                "re-run to judge against it"
+            )
         if live and live["version"] == version:
-            return f"{version} is live already"
-        older = live and live["trained_on"]["last"] > winner["trained_on"]["last"]
-        if older and not decision.get("older_than_live_allowed"):
-            return f"live model {live['version']} was trained on newer data ({live['trained_on']['last']})"
+            return Settled({"deployed": False, "version": version, "reason": f"{version} is live already"})
         return entry
 
     return swap(s3, buckets, agent_id, decide)
 
 
-def rollback(s3, buckets: Buckets, agent_id: str, target: str, reason: str, run_id: str) -> dict:
-    """Point the manifest back at an earlier version ("previous" or a version name) by the same swap."""
+def rollback(
+    s3, buckets: Buckets, agent_id: str, target: str, reason: str, run_id: str, encoding_id: str | None = None
+) -> dict:
+    """Point the manifest back at an earlier version ("previous" or a version name) by the same swap.
+
+    `previous` is the newest earlier version not rolled away from, so two
+    rollbacks in a row walk back, never forth. With `encoding_id` (the agent's
+    current spec), a target trained for another encoding is refused: the agent's
+    client would refuse to load it.
+    """
     if target != "previous":
         safe_key_part(target, "target version")
 
-    def decide(live: dict | None):
-        earlier = history(live)[1:]
+    def decide(live: dict | None, etag: str | None):
+        landed = _landed_earlier(live, run_id)
+        if landed:
+            return landed
+        chain = history(live)
+        earlier = chain[1:]
         if not earlier:
             raise RollbackRefused(f"{agent_id} has no earlier version to roll back to")
         if target == "previous":
-            entry = earlier[0]
+            left = {e["version"] for e in chain if e.get("rolled_back_by")} | {chain[0]["version"]}
+            entry = next((e for e in earlier if e["version"] not in left), None)
+            if entry is None:
+                raise RollbackRefused(f"{agent_id}: every earlier version was rolled away from already")
         else:
-            matches = [e for e in earlier if e["version"] == target]
-            if not matches:
-                known = ", ".join(e["version"] for e in earlier)
+            entry = next((e for e in earlier if e["version"] == target), None)
+            if entry is None:
+                known = ", ".join(dict.fromkeys(e["version"] for e in earlier))
                 raise RollbackRefused(f"{target} is not an earlier version of {agent_id} (known: {known})")
-            entry = matches[0]
+        if encoding_id and entry.get("encoding_id") != encoding_id:
+            raise RollbackRefused(
+                f"refusing to roll back to {entry['version']}: it was trained for feature encoding "
+                f"{entry.get('encoding_id')}, the agent's spec now encodes {encoding_id}, so its client would refuse it"
+            )
         try:
             fetch_verified(s3, buckets.models, entry["artifact_key"], entry["sha256"])
         except ArtifactError as exc:
             raise RollbackRefused(f"refusing to roll back to {entry['version']}: {exc}") from exc
         return {**entry, "run_id": run_id, "reason": f"rollback: {reason}", "deployed_by": "rollback"}
 
-    return swap(s3, buckets, agent_id, decide)
+    return swap(s3, buckets, agent_id, decide, rolls_back=True)
 
 
-def deploy_run(s3, buckets: Buckets, agent_id: str, day, run_id: str) -> dict:
-    """Deploy what the run's decision record chose, and record what happened next to it."""
-    prefix = run_prefix(agent_id, day)
-    result = deploy(s3, buckets, agent_id, read_json(s3, buckets.artifacts, prefix + "decision.json"), run_id)
-    write_json(s3, buckets.artifacts, prefix + "deployment.json", result)
+def deploy_run(s3, buckets: Buckets, agent_id: str, run_dir: str, run_id: str) -> dict:
+    """Deploy what this run's own decision chose, and record what happened (or why not) next to it."""
+    try:
+        result = deploy(s3, buckets, agent_id, read_json(s3, buckets.artifacts, run_dir + "decision.json"), run_id)
+    except (LiveModelChanged, DeployRefused) as exc:
+        write_json(s3, buckets.artifacts, run_dir + "deployment.json", {"deployed": False, "refused": str(exc)})
+        raise
+    write_json(s3, buckets.artifacts, run_dir + "deployment.json", result)
     return result

@@ -1,33 +1,43 @@
 """The run report: one JSON document saying what a run did, whatever happened.
 
-It is assembled from the records each stage left in the run's folder in S3, so
-it tells the truth even when a stage failed half-way: a missing record means the
-stage did not finish.
+It is assembled from the records each stage left in the run's own folder in
+S3, so it tells the truth even when a stage failed half-way: a missing record
+means the stage did not finish. It also moves the day's `latest.json` pointer
+to this run, for readers that want "the latest run of a day".
 """
 
 from __future__ import annotations
 
-from agent_retraining.contract import run_prefix
+from datetime import UTC, datetime
+
+from agent_retraining.contract import latest_run_key
 from agent_retraining.manifest import read_manifest
 from agent_retraining.snapshot import Window
 from agent_retraining.spec import AgentSpec
-from agent_retraining.storage import Buckets, list_keys, read_json_or_none, write_json
+from agent_retraining.storage import Buckets, delete, list_keys, read_json_or_none, write_json
 
 RUN_RECORDS = ("snapshot.json", "validation.json", "decision.json", "deployment.json")
 
 
-def clear_run(s3, buckets: Buckets, spec: AgentSpec, window: Window) -> int:
-    """Remove what an earlier run of the same day derived, so its records cannot leak into this report."""
-    objects = list_keys(s3, buckets.artifacts, run_prefix(spec.agent_id, window.last))
+def clear_run(s3, buckets: Buckets, run_dir: str) -> int:
+    """Remove what an earlier try of this same run wrote, so a cleared run rewrites its own folder from scratch."""
+    objects = list_keys(s3, buckets.artifacts, run_dir)
     for obj in objects:
-        s3.delete_object(Bucket=buckets.artifacts, Key=obj["key"])
+        delete(s3, buckets.artifacts, obj["key"])
     return len(objects)
 
 
 def outcome(records: dict) -> str:
-    if records["deployment.json"] and records["deployment.json"]["deployed"]:
+    deployment, decision = records["deployment.json"], records["decision.json"]
+    if deployment and deployment["deployed"]:
         return "deployed"
-    if records["decision.json"]:
+    if deployment and deployment.get("refused"):
+        return "deploy refused"
+    if deployment:
+        return "kept champion: the same model is live already"
+    if decision and decision["deploy"]:
+        return "kept champion: the deploy was not approved or did not run"
+    if decision:
         return "kept champion"
     if records["validation.json"] and not records["validation.json"]["passed"]:
         return "data rejected"
@@ -35,9 +45,8 @@ def outcome(records: dict) -> str:
     return f"failed before {stage} finished"
 
 
-def build_report(s3, buckets: Buckets, spec: AgentSpec, window: Window, run_id: str) -> dict:
-    prefix = run_prefix(spec.agent_id, window.last)
-    records = {name: read_json_or_none(s3, buckets.artifacts, prefix + name) for name in RUN_RECORDS}
+def build_report(s3, buckets: Buckets, spec: AgentSpec, window: Window, run_dir: str, run_id: str) -> dict:
+    records = {name: read_json_or_none(s3, buckets.artifacts, run_dir + name) for name in RUN_RECORDS}
     snapshot, validation, decision, deployment = (records[name] for name in RUN_RECORDS)
     live, _ = read_manifest(s3, buckets, spec.agent_id)
     report = {
@@ -49,14 +58,34 @@ def build_report(s3, buckets: Buckets, spec: AgentSpec, window: Window, run_id: 
         "validation": validation
         and {k: validation[k] for k in ("passed", "failures", "warnings", "rows", "rule_counts", "data_docs_key")},
         "decision": decision
-        and {k: decision[k] for k in ("deploy", "reason", "rules", "metrics", "logging_policy_value", "champion")},
+        and {
+            k: decision[k]
+            for k in (
+                "deploy",
+                "reason",
+                "rules",
+                "metrics",
+                "logging_policy_value",
+                "champion",
+                "judged_against",
+                "policy_value_vs_logging",
+                "policy_value_vs_champion",
+            )
+        },  # fmt: skip
         "winner": decision and decision["winner"]["candidate"],
         "deployment": deployment,
         "live_version": live["version"] if live else None,
-        "report_key": prefix + "report.json",
+        "report_key": run_dir + "report.json",
     }
-    write_json(s3, buckets.artifacts, prefix + "report.json", report)
+    write_json(s3, buckets.artifacts, run_dir + "report.json", report)
+    pointer = {"run_id": run_id, "run_dir": run_dir, "report_key": report["report_key"], "outcome": report["outcome"],
+               "written_at": datetime.now(UTC).isoformat()}  # fmt: skip
+    write_json(s3, buckets.artifacts, latest_run_key(spec.agent_id, window.last), pointer)
     return report
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def summary(report: dict) -> str:
@@ -68,10 +97,9 @@ def summary(report: dict) -> str:
     if report["decision"]:
         lines.append(f"  decision: {report['decision']['reason']}")
         for name, metrics in report["decision"]["metrics"].items():
-            lines.append(
-                f"  {name:<20} auc={metrics['roc_auc']:.4f} logloss={metrics['log_loss']:.4f} "
-                f"brier={metrics['brier']:.4f} ece={metrics['calibration_error']:.4f} "
-                f"policy_value={metrics['policy_value']:.4f}"
-            )
+            shown = ("roc_auc", "log_loss", "brier", "calibration_error", "policy_value")
+            lines.append(f"  {name:<20} " + " ".join(f"{key}={_number(metrics[key])}" for key in shown))
+    if report["deployment"] and report["deployment"].get("refused"):
+        lines.append(f"  deploy refused: {report['deployment']['refused']}")
     lines.append(f"  live model: {report['live_version']}")
     return "\n".join(lines)

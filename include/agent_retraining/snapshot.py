@@ -32,7 +32,6 @@ from agent_retraining.contract import (
     context_column,
     day_prefix,
     quarantine_prefix,
-    run_prefix,
 )
 from agent_retraining.spec import AgentSpec
 from agent_retraining.storage import Buckets, exists, get_bytes, list_keys, put_bytes, write_json, write_parquet
@@ -228,8 +227,8 @@ def _quarantine_object(s3, buckets: Buckets, spec: AgentSpec, day: date, key: st
     return target
 
 
-def take_snapshot(s3, buckets: Buckets, spec: AgentSpec, window: Window) -> dict:
-    """Read every complete day of the window, write the Parquet snapshot and its record."""
+def take_snapshot(s3, buckets: Buckets, spec: AgentSpec, window: Window, run_dir: str) -> dict:
+    """Read every complete day of the window, write the Parquet snapshot and its record into the run's folder."""
     tables, sources, faults, quarantined, days = [], [], [], [], {}
     for day in window.days:
         prefix = day_prefix(spec.agent_id, day)
@@ -260,8 +259,7 @@ def take_snapshot(s3, buckets: Buckets, spec: AgentSpec, window: Window) -> dict
             faults.append(fault("empty_day", f"no log events under s3://{buckets.logs}/{prefix}", key=prefix))
     empty = flatten(read_schema(spec).empty_table(), spec, "", window.last, np.array([], np.int32))
     snapshot = pa.concat_tables([empty, *tables])  # chunks kept: no second copy of the window
-    prefix = run_prefix(spec.agent_id, window.last)
-    write_parquet(s3, buckets.artifacts, prefix + "snapshot.parquet", snapshot)
+    write_parquet(s3, buckets.artifacts, run_dir + "snapshot.parquet", snapshot)
     record = {
         "agent_id": spec.agent_id,
         "window": {"first": window.first.isoformat(), "last": window.last.isoformat()},
@@ -271,7 +269,7 @@ def take_snapshot(s3, buckets: Buckets, spec: AgentSpec, window: Window) -> dict
         "sources": sources,
         "faults": faults,
         "quarantined": quarantined,
-        "snapshot_key": prefix + "snapshot.parquet",
+        "snapshot_key": run_dir + "snapshot.parquet",
     }
-    write_json(s3, buckets.artifacts, prefix + "snapshot.json", record)
+    write_json(s3, buckets.artifacts, run_dir + "snapshot.json", record)
     return record

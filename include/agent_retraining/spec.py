@@ -2,8 +2,9 @@
 
 The spec is parsed strictly (unknown keys are errors) because a typo in a gate
 threshold that silently falls back to a default would let a bad model ship.
-Parsing happens when the DAG file is imported, so a broken spec shows up as a
-DAG import error naming the file and the field.
+Parsing happens when the DAG file is imported; a broken spec shows up in the
+Airflow UI as that agent's DAG reporting the file and the field, while every
+other agent's DAG keeps working.
 """
 
 from __future__ import annotations
@@ -89,6 +90,12 @@ RULE_KINDS = (
     "action_in_set", "propensity_range", "reward_valid", "ts_in_window", "context_non_null", "in_range",
     "in_vocabulary", "rows_per_day", "drift",
 )  # fmt: skip
+# The log contract itself: a row that breaks one is not a decision the estimators can use (a zero propensity
+# divides by zero, a reward of 7 is no label), so these always block and a spec cannot lower them.
+CONTRACT_RULES = ("not_null", "unique_event_id", "agent_id", "action_in_set", "propensity_range", "reward_valid",
+                  "ts_in_window")  # fmt: skip
+# Rule kinds judged per context feature, and so the only ones a `kind:feature` tier key may name.
+FEATURE_RULES = {"context_non_null": "any", "drift": "any", "in_vocabulary": "category", "in_range": "number"}
 
 
 class Validation(_Strict):
@@ -104,6 +111,11 @@ class Validation(_Strict):
         unknown = [rule for rule in self.tiers if rule.split(":", 1)[0] not in RULE_KINDS]
         if unknown:
             raise ValueError(f"unknown rule(s) in tiers: {unknown}; known kinds: {', '.join(RULE_KINDS)}")
+        lowered = [
+            rule for rule, tier in self.tiers.items() if rule.split(":", 1)[0] in CONTRACT_RULES and tier != "block"
+        ]
+        if lowered:
+            raise ValueError(f"tiers {lowered}: contract rules always block ({', '.join(CONTRACT_RULES)})")
         return self
 
 
@@ -129,12 +141,21 @@ class Slices(_Strict):
     max_auc_drop: float = Field(default=0.05, ge=0.0)
 
 
+class Evidence(_Strict):
+    """The least a holdout must hold before any comparison is believed; below it the decision is a named refusal."""
+
+    min_holdout_rows: int = Field(default=200, ge=1)
+    min_positive_rewards: int = Field(default=20, ge=1)  # negatives are needed too: at least one
+    min_matched_rows: int = Field(default=30, ge=1)  # rows where a compared policy picks the logged action
+
+
 class Gate(_Strict):
     primary_metric: Literal["roc_auc", "log_loss", "brier", "calibration_error", "policy_value"]
     floors: Floors
     max_regression: MaxRegression
     policy_value_margin: float = Field(ge=0.0)
     slices: Slices = Field(default_factory=Slices)
+    evidence: Evidence = Field(default_factory=Evidence)
 
 
 class Approval(_Strict):
@@ -173,6 +194,25 @@ class AgentSpec(_Strict):
             feature = self.context.get(name)
             if not isinstance(feature, CategoryFeature | BoolFeature):
                 raise ValueError(f"gate.slices.features: '{name}' must be a category or bool context feature")
+        return self
+
+    @model_validator(mode="after")
+    def _feature_tiers_name_features(self) -> AgentSpec:
+        for rule in self.validation.tiers:
+            kind, _, feature = rule.partition(":")
+            if not feature:
+                continue
+            if kind not in FEATURE_RULES:
+                raise ValueError(f"validation.tiers: '{rule}': only {', '.join(FEATURE_RULES)} take a feature")
+            if feature not in self.context:
+                raise ValueError(f"validation.tiers: '{rule}': no context feature '{feature}' "
+                                 f"(features: {', '.join(self.context)})")  # fmt: skip
+            wanted, actual = FEATURE_RULES[kind], self.context[feature]
+            if (wanted == "category" and not isinstance(actual, CategoryFeature)) or (
+                wanted == "number" and not isinstance(actual, NumericFeature)
+            ):
+                raise ValueError(f"validation.tiers: '{rule}': {kind} applies to {wanted} features, "
+                                 f"'{feature}' is {actual.type}")  # fmt: skip
         return self
 
     @property
@@ -216,8 +256,19 @@ def agents_dir() -> Path:
     return Path(os.environ.get("AGENT_SPECS_DIR") or AGENTS_DIR)
 
 
-def load_all_specs() -> list[AgentSpec]:
-    return [load_spec(path) for path in sorted(agents_dir().glob("*.yaml"))]
+def load_all_specs() -> tuple[list[AgentSpec], dict[str, SpecError]]:
+    """Every spec that parses, and the error of each file that does not, by file stem.
+
+    One agent's broken file must not take the others down: the DAG file builds
+    every valid agent and shows each broken one on its own.
+    """
+    specs, errors = [], {}
+    for path in sorted(agents_dir().glob("*.yaml")):
+        try:
+            specs.append(load_spec(path))
+        except SpecError as exc:
+            errors[path.stem] = exc
+    return specs, errors
 
 
 def load_agent(agent_id: str) -> AgentSpec:

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from agent_retraining.contract import run_prefix
 from agent_retraining.features import encode, encoding_id, feature_columns, sample_rows, with_actions
 from agent_retraining.snapshot import Window
 from agent_retraining.spec import AgentSpec
@@ -197,11 +196,9 @@ def load(framework: str, artifact: bytes, params: dict) -> LoadedModel:
     raise ValueError(f"unknown framework '{framework}'")
 
 
-def candidate_prefix(spec: AgentSpec, window: Window, name: str) -> str:
-    return f"{run_prefix(spec.agent_id, window.last)}candidates/{name}/"
-
-
-def train_candidate(s3, buckets: Buckets, spec: AgentSpec, window: Window, name: str, train_key: str) -> dict:
+def train_candidate(
+    s3, buckets: Buckets, spec: AgentSpec, window: Window, name: str, train_key: str, run_dir: str
+) -> dict:
     """Fit one candidate on the run's train set and store its artifact and metadata; log where the time went."""
     clock = time.perf_counter()
     seconds = {}
@@ -222,7 +219,7 @@ def train_candidate(s3, buckets: Buckets, spec: AgentSpec, window: Window, name:
     artifact, params = fit(name, matrix, labels, spec.training.seed, params)
     lap("fit")
     framework = FRAMEWORKS[name]
-    prefix = candidate_prefix(spec, window, name)
+    prefix = f"{run_dir}candidates/{name}/"
     artifact_key = prefix + ARTIFACT_NAMES[framework]
     put_bytes(s3, buckets.artifacts, artifact_key, artifact)
     metadata = {

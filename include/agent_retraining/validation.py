@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from agent_retraining.contract import EVENT_FIELDS, context_column, quarantine_prefix, run_prefix
+from agent_retraining.contract import EVENT_FIELDS, context_column, quarantine_prefix
 from agent_retraining.snapshot import Window
 from agent_retraining.spec import AgentSpec, CategoryFeature, NumericFeature
 from agent_retraining.storage import Buckets, put_bytes, read_json, read_parquet, write_json
@@ -257,9 +257,9 @@ def describe(item: dict) -> str:
     return f"[{item['rule']}] {item['message']}" + (f", e.g. {where}" if where else "")
 
 
-def validate_snapshot(s3, buckets: Buckets, spec: AgentSpec, window: Window, snapshot_record_key: str) -> dict:
+def validate_snapshot(s3, buckets: Buckets, spec: AgentSpec, window: Window, run_dir: str) -> dict:
     """Run the whole gate on the run's snapshot; store result, Data Docs and rejected rows; raise if blocked."""
-    snapshot = read_json(s3, buckets.artifacts, snapshot_record_key)
+    snapshot = read_json(s3, buckets.artifacts, run_dir + "snapshot.json")
     table = read_parquet(s3, buckets.artifacts, snapshot["snapshot_key"])
     rows, drift = table.num_rows, drift_checks(spec, window, table)
     # GX needs pandas: hand the columns over (`dt` left out: the suite does not check it, and dates would
@@ -272,12 +272,11 @@ def validate_snapshot(s3, buckets: Buckets, spec: AgentSpec, window: Window, sna
     checks = read_fault_checks(spec, window, snapshot) + gx_checks + drift
     blocking = [c for c in checks if not c["success"] and c["tier"] == "block"]
     warnings = [c for c in checks if not c["success"] and c["tier"] == "warn"]
-    prefix = run_prefix(spec.agent_id, window.last)
     rejected = [{"rule": c["rule"], **row} for c in blocking for row in c.get("rejected", [])]
     if rejected:
         target = quarantine_prefix(spec.agent_id, window.last) + "rejected-rows.jsonl"
         put_bytes(s3, buckets.artifacts, target, "".join(json.dumps(r, default=str) + "\n" for r in rejected).encode())
-    put_bytes(s3, buckets.artifacts, prefix + "data_docs.html", data_docs_html(gx_result).encode(), "text/html")
+    put_bytes(s3, buckets.artifacts, run_dir + "data_docs.html", data_docs_html(gx_result).encode(), "text/html")
     record = {
         "agent_id": spec.agent_id,
         "snapshot_key": snapshot["snapshot_key"],
@@ -287,9 +286,9 @@ def validate_snapshot(s3, buckets: Buckets, spec: AgentSpec, window: Window, sna
         "warnings": [describe(c) for c in warnings],
         "rule_counts": dict(Counter(f"{c['tier']}:{'pass' if c['success'] else 'fail'}" for c in checks)),
         "checks": [{k: v for k, v in c.items() if k != "rejected"} for c in checks],
-        "data_docs_key": prefix + "data_docs.html",
+        "data_docs_key": run_dir + "data_docs.html",
     }
-    write_json(s3, buckets.artifacts, prefix + "validation.json", record)
+    write_json(s3, buckets.artifacts, run_dir + "validation.json", record)
     if blocking:
         raise DataRejected(
             f"{len(blocking)} blocking rule(s) failed for {spec.agent_id} {window.last}:\n- "

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from agent_retraining.contract import run_prefix
 from agent_retraining.evaluation import evaluate_and_decide
 from agent_retraining.features import build_split, context_columns, feature_columns
 from agent_retraining.manifest import deploy, fetch_verified, read_manifest
@@ -26,14 +27,30 @@ from tests.conftest import spec_variant
 DAY = date(2026, 4, 5)
 
 
+def _run_dir(agent_id: str) -> str:
+    """The one run folder each agent of this module writes its records to."""
+    return run_prefix(agent_id, DAY, "test")
+
+
+def install_champion(s3, buckets, agent_id: str, decision: dict, run_id: str) -> dict:
+    """Install the decision's winner as the live model regardless of the gate, as an operator setting up a scenario.
+
+    `deploy` only carries out decisions that say deploy, judged against the manifest as it is now;
+    this hands it such a copy of `decision`, whatever the gate said.
+    """
+    manifest, etag = read_manifest(s3, buckets, agent_id)
+    judged_against = {"version": manifest and manifest["version"], "manifest_etag": etag}
+    return deploy(s3, buckets, agent_id, {**decision, "deploy": True, "judged_against": judged_against}, run_id)
+
+
 @pytest.fixture(scope="module")
 def judged(support_bot, s3, buckets):
     """One holdout, and candidates trained on true, fully shuffled, and chat-shuffled rewards."""
     spec = spec_variant(support_bot, agent_id="judge-bot", training={"window_days": 5, "holdout_days": 1, "seed": 2})
     simulate(s3, buckets.logs, spec, date(2026, 4, 1), 5, events_per_day=1500, seed=11)
     window = Window.ending(DAY, spec)
-    snapshot = take_snapshot(s3, buckets, spec, window)
-    split = build_split(s3, buckets, spec, window, snapshot["snapshot_key"])
+    take_snapshot(s3, buckets, spec, window, _run_dir(spec.agent_id))
+    split = build_split(s3, buckets, spec, window, _run_dir(spec.agent_id))
     train = read_parquet(s3, buckets.artifacts, split["train_key"])
     rng = np.random.default_rng(0)
 
@@ -53,14 +70,17 @@ def judged(support_bot, s3, buckets):
         variant = spec_variant(spec, agent_id=f"judge-{label}")  # its own artifact prefix
         key = f"judge-bot/train-{label}.parquet"
         write_parquet(s3, buckets.artifacts, key, table)
-        candidates[label] = [train_candidate(s3, buckets, variant, window, name, key) for name in spec.candidates]
+        candidates[label] = [
+            train_candidate(s3, buckets, variant, window, name, key, _run_dir(variant.agent_id))
+            for name in spec.candidates
+        ]
     return spec, window, split["holdout_key"], candidates
 
 
 def _decide(judged, s3, buckets, agent_id: str, label: str) -> dict:
     spec, window, holdout_key, candidates = judged
     return evaluate_and_decide(
-        s3, buckets, spec_variant(spec, agent_id=agent_id), window, holdout_key, candidates[label]
+        s3, buckets, spec_variant(spec, agent_id=agent_id), window, holdout_key, candidates[label], _run_dir(agent_id)
     )
 
 
@@ -77,7 +97,8 @@ def test_cold_start_refuses_a_challenger_below_the_floors(judged, s3, buckets):
 
 def test_a_truly_better_challenger_replaces_a_bad_champion(judged, s3, buckets):
     bad = _decide(judged, s3, buckets, "judge-up", "shuffled")
-    deploy(s3, buckets, "judge-up", bad, "install-a-bad-champion")
+    assert not bad["deploy"]  # below the floors: only an operator puts it live
+    install_champion(s3, buckets, "judge-up", bad, "install-a-bad-champion")
     decision = _decide(judged, s3, buckets, "judge-up", "true")
     assert decision["deploy"], decision["reason"]
     assert (
@@ -136,10 +157,11 @@ def test_a_challenger_better_on_auc_but_worse_on_policy_value_is_refused(judged,
 
     variant = spec_variant(spec, agent_id="judge-policy")
     champion = _edited_logistic_regression(judged, s3, buckets, "context-flipped", flip_context_terms)
-    installed = evaluate_and_decide(s3, buckets, variant, window, holdout_key, [champion])
-    deploy(s3, buckets, "judge-policy", installed, "install-a-champion-that-acts-well")
+    installed = evaluate_and_decide(s3, buckets, variant, window, holdout_key, [champion], _run_dir(variant.agent_id))
+    # Its flipped context terms miss the calibration floor, so the gate keeps it out; the scenario needs it live.
+    install_champion(s3, buckets, "judge-policy", installed, "install-a-champion-that-acts-well")
     challenger = _edited_logistic_regression(judged, s3, buckets, f"favours-{rarest}", favour_rarest)
-    decision = evaluate_and_decide(s3, buckets, variant, window, holdout_key, [challenger])
+    decision = evaluate_and_decide(s3, buckets, variant, window, holdout_key, [challenger], _run_dir(variant.agent_id))
 
     mine, theirs = decision["metrics"]["logistic_regression"], decision["metrics"]["champion"]
     assert mine["roc_auc"] > theirs["roc_auc"] + 0.05
@@ -151,6 +173,7 @@ def test_a_challenger_better_on_auc_but_worse_on_policy_value_is_refused(judged,
 
 def test_a_challenger_that_is_worse_on_one_slice_is_refused(judged, s3, buckets):
     good = _decide(judged, s3, buckets, "judge-slice", "true")
+    assert good["deploy"], good["reason"]
     deploy(s3, buckets, "judge-slice", good, "install-a-good-champion")
     decision = _decide(judged, s3, buckets, "judge-slice", "chat")
     assert "slice_roc_auc:channel=chat" in _failed(decision)
@@ -163,31 +186,95 @@ def test_the_same_interval_gives_the_same_metrics_and_winner(judged, s3, buckets
     spec, window, holdout_key, candidates = judged
     variant = spec_variant(spec, agent_id="judge-true")
     again = [
-        train_candidate(s3, buckets, variant, window, name, "judge-bot/train-true.parquet") for name in spec.candidates
+        train_candidate(s3, buckets, variant, window, name, "judge-bot/train-true.parquet", _run_dir(variant.agent_id))
+        for name in spec.candidates
     ]
     assert [c["sha256"] for c in again] == [c["sha256"] for c in candidates["true"]]
     first = _decide(judged, s3, buckets, "judge-repeat", "true")
-    second = evaluate_and_decide(s3, buckets, spec_variant(spec, agent_id="judge-repeat"), window, holdout_key, again)
+    repeat = spec_variant(spec, agent_id="judge-repeat")
+    second = evaluate_and_decide(s3, buckets, repeat, window, holdout_key, again, _run_dir(repeat.agent_id))
     assert second["metrics"] == first["metrics"]
     assert second["winner"] == first["winner"]
 
 
 def test_a_backfill_records_what_it_would_decide_and_leaves_the_manifest_alone(judged, s3, buckets):
-    from agent_retraining.contract import run_prefix
     from agent_retraining.evaluation import RunContext
     from agent_retraining.storage import read_json
 
     spec, window, holdout_key, candidates = judged
     bad = _decide(judged, s3, buckets, "judge-backfill", "shuffled")
-    deploy(s3, buckets, "judge-backfill", bad, "install-a-bad-champion")
+    assert not bad["deploy"]
+    install_champion(s3, buckets, "judge-backfill", bad, "install-a-bad-champion")
     _, etag = read_manifest(s3, buckets, "judge-backfill")
     variant = spec_variant(spec, agent_id="judge-backfill")
+    run_dir = _run_dir(variant.agent_id)
     decision = evaluate_and_decide(
-        s3, buckets, variant, window, holdout_key, candidates["true"], RunContext("backfill")
+        s3, buckets, variant, window, holdout_key, candidates["true"], run_dir, RunContext("backfill")
     )
     assert not decision["deploy"]
     assert decision["would_deploy"]  # the better model would have won a normal run
     assert _failed(decision) == {"run_may_move_manifest"}
     assert decision["reason"].startswith("backfill, manifest left alone; the decision would have been: deploy")
-    assert read_json(s3, buckets.artifacts, run_prefix("judge-backfill", window.last) + "decision.json") == decision
+    assert read_json(s3, buckets.artifacts, run_dir + "decision.json") == decision
     assert read_manifest(s3, buckets, "judge-backfill")[1] == etag
+
+
+def _strict(s3, buckets, key: str) -> dict:
+    """The stored record, parsed as any strict JSON parser would (NaN or Infinity raise)."""
+    from agent_retraining.storage import get_bytes
+
+    def refuse(constant):
+        raise ValueError(f"not strict JSON: {constant}")
+
+    return json.loads(get_bytes(s3, buckets.artifacts, key)[0], parse_constant=refuse)
+
+
+def test_thin_or_unusable_evidence_is_a_named_refusal_in_strict_json(judged, s3, buckets):
+    """No positive reward; a policy that matches no logged row; a first model below the logging policy."""
+    spec, window, holdout_key, candidates = judged
+    holdout = read_parquet(s3, buckets.artifacts, holdout_key)
+    cold = spec_variant(spec, agent_id="judge-thin")
+    run_dir = _run_dir(cold.agent_id)
+
+    no_positive = holdout.set_column(
+        holdout.schema.get_field_index("reward"), "reward", pa.array(np.zeros(holdout.num_rows))
+    )
+    write_parquet(s3, buckets.artifacts, "judge-bot/holdout-no-positive.parquet", no_positive)
+    decision = evaluate_and_decide(
+        s3, buckets, cold, window, "judge-bot/holdout-no-positive.parquet", candidates["true"], run_dir
+    )
+    assert not decision["deploy"]
+    assert "evidence_rewards" in _failed(decision)
+    assert f"0 positive and {holdout.num_rows} zero rewards" in decision["reason"]
+    assert decision["metrics"]["logistic_regression"]["roc_auc"] is None  # not measurable, and not a crash
+    assert _strict(s3, buckets, run_dir + "decision.json")["deploy"] is False
+
+    logged = holdout.column("action").to_pylist()
+    rarest = min(spec.actions, key=logged.count)
+    never_rarest = holdout.filter(pc.not_equal(holdout.column("action"), rarest))
+    write_parquet(s3, buckets.artifacts, "judge-bot/holdout-without-rarest.parquet", never_rarest)
+    rarest_column = feature_columns(spec).index(f"action={rarest}")
+
+    def always_pick_rarest(coefficients):
+        coefficients[rarest_column] += 50.0
+
+    always_rarest = _edited_logistic_regression(judged, s3, buckets, "always-rarest", always_pick_rarest)
+    unmatched = evaluate_and_decide(
+        s3, buckets, cold, window, "judge-bot/holdout-without-rarest.parquet", [always_rarest], run_dir
+    )
+    assert unmatched["metrics"]["logistic_regression"]["policy_value"] is None
+    assert unmatched["metrics"]["logistic_regression"]["policy_matched_rows"] == 0
+    assert _failed(unmatched) == {"policy_value_vs_logging"}
+    assert "too little evidence: the challenger's policy picks the logged action on 0 rows" in unmatched["reason"]
+    _strict(s3, buckets, run_dir + "decision.json")
+
+    # A first deploy: accurate on the logged rows, yet its policy would act worse than what the agent does today.
+    def favour_rarest(coefficients):
+        coefficients[rarest_column] += 4.0
+
+    favours_rarest = _edited_logistic_regression(judged, s3, buckets, f"favours-{rarest}", favour_rarest)
+    below_logging = evaluate_and_decide(s3, buckets, cold, window, holdout_key, [favours_rarest], run_dir)
+    assert below_logging["champion"]["version"] is None
+    assert below_logging["policy_value_vs_logging"]["difference"] < 0  # worse than what the agent does today
+    assert _failed(below_logging) == {"policy_value_vs_logging"}
+    assert read_manifest(s3, buckets, cold.agent_id) == (None, None)

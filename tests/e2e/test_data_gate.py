@@ -187,17 +187,29 @@ def _run(dag, day: date):
     return dag.test(logical_date=datetime.combine(day + timedelta(days=1), time(), UTC))
 
 
+def _run_dir(dag_run, day: date) -> str:
+    """The folder the DAG run wrote its records to."""
+    return run_prefix(AGENT, day, dag_run.run_id)
+
+
 @pytest.fixture(scope="module")
-def live_etag(dag_for, s3, buckets):
+def valid_run_dir(dag_for):
+    """The run of the valid-variants day, which deploys the live model; its folder."""
+    dag_run = _run(dag_for, VALID_DAY)
+    assert dag_run.state == "success"
+    return _run_dir(dag_run, VALID_DAY)
+
+
+@pytest.fixture(scope="module")
+def live_etag(valid_run_dir, s3, buckets):
     """A live model (and its manifest ETag) the bad days must not move."""
-    assert _run(dag_for, VALID_DAY).state == "success"
     manifest, etag = read_manifest(s3, buckets, AGENT)
     assert manifest is not None
     return etag
 
 
-def test_valid_variants_pass_the_gate(live_etag, s3, buckets):
-    validation = read_json(s3, buckets.artifacts, run_prefix(AGENT, VALID_DAY) + "validation.json")
+def test_valid_variants_pass_the_gate(valid_run_dir, live_etag, s3, buckets):
+    validation = read_json(s3, buckets.artifacts, valid_run_dir + "validation.json")
     assert validation["passed"], validation["failures"]
     assert validation["rows"] == 2 * ROWS  # the clean day before it, and all 600 variant rows
 
@@ -208,6 +220,7 @@ def test_each_kind_of_bad_log_is_stopped_and_named(kind, dag_for, live_etag, s3,
     raw_before = _raw_logs(s3, buckets, day)
 
     dag_run = _run(dag_for, day)
+    run_dir = _run_dir(dag_run, day)
 
     assert dag_run.state == "failed"
     _, expected_rule, fragments = CORPUS[kind]
@@ -216,14 +229,14 @@ def test_each_kind_of_bad_log_is_stopped_and_named(kind, dag_for, live_etag, s3,
         message = capfd.readouterr().out
         assert f"{day_prefix(AGENT, day)}{SUCCESS_MARKER} is still missing" in message
     else:
-        validation = read_json(s3, buckets.artifacts, run_prefix(AGENT, day) + "validation.json")
+        validation = read_json(s3, buckets.artifacts, run_dir + "validation.json")
         blocking = [c for c in validation["checks"] if not c["success"] and c["tier"] == "block"]
         assert expected_rule in {c["rule"].split(":", 1)[0] for c in blocking}, validation["failures"]
         message = "\n".join(f for f in validation["failures"] if f"[{expected_rule}" in f)
-        assert read_json(s3, buckets.artifacts, run_prefix(AGENT, day) + "report.json")["outcome"] == "data rejected"
+        assert read_json(s3, buckets.artifacts, run_dir + "report.json")["outcome"] == "data rejected"
     for fragment in fragments:
         assert fragment in message, message
-    assert not [o for o in list_keys(s3, buckets.artifacts, run_prefix(AGENT, day)) if "/candidates/" in o["key"]]
+    assert not [o for o in list_keys(s3, buckets.artifacts, run_dir) if "/candidates/" in o["key"]]
     assert read_manifest(s3, buckets, AGENT)[1] == live_etag
     assert _raw_logs(s3, buckets, day) == raw_before
 
@@ -234,9 +247,10 @@ def test_rejected_lines_and_objects_are_quarantined_with_their_reasons(gate_agen
 
     for kind in ("malformed_json_line", "truncated_gzip", "zero_propensity"):
         window = Window.ending(_kind_day(list(CORPUS).index(kind)), gate_agent)
-        take_snapshot(s3, buckets, gate_agent, window)
+        run_dir = run_prefix(AGENT, window.last, "test")
+        take_snapshot(s3, buckets, gate_agent, window, run_dir)
         with pytest.raises(DataRejected):
-            validate_snapshot(s3, buckets, gate_agent, window, run_prefix(AGENT, window.last) + "snapshot.json")
+            validate_snapshot(s3, buckets, gate_agent, window, run_dir)
     quarantined = {o["key"] for o in list_keys(s3, buckets.artifacts, f"{AGENT}/quarantine/")}
     malformed_day = _kind_day(list(CORPUS).index("malformed_json_line"))
     lines_key = f"{AGENT}/quarantine/dt={malformed_day}/part-00000.jsonl.rejected-lines.jsonl"
@@ -253,8 +267,8 @@ def test_rejected_lines_and_objects_are_quarantined_with_their_reasons(gate_agen
     assert json.loads(rows[0])["rule"] == "propensity_range:propensity"
 
 
-def test_validation_result_and_data_docs_are_published(live_etag, s3, buckets):
-    validation = read_json(s3, buckets.artifacts, run_prefix(AGENT, VALID_DAY) + "validation.json")
+def test_validation_result_and_data_docs_are_published(valid_run_dir, s3, buckets):
+    validation = read_json(s3, buckets.artifacts, valid_run_dir + "validation.json")
     html = get_bytes(s3, buckets.artifacts, validation["data_docs_key"])[0].decode()
     assert "expect_column_values_to_be_in_set" in html or "values must belong to this set" in html
     assert all({"rule", "tier", "success", "message"} <= set(c) for c in validation["checks"])

@@ -15,10 +15,18 @@ def rollback_dag(airflow_db):
 
 
 @pytest.fixture(scope="module")
-def versions(s3, buckets):
+def versions(s3, buckets, support_bot):
+    """Three deployed versions: one of an older feature encoding, then two of the spec's current one."""
+    from agent_retraining.features import encoding_id
+
+    encodings = ("old-encoding", encoding_id(support_bot), encoding_id(support_bot))
     return [
-        deploy(s3, buckets, AGENT, _decision(s3, buckets, AGENT, name, f"2026-07-0{i}"), f"run-{i}")["version"]
-        for i, name in enumerate(("lightgbm", "torch_mlp"), start=1)
+        deploy(s3, buckets, AGENT, _decision(s3, buckets, AGENT, name, f"2026-07-0{i}", encoding=enc), f"run-{i}")[
+            "version"
+        ]
+        for i, (name, enc) in enumerate(
+            zip(("logistic_regression", "lightgbm", "torch_mlp"), encodings, strict=True), start=1
+        )
     ]
 
 
@@ -26,9 +34,17 @@ def test_rollback_dag_points_the_manifest_at_the_previous_version(rollback_dag, 
     dag_run = rollback_dag.test(run_conf={"agent_id": AGENT, "target": "previous", "reason": "wrong escalations"})
     assert dag_run.state == "success"
     manifest, _ = read_manifest(s3, buckets, AGENT)
-    assert manifest["version"] == versions[0]
+    assert manifest["version"] == versions[1]
     assert manifest["reason"] == "rollback: wrong escalations"
     assert manifest["run_id"] == dag_run.run_id
+
+
+def test_rollback_dag_refuses_a_model_the_agent_could_not_load(rollback_dag, versions, s3, buckets):
+    """The next step back is a model of an older feature encoding: the agent's client would refuse it."""
+    _, etag = read_manifest(s3, buckets, AGENT)
+    dag_run = rollback_dag.test(run_conf={"agent_id": AGENT, "target": "previous", "reason": "one more step back"})
+    assert dag_run.state == "failed"
+    assert read_manifest(s3, buckets, AGENT)[1] == etag
 
 
 def test_rollback_dag_refuses_a_target_that_is_not_in_the_history(rollback_dag, versions, s3, buckets):

@@ -7,7 +7,7 @@ beside the local S3 server. The nightly schedule, a backfill created with
 """
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -26,9 +26,13 @@ BACKFILL_DAYS = [TODAY - timedelta(days=n) for n in (4, 3, 2)]
 
 
 @pytest.fixture(scope="module")
-def airflow(support_bot, s3, buckets, tmp_path_factory):
+def spec(support_bot):
+    return spec_variant(support_bot, agent_id=AGENT, training={"window_days": 3, "holdout_days": 1, "seed": 3})
+
+
+@pytest.fixture(scope="module")
+def airflow(spec, s3, buckets, tmp_path_factory):
     """A running Airflow (LocalExecutor) that sees only the sched-bot's DAG, and a week of its logs."""
-    spec = spec_variant(support_bot, agent_id=AGENT, training={"window_days": 3, "holdout_days": 1, "seed": 3})
     simulate(s3, buckets.logs, spec, TODAY - timedelta(days=7), 7, events_per_day=600, seed=9)
     cluster = start_cluster(tmp_path_factory.mktemp("scheduler-home"), spec)
     yield cluster
@@ -56,8 +60,9 @@ def test_a_backfill_runs_each_day_and_leaves_the_manifest_alone(airflow, s3, buc
     runs = [r for r in airflow.wait_for(DAG_ID, finished, "the backfill runs") if r["run_type"] == "backfill"]
     assert sorted(day_of(r) for r in runs) == BACKFILL_DAYS
     assert {r["state"] for r in runs} == {"success"}
-    for day in BACKFILL_DAYS:
-        prefix = run_prefix(AGENT, day)
+    for run in runs:
+        day = day_of(run)
+        prefix = run_prefix(AGENT, day, run["run_id"])
         snapshot = read_json(s3, buckets.artifacts, prefix + "snapshot.json")
         assert snapshot["window"]["last"] == day.isoformat()
         assert snapshot["rows"] == 3 * 600
@@ -80,7 +85,8 @@ def test_a_trigger_with_an_invalid_param_is_refused_before_any_task_runs(airflow
 def test_re_running_an_interval_adds_no_model_version_and_no_duplicate_objects(airflow, s3, buckets):
     day = BACKFILL_DAYS[-1]
     first = next(r for r in airflow.runs(DAG_ID) if r["run_type"] == "backfill" and day_of(r) == day)
-    objects_before = {o["key"]: o["etag"] for o in list_keys(s3, buckets.artifacts, run_prefix(AGENT, day))}
+    run_dir = run_prefix(AGENT, day, first["run_id"])
+    objects_before = {o["key"]: o["etag"] for o in list_keys(s3, buckets.artifacts, run_dir)}
     models_before = {o["key"] for o in list_keys(s3, buckets.models, f"{AGENT}/")}
     airflow.cli("backfill", "create", "--dag-id", DAG_ID, "--from-date", day.isoformat(), "--to-date", day.isoformat(),
         "--reprocess-behavior", "completed")  # fmt: skip
@@ -89,9 +95,37 @@ def test_re_running_an_interval_adds_no_model_version_and_no_duplicate_objects(a
         rerun = [r for r in rs if day_of(r) == day and r["run_type"] == "backfill"]
         return any(r["state"] == "success" and (r["end_date"] or "") > first["end_date"] for r in rerun)
 
-    airflow.wait_for(DAG_ID, rerun_finished, "the re-run")
-    objects_after = {o["key"]: o["etag"] for o in list_keys(s3, buckets.artifacts, run_prefix(AGENT, day))}
-    assert set(objects_after) == set(objects_before)  # the same objects, no second copy of anything
-    snapshot_key = run_prefix(AGENT, day) + "snapshot.parquet"
+    rerun = next(r for r in airflow.wait_for(DAG_ID, rerun_finished, "the re-run") if day_of(r) == day
+                 and r["run_type"] == "backfill" and r["state"] == "success")  # fmt: skip
+    assert rerun["run_id"] == first["run_id"]  # the same run, cleared and run again
+    objects_after = {o["key"]: o["etag"] for o in list_keys(s3, buckets.artifacts, run_dir)}
+    assert set(objects_after) == set(objects_before)  # the same objects in its own folder, no second copy
+    snapshot_key = run_dir + "snapshot.parquet"
     assert objects_after[snapshot_key] == objects_before[snapshot_key]  # the same snapshot bytes
     assert {o["key"] for o in list_keys(s3, buckets.models, f"{AGENT}/")} == models_before
+
+
+def test_a_backfill_of_a_day_in_2019_runs_every_task(airflow, spec, s3, buckets):
+    """Last year's logs (or older) can be backfilled: the DAG's start date does not stand in the way."""
+    spec_days = [date(2019, 6, 1) + timedelta(days=n) for n in range(3)]
+    simulate(s3, buckets.logs, spec, spec_days[0], 3, events_per_day=600, seed=12)
+    day = spec_days[-1]
+
+    def backfill_created() -> bool:  # Airflow allows one backfill per DAG at a time: wait for the previous to close
+        result = airflow.cli("backfill", "create", "--dag-id", DAG_ID, "--from-date", day.isoformat(),
+                             "--to-date", day.isoformat(), check=False)  # fmt: skip
+        assert result.returncode == 0 or "AlreadyRunningBackfill" in result.stderr, result.stderr[-3000:]
+        return result.returncode == 0
+
+    airflow.wait_until(backfill_created, "the earlier backfill to complete")
+
+    def finished(rs):
+        return any(day_of(r) == day and r["state"] in ("success", "failed") for r in rs)
+
+    run = next(r for r in airflow.wait_for(DAG_ID, finished, "the 2019 backfill") if day_of(r) == day)
+    assert run["state"] == "success"
+    tasks = airflow.api("GET", f"dags/{DAG_ID}/dagRuns/{run['run_id']}/taskInstances")["task_instances"]
+    ran = {t["task_id"] for t in tasks if t["state"] == "success"}
+    assert {"wait_for_logs", "snapshot", "validate", "build_features", "train", "evaluate", "report"} <= ran
+    report = read_json(s3, buckets.artifacts, run_prefix(AGENT, day, run["run_id"]) + "report.json")
+    assert report["decision"]["reason"].startswith("backfill, manifest left alone")

@@ -35,7 +35,11 @@ def _deploy_model(s3, buckets, spec, name: str, last_day: str, seed: int) -> str
         "sha256": hashlib.sha256(artifact).hexdigest(), "encoding_id": encoding_id(spec),
         "trained_on": {"first": last_day, "last": last_day},
     }  # fmt: skip
-    decision = {"winner": winner, "metrics": {name: {"roc_auc": 0.8}}, "reason": "test"}
+    live, etag = read_manifest(s3, buckets, spec.agent_id)
+    decision = {
+        "winner": winner, "metrics": {name: {"roc_auc": 0.8}}, "reason": "test", "deploy": True,
+        "judged_against": {"version": live and live["version"], "manifest_etag": etag},
+    }  # fmt: skip
     return deploy(s3, buckets, spec.agent_id, decision, f"run-{seed}")["version"]
 
 

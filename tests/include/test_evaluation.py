@@ -3,16 +3,33 @@ from datetime import date
 import numpy as np
 import pytest
 
-from agent_retraining.evaluation import RunContext, calibration_error, gate_rules, select_winner, snips
+from agent_retraining.evaluation import (
+    HoldoutEvidence,
+    RunContext,
+    calibration_error,
+    gate_rules,
+    paired_difference,
+    select_winner,
+    snips,
+)
 from agent_retraining.snapshot import Window
 from tests.conftest import spec_variant
 
 GOOD = {
     "roc_auc": 0.80, "log_loss": 0.45, "brier": 0.15, "calibration_error": 0.02, "policy_value": 0.70,
-    "slices": {"channel=chat": {"rows": 300, "roc_auc": 0.78, "log_loss": 0.5}},
+    "policy_matched_rows": 400, "slices": {"channel=chat": {"rows": 300, "roc_auc": 0.78, "log_loss": 0.5}},
 }  # fmt: skip
 WINDOW = Window(date(2026, 3, 1), date(2026, 3, 7), 1)
 RUN = RunContext("scheduled")
+AHEAD = {"difference": 0.02, "ci": [-0.01, 0.05]}  # a paired difference whose lower bound is within the margin
+BEHIND = {"difference": -0.10, "ci": [-0.14, -0.06]}  # clearly worse
+EVIDENCE = HoldoutEvidence(rows=2000, positive_rewards=600, vs_logging=AHEAD, vs_champion=AHEAD)
+
+
+def _rules(challenger, champion, live, run=RUN, evidence=EVIDENCE, spec=None):
+    from agent_retraining.spec import load_agent
+
+    return gate_rules(spec or load_agent("support-bot"), challenger, champion, live, WINDOW, run, evidence)
 
 
 def test_snips_matches_the_closed_form_under_uniform_logging():
@@ -57,39 +74,124 @@ def _failed(rules):
     return {r["rule"] for r in rules if not r["passed"]}
 
 
-def test_cold_start_uses_the_floors_alone(support_bot):
-    assert _failed(gate_rules(support_bot, GOOD, None, None, WINDOW, RUN)) == set()
+def test_cold_start_uses_the_floors_and_the_logging_policy():
+    assert _failed(_rules(GOOD, None, None)) == set()
     weak = {**GOOD, "roc_auc": 0.55}
-    assert _failed(gate_rules(support_bot, weak, None, None, WINDOW, RUN)) == {"floor_roc_auc"}
+    assert _failed(_rules(weak, None, None)) == {"floor_roc_auc"}
+    worse_than_logging = _rules(GOOD, None, None, evidence=HoldoutEvidence(2000, 600, vs_logging=BEHIND))
+    assert _failed(worse_than_logging) == {"policy_value_vs_logging"}
+    assert "-0.1000, 95% interval [-0.1400, -0.0600]" in next(
+        r["detail"] for r in worse_than_logging if r["rule"] == "policy_value_vs_logging"
+    )
 
 
-def test_a_challenger_worse_than_the_champion_is_refused_with_the_rule_named(support_bot):
+def test_a_challenger_worse_than_the_champion_is_refused_with_the_rule_named():
     live = {"trained_on": {"last": "2026-03-06"}}
     champion = {**GOOD, "roc_auc": 0.85, "policy_value": 0.80}
-    rules = gate_rules(support_bot, GOOD, champion, live, WINDOW, RUN)
+    rules = _rules(GOOD, champion, live, evidence=HoldoutEvidence(2000, 600, vs_logging=AHEAD, vs_champion=BEHIND))
     assert _failed(rules) == {"no_regression_roc_auc", "policy_value"}
     detail = next(r["detail"] for r in rules if r["rule"] == "policy_value")
-    assert "0.7000" in detail
-    assert "0.8000" in detail
+    assert "-0.1000" in detail
+    assert "lower bound >= -0.02" in detail
 
 
-def test_better_auc_but_worse_policy_value_is_refused(support_bot):
+def test_the_policy_value_rule_judges_the_interval_of_the_paired_difference():
     live = {"trained_on": {"last": "2026-03-06"}}
-    challenger = {**GOOD, "roc_auc": 0.90, "policy_value": 0.60}
-    assert _failed(gate_rules(support_bot, challenger, GOOD, live, WINDOW, RUN)) == {"policy_value"}
+    # The point estimate is ahead, but the interval reaches further below than the margin allows: not proven.
+    unsure = {"difference": 0.01, "ci": [-0.05, 0.07]}
+    rules = _rules(GOOD, GOOD, live, evidence=HoldoutEvidence(2000, 600, vs_logging=AHEAD, vs_champion=unsure))
+    assert _failed(rules) == {"policy_value"}
 
 
-def test_a_model_trained_on_older_data_than_the_live_one_is_refused(support_bot):
+def test_a_model_trained_on_older_data_than_the_live_one_is_refused():
     live = {"trained_on": {"last": "2026-03-09"}}
-    assert _failed(gate_rules(support_bot, GOOD, GOOD, live, WINDOW, RUN)) == {"not_older_than_live"}
+    assert _failed(_rules(GOOD, GOOD, live)) == {"not_older_than_live"}
 
 
-def test_a_slice_that_regresses_beyond_its_limit_is_refused(support_bot):
+def test_a_slice_that_regresses_beyond_its_limit_is_refused():
     live = {"trained_on": {"last": "2026-03-06"}}
     worse_on_chat = {**GOOD, "slices": {"channel=chat": {"rows": 300, "roc_auc": 0.70, "log_loss": 0.6}}}
-    rules = gate_rules(support_bot, worse_on_chat, GOOD, live, WINDOW, RUN)
+    rules = _rules(worse_on_chat, GOOD, live)
     assert _failed(rules) == {"slice_roc_auc:channel=chat"}
     assert "0.7000 >= champion 0.7800 - 0.05" in next(r["detail"] for r in rules if not r["passed"])
+
+
+def test_thin_evidence_is_a_named_refusal_with_the_numbers():
+    live = {"trained_on": {"last": "2026-03-06"}}
+    few_rows = _rules(GOOD, GOOD, live, evidence=HoldoutEvidence(150, 60, vs_logging=AHEAD, vs_champion=AHEAD))
+    assert _failed(few_rows) == {"evidence_holdout_rows"}
+    assert "150 holdout rows, at least 200 needed" in next(r["detail"] for r in few_rows if not r["passed"])
+    no_positive = _rules(GOOD, GOOD, live, evidence=HoldoutEvidence(2000, 0, vs_logging=AHEAD, vs_champion=AHEAD))
+    assert _failed(no_positive) == {"evidence_rewards"}
+    all_positive = _rules(GOOD, GOOD, live, evidence=HoldoutEvidence(2000, 2000, vs_logging=AHEAD, vs_champion=AHEAD))
+    assert _failed(all_positive) == {"evidence_rewards"}
+    rarely_matched = _rules({**GOOD, "policy_matched_rows": 12}, GOOD, live)
+    assert _failed(rarely_matched) == {"policy_value"}
+    assert "too little evidence: the challenger's policy picks the logged action on 12 rows, at least 30" in next(
+        r["detail"] for r in rarely_matched if not r["passed"]
+    )
+
+
+def test_a_metric_the_holdout_cannot_measure_fails_its_rules_instead_of_crashing():
+    live = {"trained_on": {"last": "2026-03-06"}}
+    unmeasurable = {**GOOD, "roc_auc": None, "policy_value": None, "policy_matched_rows": 0}
+    nothing = {"difference": None, "ci": None}
+    evidence = HoldoutEvidence(2000, 0, vs_logging=nothing, vs_champion=nothing)
+    failed = _failed(_rules(unmeasurable, {**GOOD, "roc_auc": None}, live, evidence=evidence))
+    assert failed == {"evidence_rewards", "floor_roc_auc", "no_regression_roc_auc", "policy_value"}
+
+
+def test_a_candidate_with_an_unmeasurable_primary_metric_never_wins(support_bot):
+    metrics = {"logistic_regression": {"roc_auc": None}, "lightgbm": {"roc_auc": 0.6}, "torch_mlp": {"roc_auc": None}}
+    assert select_winner(support_bot, metrics) == "lightgbm"
+    by_value = spec_variant(support_bot, gate={**support_bot.gate.model_dump(), "primary_metric": "policy_value"})
+    nan_free = {"logistic_regression": {"policy_value": None}, "lightgbm": {"policy_value": 0.1}}
+    assert select_winner(by_value, nan_free) == "lightgbm"
+
+
+def test_a_policy_matching_no_logged_row_has_no_value_rather_than_nan():
+    result = snips(np.zeros(100, bool), np.ones(100), np.full(100, 0.2))
+    assert result == {"value": None, "ci_low": None, "ci_high": None, "matched_rows": 0}
+
+
+def test_the_paired_difference_is_exact_for_the_same_policy_and_tighter_than_two_intervals():
+    rng = np.random.default_rng(4)
+    n, logging = 4000, np.array([0.4, 0.3, 0.3])
+    actions = rng.choice(3, size=n, p=logging)
+    rewards = (rng.random(n) < np.array([0.3, 0.5, 0.6])[actions]).astype(float)
+    propensities = logging[actions]
+    # Two policies that agree on 90% of the rows: most of their noise is shared.
+    policy_a = np.where(rng.random(n) < 0.9, 2, 1)
+    policy_b = np.where(rng.random(n) < 0.9, 2, 0)
+    weights_a, weights_b = (policy_a == actions) / propensities, (policy_b == actions) / propensities
+    same = paired_difference(weights_a, weights_a, rewards)
+    assert same["difference"] == 0.0
+    assert same["ci"] == [0.0, 0.0]
+    paired = paired_difference(weights_a, weights_b, rewards)
+    a, b = snips(policy_a == actions, rewards, propensities), snips(policy_b == actions, rewards, propensities)
+    assert paired["difference"] == pytest.approx(a["value"] - b["value"])
+    unpaired_width = (a["ci_high"] - a["ci_low"]) + (b["ci_high"] - b["ci_low"])
+    assert paired["ci"][1] - paired["ci"][0] < 0.5 * unpaired_width
+
+
+def test_the_paired_interval_covers_the_true_difference_at_about_its_rate():
+    rng = np.random.default_rng(5)
+    true_means, logging = np.array([0.2, 0.5, 0.8]), np.array([0.5, 0.3, 0.2])
+    covered = 0
+    for _ in range(300):
+        actions = rng.choice(3, size=600, p=logging)
+        rewards = (rng.random(600) < true_means[actions]).astype(float)
+        result = paired_difference((actions == 2) / logging[actions], (actions == 1) / logging[actions], rewards)
+        covered += result["ci"][0] <= true_means[2] - true_means[1] <= result["ci"][1]
+    assert 0.90 <= covered / 300 <= 0.99
+
+
+def test_decisions_are_strict_json():
+    from agent_retraining.storage import strict_json
+
+    assert strict_json({"value": None}) == b'{\n  "value": null\n}'
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        strict_json({"value": float("nan")})
 
 
 def test_slices_are_each_action_and_each_declared_feature_value_with_enough_rows(support_bot):
@@ -104,15 +206,37 @@ def test_slices_are_each_action_and_each_declared_feature_value_with_enough_rows
     assert masks["channel=chat"].sum() == 150
 
 
-def test_a_backfill_run_never_moves_the_manifest(support_bot):
-    rules = gate_rules(support_bot, GOOD, None, None, WINDOW, RunContext("backfill"))
-    assert _failed(rules) == {"run_may_move_manifest"}
+def test_a_backfill_run_never_moves_the_manifest():
+    assert _failed(_rules(GOOD, None, None, run=RunContext("backfill"))) == {"run_may_move_manifest"}
 
 
-def test_only_a_manual_run_may_waive_the_newer_data_rule(support_bot):
+def test_only_a_manual_run_may_waive_the_newer_data_rule():
     live = {"trained_on": {"last": "2026-03-09"}}
-    waived = gate_rules(support_bot, GOOD, GOOD, live, WINDOW, RunContext("manual", allow_older_than_live=True))
+    waived = _rules(GOOD, GOOD, live, run=RunContext("manual", allow_older_than_live=True))
     assert _failed(waived) == set()
     assert "waived by the operator" in next(r["detail"] for r in waived if r["rule"] == "not_older_than_live")
-    scheduled = gate_rules(support_bot, GOOD, GOOD, live, WINDOW, RunContext("scheduled", allow_older_than_live=True))
+    scheduled = _rules(GOOD, GOOD, live, run=RunContext("scheduled", allow_older_than_live=True))
     assert _failed(scheduled) == {"not_older_than_live"}
+
+
+def test_the_champion_is_only_left_out_for_a_first_deploy_or_a_new_encoding(support_bot):
+    from agent_retraining.evaluation import ChampionUnavailable, champion_model
+    from agent_retraining.features import encoding_id
+    from agent_retraining.manifest import ArtifactError
+
+    live = {"version": "20260301-lightgbm-0123456789ab", "encoding_id": encoding_id(support_bot)}
+
+    def lost(_):
+        raise ArtifactError("artifact s3://models/support-bot/models/x/model.txt is missing (NoSuchKey)")
+
+    assert champion_model(support_bot, None, lost, RUN)[0] is None
+    model, note = champion_model(support_bot, {**live, "encoding_id": "other"}, lost, RUN)
+    assert model is None
+    assert "another feature encoding" in note
+    with pytest.raises(ChampionUnavailable, match="model.txt is missing .* judge_without_champion=true"):
+        champion_model(support_bot, live, lost, RUN)
+    with pytest.raises(ChampionUnavailable):  # the override is for an operator's manual run, not the schedule
+        champion_model(support_bot, live, lost, RunContext("scheduled", judge_without_champion=True))
+    model, note = champion_model(support_bot, live, lost, RunContext("manual", judge_without_champion=True))
+    assert model is None
+    assert "operator set judge_without_champion" in note

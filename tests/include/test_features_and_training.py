@@ -92,6 +92,7 @@ def test_the_lightgbm_search_is_bounded_and_deterministic(support_bot):
 
 def test_a_training_row_cap_samples_the_training_days_and_keeps_every_holdout_row(support_bot, s3, buckets):
     """Big agents train on a bounded sample; the holdout, which the gate judges on, is never sampled."""
+    from agent_retraining.contract import run_prefix
     from agent_retraining.features import build_split
     from agent_retraining.storage import read_parquet, write_parquet
     from tests.conftest import spec_variant
@@ -99,12 +100,13 @@ def test_a_training_row_cap_samples_the_training_days_and_keeps_every_holdout_ro
     training = {**support_bot.training.model_dump(), "window_days": 3, "max_train_rows": 1000}
     spec = spec_variant(support_bot, agent_id="capped-bot", training=training)
     window = Window(date(2026, 3, 1), date(2026, 3, 3), 1)
-    write_parquet(s3, buckets.artifacts, "capped-bot/snapshot.parquet", _table(spec, days=3, rows=800))
-    split = build_split(s3, buckets, spec, window, "capped-bot/snapshot.parquet")
+    run_dir = run_prefix(spec.agent_id, window.last, "test")
+    write_parquet(s3, buckets.artifacts, run_dir + "snapshot.parquet", _table(spec, days=3, rows=800))
+    split = build_split(s3, buckets, spec, window, run_dir)
     train = read_parquet(s3, buckets.artifacts, split["train_key"])
     assert (split["train_rows"], split["train_rows_in_window"], split["holdout_rows"]) == (1000, 1600, 800)
     assert train.num_rows == 1000
     assert set(train.column("dt").to_pylist()) == {date(2026, 3, 1), date(2026, 3, 2)}
     assert train.column("ts").to_pylist() == sorted(train.column("ts").to_pylist())  # still in time order
-    again = build_split(s3, buckets, spec, window, "capped-bot/snapshot.parquet")
+    again = build_split(s3, buckets, spec, window, run_dir)
     assert read_parquet(s3, buckets.artifacts, again["train_key"]).equals(train)  # the same sample on a re-run

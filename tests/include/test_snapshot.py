@@ -7,12 +7,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from agent_retraining.contract import safe_key_part
+from agent_retraining.contract import run_prefix, safe_key_part
 from agent_retraining.simulate import World, day_events, write_day
 from agent_retraining.snapshot import UnreadableObject, Window, parse_log_object, read_schema, take_snapshot
 from agent_retraining.storage import get_bytes, list_keys, read_parquet
 
 DAY = date(2026, 3, 10)
+RUN_DIR = run_prefix("snapshot-bot", DAY, "test")
 
 
 def _events(spec, rows=20):
@@ -101,13 +102,14 @@ def test_snapshot_records_every_source_with_its_etag_and_leaves_raw_logs_alone(s
         write_day(s3, buckets.logs, spec, day, day_events(world, day, 50, 0))
     before = {o["key"]: get_bytes(s3, buckets.logs, o["key"])[0] for o in list_keys(s3, buckets.logs, "snapshot-bot/")}
 
-    record = take_snapshot(s3, buckets, spec, Window(date(2026, 3, 7), DAY, 1))
+    record = take_snapshot(s3, buckets, spec, Window(date(2026, 3, 7), DAY, 1), RUN_DIR)
 
     assert record["rows"] == 150
     assert [f["rule"] for f in record["faults"]] == ["missing_day"]
     assert record["faults"][0]["field"] == "2026-03-07"
     assert {s["key"] for s in record["sources"]} == {k for k in before if not k.endswith("_SUCCESS")}
     assert all(s["etag"] for s in record["sources"])
+    assert record["snapshot_key"] == RUN_DIR + "snapshot.parquet"
     table = read_parquet(s3, buckets.artifacts, record["snapshot_key"])
     assert table.num_rows == 150
     assert "ctx_sentiment" in table.column_names

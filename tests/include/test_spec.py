@@ -18,7 +18,9 @@ def test_the_example_spec_is_a_support_bot_with_mixed_features(support_bot):
     assert 4 <= len(support_bot.actions) <= 6
     assert 6 <= len(support_bot.context) <= 10
     assert {f.type for f in support_bot.context.values()} == {"category", "int", "float", "bool"}
-    assert [s.agent_id for s in load_all_specs()] == ["support-bot"]
+    specs, errors = load_all_specs()
+    assert [s.agent_id for s in specs] == ["support-bot"]
+    assert errors == {}
 
 
 @pytest.mark.parametrize(
@@ -38,6 +40,36 @@ def test_the_example_spec_is_a_support_bot_with_mixed_features(support_bot):
         (lambda r: r.update(actions=["a", "a"]), "<top level>", "actions has duplicates"),
         (lambda r: r["training"].update(holdout_days=7), "training", "holdout_days must be smaller"),
         (lambda r: r.update(candidates=["xgboost"]), "candidates.0", "Input should be"),
+        (
+            lambda r: r["validation"]["tiers"].update(propensity_range="warn"),
+            "validation",
+            "['propensity_range']: contract rules always block",
+        ),
+        (
+            lambda r: r["validation"]["tiers"].update({"not_null:ts": "warn"}),
+            "validation",
+            "['not_null:ts']: contract rules always block",
+        ),
+        (
+            lambda r: r["validation"]["tiers"].update({"in_vocabulary:languge": "warn"}),
+            "<top level>",
+            "'in_vocabulary:languge': no context feature 'languge'",
+        ),
+        (
+            lambda r: r["validation"]["tiers"].update({"in_range:channel": "warn"}),
+            "<top level>",
+            "in_range applies to number features, 'channel' is category",
+        ),
+        (
+            lambda r: r["validation"]["tiers"].update({"rows_per_day:2026-01-01": "warn"}),
+            "<top level>",
+            "only context_non_null, drift, in_vocabulary, in_range take a feature",
+        ),
+        (
+            lambda r: r["gate"].update(evidence={"min_positive_rewards": 0}),
+            "gate.evidence.min_positive_rewards",
+            "greater than or equal to 1",
+        ),
     ],
 )
 def test_a_bad_spec_is_refused_naming_the_field_and_rule(change, field, rule):
@@ -61,3 +93,22 @@ def test_the_file_name_must_match_the_agent_id(tmp_path: Path):
     path.write_text(EXAMPLE)
     with pytest.raises(SpecError, match="must match the file name 'other-bot'"):
         load_spec(path)
+
+
+def test_a_spec_may_lower_a_feature_rule_for_a_real_feature(support_bot):
+    raw = yaml.safe_load(EXAMPLE)
+    raw["validation"]["tiers"] = {"in_vocabulary:language": "warn", "drift:sentiment": "block", "bad_lines": "warn"}
+    spec = parse_spec(yaml.safe_dump(raw), "agents/x.yaml")
+    assert spec.validation.tiers["in_vocabulary:language"] == "warn"
+    assert spec.gate.evidence.min_holdout_rows == 200  # sensible defaults when the spec says nothing
+
+
+def test_one_broken_spec_leaves_the_others_loadable(tmp_path: Path, monkeypatch):
+    from tests.conftest import write_specs_with_one_broken
+
+    broken = write_specs_with_one_broken(tmp_path)
+    monkeypatch.setenv("AGENT_SPECS_DIR", str(tmp_path))
+    specs, errors = load_all_specs()
+    assert [s.agent_id for s in specs] == ["alpha-bot", "beta-bot"]
+    assert list(errors) == ["gamma-bot"]
+    assert f"{broken}: field 'gate.floors.min_roc_auc'" in str(errors["gamma-bot"])
