@@ -28,7 +28,7 @@ live model's artifact is lost). Backfill runs, for any past day, record the
 decision they would take and never move the manifest.
 
 Every run keeps its records in a folder of its own
-(`<agent>/runs/dt=<day>/run=<run id>/`), so runs of the same day never read or
+(`<agent>/runs/dt=<day>/run=<run id>-<hash>/`), so runs of the same day never read or
 overwrite each other; `deploy` ships only its own run's decision, and only while
 the live manifest is still the one that decision was judged against.
 
@@ -48,47 +48,19 @@ import pendulum
 from airflow.sdk import (
     Asset,
     CronDataIntervalTimetable,
-    ExceptionRetryPolicy,
     Param,
-    RetryAction,
-    RetryRule,
     TriggerRule,
     dag,
     task,
 )
 
 from agent_retraining.spec import AgentSpec, load_all_specs
+from retraining_runtime import S3_RETRIES
 
 log = logging.getLogger(__name__)
 
-# Retry what is transient (S3 throttling, 5xx, the network), fail at once on anything else: a 403, an
-# unexpected 404 or 412, a data-gate refusal or a bad parameter will not get better by retrying.
-# include/agent_retraining/storage.py turns botocore's errors into S3Unavailable / S3Refused.
-S3_AND_NETWORK_ERRORS = ExceptionRetryPolicy(
-    rules=[
-        RetryRule(
-            exception=[
-                "agent_retraining.storage.S3Unavailable",
-                "botocore.exceptions.EndpointConnectionError",
-                "botocore.exceptions.ConnectionClosedError",
-                "botocore.exceptions.ConnectTimeoutError",
-                "botocore.exceptions.ReadTimeoutError",
-                "urllib3.exceptions.ProtocolError",
-            ],
-            action=RetryAction.RETRY,
-            reason="S3 unavailable or network error; retrying with backoff",
-        )
-    ],
-    default=RetryAction.FAIL,
-)
 # Any day that has logs can be run, however old (backfills of last year's logs); catchup stays off.
 START_DATE = pendulum.datetime(1970, 1, 1, tz="UTC")
-DEFAULT_ARGS = {
-    "retries": 3,
-    "retry_delay": timedelta(seconds=30),
-    "retry_exponential_backoff": True,
-    "retry_policy": S3_AND_NETWORK_ERRORS,
-}
 
 
 def run_params(spec: AgentSpec) -> dict:
@@ -117,7 +89,8 @@ def run_params(spec: AgentSpec) -> dict:
         ),
         "policy_value_margin": Param(
             spec.gate.policy_value_margin, type="number", minimum=0, maximum=1, title="Policy value margin",
-            description="How much lower than the champion's the challenger's policy value may be.",
+            description="How far below zero the 95% lower bound of the paired policy-value difference (against "
+            "the champion, or the logging policy when there is none) may reach.",
         ),
         "max_auc_regression": Param(
             spec.gate.max_regression.roc_auc, type="number", minimum=0, maximum=1, title="Max ROC AUC regression",
@@ -138,7 +111,7 @@ def build_retraining_dag(spec: AgentSpec):
         catchup=False,
         max_active_runs=3,  # backfill days train in parallel; `deploy` moves the manifest one run at a time
         tags=["retraining", f"agent:{spec.agent_id}"],
-        default_args={"owner": spec.owner, **DEFAULT_ARGS},
+        default_args={"owner": spec.owner, **S3_RETRIES},
         params=run_params(spec),
     )
     def retraining():

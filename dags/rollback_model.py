@@ -27,6 +27,7 @@ import pendulum
 from airflow.sdk import Asset, Param, dag, task
 
 from agent_retraining.spec import load_all_specs
+from retraining_runtime import S3_RETRIES
 
 log = logging.getLogger(__name__)
 AGENT_IDS = [spec.agent_id for spec in load_all_specs()[0]]
@@ -41,7 +42,7 @@ AGENT_IDS = [spec.agent_id for spec in load_all_specs()[0]]
     catchup=False,
     max_active_runs=1,
     tags=["retraining", "rollback"],
-    default_args={"owner": "ml-platform", "retries": 1},
+    default_args={"owner": "ml-platform", **S3_RETRIES},
     params={
         "agent_id": Param(AGENT_IDS[0] if AGENT_IDS else "", type="string", enum=AGENT_IDS or [""], title="Agent"),
         "target": Param(

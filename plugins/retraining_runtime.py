@@ -1,4 +1,4 @@
-"""What the retraining tasks need from Airflow: the S3 client from the connection, and the run's inputs.
+"""What the retraining tasks need from Airflow: the S3 client from the connection, the run's inputs, retries.
 
 Kept out of `include/` so the domain package stays importable without Airflow
 (the agent-side client uses it). Endpoint and credentials live in the Airflow
@@ -9,10 +9,30 @@ bucket names come from the environment.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from airflow.sdk import ExceptionRetryPolicy, RetryAction, RetryRule
+
 S3_CONN_ID = "agent_s3"
+# Every task's retries: S3 throttling, 5xx and the network (include/agent_retraining/storage.py raises
+# S3Unavailable for exactly those) with backoff; anything else fails at once, because a 403, an unexpected
+# 404 or 412, a data-gate refusal or a bad parameter will not get better by retrying.
+S3_RETRIES = {
+    "retries": 3,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+    "retry_policy": ExceptionRetryPolicy(
+        rules=[
+            RetryRule(
+                exception="agent_retraining.storage.S3Unavailable",
+                action=RetryAction.RETRY,
+                reason="S3 unavailable (throttling, 5xx or the network); retrying with backoff",
+            )
+        ],
+        default=RetryAction.FAIL,
+    ),
+}
 
 
 def s3_client():

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     s3, buckets = s3_client_from_env(), buckets_from_env()
     run_dir = run_prefix(spec.agent_id, args.day, dag_run.run_id)
     report = read_json_or_none(s3, buckets.artifacts, run_dir + "report.json")
-    ran = [ti.task_id for ti in dag_run.get_task_instances() if ti.state not in (None, "removed")]
+    ran = [ti.task_id for ti in dag_run.get_task_instances() if ti.start_date is not None]
     print(f"\nrun {dag_run.run_id}: {dag_run.state}")
     print(summary(report) if report else "no report was written")
     manifest, _ = read_manifest(s3, buckets, spec.agent_id)

@@ -23,7 +23,7 @@ from agent_retraining.features import action_indices, encode_context, encoding_i
 from agent_retraining.manifest import ArtifactError, fetch_verified, load_live_model, read_manifest
 from agent_retraining.snapshot import Window
 from agent_retraining.spec import AgentSpec
-from agent_retraining.storage import Buckets, read_parquet, write_json
+from agent_retraining.storage import Buckets, delete, read_parquet, write_json
 from agent_retraining.training import LoadedModel, action_scores, load
 
 HIGHER_IS_BETTER = {
@@ -231,8 +231,6 @@ def _policy_rule(name: str, what: str, challenger: dict, baseline_matched: int |
     if thin:
         detail = "; ".join(f"the {who}'s policy picks the logged action on {rows} rows" for who, rows in thin)
         return _rule(name, False, f"too little evidence: {detail}, at least {need} needed")
-    if paired["difference"] is None:
-        return _rule(name, False, f"policy value against the {what} cannot be estimated on this holdout")
     low, high = paired["ci"]
     return _rule(
         name,
@@ -349,6 +347,8 @@ def evaluate_and_decide(
 
     The decision records the manifest (version and ETag) it was judged against: a deploy may only replace that one.
     """
+    for stale in ("decision.json", "deployment.json"):  # a cleared task that fails must not leave its last try's
+        delete(s3, buckets.artifacts, run_dir + stale)
     holdout = read_parquet(s3, buckets.artifacts, holdout_key)
     context = encode_context(spec, holdout)
     logged = action_indices(spec, holdout)
@@ -397,10 +397,9 @@ def evaluate_and_decide(
         reason = f"deploy {winner_name}: {champion_note}, and it passed every rule"
     if run.records_only:
         reason = f"{run.records_only}, manifest left alone; the decision would have been: {reason}"
-    for override, waived in ((run.older_than_live_allowed, "not_older_than_live"),
-                             (run.without_champion_allowed, "the champion comparison")):  # fmt: skip
-        if override:
-            logging.getLogger(__name__).warning("operator override for this manual run: %s is waived", waived)
+    judged_without_champion = live is not None and champion is None and live.get("encoding_id") == encoding_id(spec)
+    if judged_without_champion:
+        logging.getLogger(__name__).warning("judged without the live model %s: %s", live["version"], champion_note)
     logging_value, logging_influence = _policy_influence(np.ones(len(rewards)), rewards)
     decision = {
         "agent_id": spec.agent_id,
@@ -420,7 +419,7 @@ def evaluate_and_decide(
         "deploy": not failed,
         "would_deploy": not judged,
         "older_than_live_allowed": run.older_than_live_allowed,
-        "judged_without_champion": run.without_champion_allowed and live is not None and champion is None,
+        "judged_without_champion": judged_without_champion,  # only ever by the operator's override
         "run_type": run.run_type,
         "reason": reason,
     }

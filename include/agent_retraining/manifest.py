@@ -146,13 +146,21 @@ def swap(s3, buckets: Buckets, agent_id: str, decide, rolls_back: bool = False) 
 
 
 def _landed_earlier(live: dict | None, run_id: str, version: str | None = None) -> Settled | None:
-    """A retried task whose swap already landed (the live manifest carries its run id) reports that truth."""
-    if live and live.get("run_id") == run_id and (version is None or live["version"] == version):
-        return Settled({
-            "deployed": True, "version": live["version"], "previous_version": live.get("previous_version"),
-            "reason": f"the swap of run {run_id} had landed on an earlier try of this task",
-        })  # fmt: skip
-    return None
+    """A retried task whose swap already landed (its run id is in the manifest's chain) reports that truth.
+
+    Whether its model is still live or was replaced since, it must neither swap again nor claim it kept the champion.
+    """
+    chain = history(live)
+    landed = next((e for e in chain if e["run_id"] == run_id and version in (None, e["version"])), None)
+    if landed is None:
+        return None
+    reason = f"the swap of run {run_id} had landed on an earlier try of this task"
+    if landed is not chain[0]:
+        reason += f"; the live model has been {chain[0]['version']} since"
+    return Settled({
+        "deployed": True, "version": landed["version"], "previous_version": landed.get("previous_version"),
+        "reason": reason,
+    })  # fmt: skip
 
 
 def deploy(s3, buckets: Buckets, agent_id: str, decision: dict, run_id: str) -> dict:

@@ -18,7 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError, IncompleteReadError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 from urllib3.exceptions import ProtocolError
 
 
@@ -47,18 +48,24 @@ class ObjectMissing(S3Refused):
     """404: the object (or bucket) is not there. Callers for which absence is normal catch this one."""
 
 
+# What the network does to a call (refused, reset, timed out, cut short); other botocore errors (no
+# credentials, a bad parameter) are mistakes that no retry mends.
+_NETWORK_ERRORS = (BotoConnectionError, HTTPClientError, IncompleteReadError, ProtocolError)
 _TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError",
                     "ServiceUnavailable", "RequestTimeTooSkewed"}  # fmt: skip
 
 
 def classify(error: Exception, operation: str, bucket: str, key: str) -> S3Error:
-    """The S3Error subclass an error from botocore means; anything that is not a ClientError is the network."""
+    """The S3Error subclass an error from botocore means."""
     if not isinstance(error, ClientError):
-        return S3Unavailable(operation, bucket, key, 0, type(error).__name__, str(error))
+        kind = S3Unavailable if isinstance(error, _NETWORK_ERRORS) else S3Refused
+        return kind(operation, bucket, key, 0, type(error).__name__, str(error))
     status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
     code = str(error.response.get("Error", {}).get("Code", ""))
     message = str(error.response.get("Error", {}).get("Message", "")) or str(error)
-    if status == 404 or code in ("NoSuchKey", "NoSuchBucket", "404"):
+    if code == "NoSuchBucket":  # a wrong bucket name is a setup error, never "no manifest yet"
+        return S3Refused(operation, bucket, key, status, code, message)
+    if status == 404 or code in ("NoSuchKey", "404"):
         return ObjectMissing(operation, bucket, key, status, code, message)
     if status == 429 or status >= 500 or code in _TRANSIENT_CODES:
         return S3Unavailable(operation, bucket, key, status, code, message)

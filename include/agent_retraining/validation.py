@@ -13,6 +13,7 @@ are kept in S3.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from datetime import UTC, datetime, time, timedelta
 
@@ -93,6 +94,8 @@ def _plain(value):
 
     if value is None or (not isinstance(value, str | list | dict) and pd.isna(value)):
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # "inf": strict JSON has no infinity, and the value is the point of the example
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 

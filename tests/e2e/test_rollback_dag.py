@@ -39,11 +39,16 @@ def test_rollback_dag_points_the_manifest_at_the_previous_version(rollback_dag, 
     assert manifest["run_id"] == dag_run.run_id
 
 
-def test_rollback_dag_refuses_a_model_the_agent_could_not_load(rollback_dag, versions, s3, buckets):
+def test_rollback_dag_refuses_a_model_the_agent_could_not_load(rollback_dag, versions, s3, buckets, capfd):
     """The next step back is a model of an older feature encoding: the agent's client would refuse it."""
     _, etag = read_manifest(s3, buckets, AGENT)
+    capfd.readouterr()
     dag_run = rollback_dag.test(run_conf={"agent_id": AGENT, "target": "previous", "reason": "one more step back"})
     assert dag_run.state == "failed"
+    output = capfd.readouterr()
+    assert f"refusing to roll back to {versions[0]}: it was trained for feature encoding old-encoding" in (
+        output.out + output.err
+    )
     assert read_manifest(s3, buckets, AGENT)[1] == etag
 
 

@@ -139,6 +139,20 @@ def test_a_tampered_artifact_is_refused(s3, buckets):
         fetch_verified(s3, buckets.models, manifest["artifact_key"], manifest["sha256"])
 
 
+def test_a_retry_after_the_deployed_model_was_replaced_still_reports_that_it_deployed(s3, buckets):
+    agent = "superseded-bot"
+    first = deploy(s3, buckets, agent, _decision(s3, buckets, agent, "lightgbm", "2026-02-01"), "run-1")
+    decision = _decision(s3, buckets, agent, "torch_mlp", "2026-02-02")
+    landed = deploy(s3, buckets, agent, decision, "run-2")
+    rollback(s3, buckets, agent, "previous", "too eager", "rb-1")  # before run-2's deploy task is retried
+    _, etag = read_manifest(s3, buckets, agent)
+    retry = deploy(s3, buckets, agent, decision, "run-2")
+    assert retry["deployed"]
+    assert retry["version"] == landed["version"]
+    assert retry["reason"].endswith(f"the live model has been {first['version']} since")
+    assert read_manifest(s3, buckets, agent)[1] == etag
+
+
 def test_racing_deploys_judged_against_the_same_manifest_land_exactly_once(s3, buckets):
     agent, rounds = "race-bot", 4
     for day in range(1, rounds + 1):
