@@ -88,7 +88,7 @@ Tier = Literal["block", "warn"]
 RULE_KINDS = (
     "unreadable_object", "missing_day", "empty_day", "bad_lines", "not_null", "unique_event_id", "agent_id",
     "action_in_set", "propensity_range", "reward_valid", "ts_in_window", "context_non_null", "in_range",
-    "in_vocabulary", "rows_per_day", "drift",
+    "in_vocabulary", "rows_per_day", "drift", "reward_rate",
 )  # fmt: skip
 # The log contract itself: a row that breaks one is not a decision the estimators can use (a zero propensity
 # divides by zero, a reward of 7 is no label), so these always block and a spec cannot lower them.
@@ -104,6 +104,9 @@ class Validation(_Strict):
     min_rows_per_day: int = Field(default=1, ge=0)
     max_bad_line_fraction: float = Field(default=0.001, ge=0.0, le=1.0)
     max_drift_psi: float = Field(default=0.2, gt=0.0)
+    # Outcomes are data too: a day whose reward rate moves further than this from the earlier days' rate (a
+    # broken reward join logs every reward as 0) is refused like any other bad day.
+    max_reward_rate_change: float = Field(default=0.25, gt=0.0, le=1.0)
     tiers: dict[str, Tier] = Field(default_factory=dict)
 
     @model_validator(mode="after")

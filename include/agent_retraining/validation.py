@@ -246,6 +246,31 @@ def drift_checks(spec: AgentSpec, window: Window, table: pa.Table) -> list[dict]
     return checks
 
 
+def reward_rate_checks(spec: AgentSpec, window: Window, table: pa.Table) -> list[dict]:
+    """The newest day's reward rate against the earlier days' of the window.
+
+    Every row of a broken reward join is valid on its own (a reward of 0 is
+    allowed), so no per-row rule sees it; only the day's rate does.
+    """
+    is_newest = pc.equal(table.column("dt"), pa.scalar(window.last, pa.date32()))
+    newest = pc.mean(table.column("reward").filter(is_newest)).as_py()
+    earlier = pc.mean(table.column("reward").filter(pc.invert(is_newest))).as_py()
+    if newest is None or earlier is None:  # no rows (or no rewards) on one side: rows_per_day and not_null judge it
+        return []
+    band = spec.validation.max_reward_rate_change
+    return [
+        check(
+            "reward_rate",
+            tier_of(spec, "reward_rate"),
+            abs(newest - earlier) <= band,
+            f"{window.last}: reward rate {newest:.3f} against {earlier:.3f} on the earlier days of the window, "
+            f"allowed change {band}",
+            column="reward",
+            observed=newest,
+        )
+    ]
+
+
 def data_docs_html(result) -> str:
     """GX's own rendering of the validation result, as one HTML page."""
     from great_expectations.render.renderer import ValidationResultsPageRenderer
@@ -264,7 +289,7 @@ def validate_snapshot(s3, buckets: Buckets, spec: AgentSpec, window: Window, run
     """Run the whole gate on the run's snapshot; store result, Data Docs and rejected rows; raise if blocked."""
     snapshot = read_json(s3, buckets.artifacts, run_dir + "snapshot.json")
     table = read_parquet(s3, buckets.artifacts, snapshot["snapshot_key"])
-    rows, drift = table.num_rows, drift_checks(spec, window, table)
+    rows, shifts = table.num_rows, drift_checks(spec, window, table) + reward_rate_checks(spec, window, table)
     # GX needs pandas: hand the columns over (`dt` left out: the suite does not check it, and dates would
     # become Python objects) and free the Arrow copy as they convert, so the window is in memory once.
     columns = table.drop_columns(["dt"])
@@ -272,7 +297,7 @@ def validate_snapshot(s3, buckets: Buckets, spec: AgentSpec, window: Window, run
     frame = columns.to_pandas(split_blocks=True, self_destruct=True)
     del columns
     gx_result, gx_checks = run_suite(spec, window, frame)
-    checks = read_fault_checks(spec, window, snapshot) + gx_checks + drift
+    checks = read_fault_checks(spec, window, snapshot) + gx_checks + shifts
     blocking = [c for c in checks if not c["success"] and c["tier"] == "block"]
     warnings = [c for c in checks if not c["success"] and c["tier"] == "warn"]
     rejected = [{"rule": c["rule"], **row} for c in blocking for row in c.get("rejected", [])]

@@ -109,6 +109,10 @@ CORPUS = {
         _jsonl_with(lambda ev: _every(ev, 100, lambda e: e.update(agent_id="other-bot"))),
         "agent_id", ["field 'agent_id'", "value 'other-bot'"],
     ),
+    "every_reward_zero": (  # a broken reward join: every row is valid, the day is not
+        _jsonl_with(lambda ev: _every(ev, 1, lambda e: e.update(reward=0.0))),
+        "reward_rate", ["reward rate 0.000 against", "allowed change 0.25"],
+    ),
     "invalid_reward": (
         _jsonl_with(lambda ev: _every(ev, 100, lambda e: e.update(reward=2))),
         "reward_valid", ["field 'reward'", "value 2.0"],
