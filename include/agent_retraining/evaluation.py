@@ -120,6 +120,11 @@ def _slice_metrics(rewards: np.ndarray, predicted: np.ndarray, masks: dict[str, 
     return result
 
 
+def greedy_matches(per_action: np.ndarray, logged: np.ndarray) -> np.ndarray:
+    """Rows where the model's greedy policy picks the action that was logged: the only rows that value it."""
+    return per_action.argmax(axis=1) == logged
+
+
 def model_metrics(per_action: np.ndarray, logged, rewards, propensities, masks) -> dict:
     """Every metric of one model on the holdout rows, overall and per slice, from its scores of every action.
 
@@ -128,7 +133,7 @@ def model_metrics(per_action: np.ndarray, logged, rewards, propensities, masks) 
     from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
     predicted = np.clip(per_action[np.arange(len(logged)), logged], 1e-7, 1 - 1e-7)
-    policy = snips(per_action.argmax(axis=1) == logged, rewards, propensities)
+    policy = snips(greedy_matches(per_action, logged), rewards, propensities)
     return {
         "roc_auc": float(roc_auc_score(rewards, predicted)) if 0 < rewards.sum() < len(rewards) else None,
         "log_loss": float(log_loss(rewards, predicted, labels=[0, 1])),
@@ -374,7 +379,7 @@ def evaluate_and_decide(
     winner = next(c for c in candidates if c["candidate"] == winner_name)
 
     def greedy_weights(name: str) -> np.ndarray:
-        return (scores[name].argmax(axis=1) == logged) / propensities
+        return greedy_matches(scores[name], logged) / propensities
 
     evidence = HoldoutEvidence(
         rows=holdout.num_rows,
