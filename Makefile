@@ -78,8 +78,9 @@ airflow: s3-up airflow-db
 # Speed and memory of the nightly run at 0.25M, 1M (W1) and 4M events a day against floors
 # measured on the same bytes; a table and .local/bench/nightly-run.json (nothing asserted).
 SCALES ?= 0.25,1,4
+REPEATS ?= 3
 bench: s3-up airflow-db
-	$(PY) bench/nightly_run.py --scales $(SCALES)
+	$(PY) bench/nightly_run.py --scales $(SCALES) --repeats $(REPEATS)
 
 # Any airflow command in the same environment, e.g. ARGS="dags list".
 airflow-cli: airflow-db

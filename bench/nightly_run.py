@@ -13,10 +13,12 @@ task would, timed with its peak RSS:
   evaluate   evaluate_and_decide     (no floor)
 
 At W1 (1M events a day) it also times the whole DAG run (`dag.test()`, the way
-`make retrain` runs it) and the DAG files' parse time. Prints one table per
-scale and the targets of issue #8, and writes everything as JSON.
+`make retrain` runs it) and the DAG files' parse time. Every figure, floors
+included, is the median of `--repeats` runs (3 by default; each run's seconds
+are kept in the JSON). Prints one table per scale and the targets of issue #8,
+and writes everything as JSON.
 
-    python bench/nightly_run.py --scales 0.25,1,4 [--candidates lightgbm] [--no-dag-run]
+    python bench/nightly_run.py --scales 0.25,1,4 [--repeats 3] [--candidates lightgbm] [--no-dag-run]
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import json
 import multiprocessing
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,6 +37,7 @@ from datetime import date
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+REPEATS = 3  # every figure is the median of this many runs (--repeats)
 LAST_DAY = date(2026, 1, 7)  # the window is the 7 days ending here
 TARGETS = {
     "snapshot_vs_floor": 1.5,
@@ -75,7 +79,7 @@ def _stage_process(stage: str, millions: float, argument, queue) -> None:
     queue.put({"seconds": time.perf_counter() - start, "peak_rss_mb": _peak_rss_mb(), "result": result})
 
 
-def run_stage(stage: str, millions: float, argument=None) -> dict:
+def _stage_once(stage: str, millions: float, argument) -> dict:
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     process = context.Process(target=_stage_process, args=(stage, millions, argument, queue))
@@ -86,10 +90,34 @@ def run_stage(stage: str, millions: float, argument=None) -> dict:
         process.join()
     if process.exitcode != 0:
         raise RuntimeError(f"stage {stage} exited with {process.exitcode}")
+    return outcome
+
+
+def median_of(outcomes: list[dict]) -> dict:
+    """One figure per measurement: the median over the runs of every number whose key ends in `seconds` (the
+    floors time themselves inside `result`) and of the peak RSS; every run's wall seconds are kept."""
+
+    def medians(values: list[dict]) -> dict:
+        merged = dict(values[-1])
+        for key, value in merged.items():
+            if key.endswith("seconds") and isinstance(value, int | float):
+                merged[key] = statistics.median(v[key] for v in values)
+        return merged
+
+    merged = medians(outcomes)
+    merged["peak_rss_mb"] = statistics.median(o["peak_rss_mb"] for o in outcomes)
+    if isinstance(merged.get("result"), dict):
+        merged["result"] = medians([o["result"] for o in outcomes])
+    merged["runs_seconds"] = [round(o["seconds"], 2) for o in outcomes]
+    return merged
+
+
+def run_stage(stage: str, millions: float, argument=None) -> dict:
+    outcome = median_of([_stage_once(stage, millions, argument) for _ in range(REPEATS)])
     label = f"{stage}:{argument[0]}" if stage == "train" else stage
-    print(
-        f"  {millions:g}M/day {label}: {outcome['seconds']:.1f}s, peak RSS {outcome['peak_rss_mb']:,.0f} MB", flush=True
-    )
+    runs = ", ".join(f"{seconds:.1f}" for seconds in outcome["runs_seconds"])
+    print(f"  {millions:g}M/day {label}: median {outcome['seconds']:.1f}s of {runs}, "
+          f"peak RSS {outcome['peak_rss_mb']:,.0f} MB", flush=True)  # fmt: skip
     return outcome
 
 
@@ -330,7 +358,7 @@ def print_scale(result: dict) -> None:
     if "lightgbm" in floors:
         floor_of["train:lightgbm"] = floors["lightgbm"]["result"]["seconds"]
     print(f"\n{result['millions_per_day']:g}M events/day x 7 days = {result['rows']:,} rows, "
-          f"{result['arrow_bytes'] / 2**30:.2f} GiB in Arrow")  # fmt: skip
+          f"{result['arrow_bytes'] / 2**30:.2f} GiB in Arrow; every figure the median of {REPEATS} runs")  # fmt: skip
     print(f"{'stage':<26} {'wall s':>8} {'rows/s':>11} {'peak RSS MB':>12} {'floor s':>8} {'x floor':>8}")
     for name, stage in result["stages"].items():
         floor = floor_of.get(name)
@@ -390,13 +418,16 @@ def targets(results: list[dict], dag: dict | None, w1_millions: float) -> list[d
 
 
 def main() -> None:
+    global REPEATS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", default="0.25,1,4", help="million events a day, comma-separated")
     parser.add_argument("--candidates", default="logistic_regression,lightgbm,torch_mlp")
     parser.add_argument("--w1", type=float, default=1.0, help="the scale of the W1 targets and the DAG run")
     parser.add_argument("--no-dag-run", action="store_true", help="skip the whole-DAG run at W1")
+    parser.add_argument("--repeats", type=int, default=REPEATS, help="runs per figure; the median is reported")
     parser.add_argument("--out", default=str(REPO / ".local/bench/nightly-run.json"))
     args = parser.parse_args()
+    REPEATS = args.repeats
     bench_environment()
     from agent_retraining import local_s3
 
@@ -408,20 +439,22 @@ def main() -> None:
         print_scale(results[-1])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    dag = (
-        None if args.no_dag_run or args.w1 not in scales else dag_run(bench_spec(args.w1), out.with_suffix(".dag.log"))
-    )
+    dag = None
+    if not args.no_dag_run and args.w1 in scales:
+        runs = [dag_run(bench_spec(args.w1), out.with_suffix(".dag.log")) for _ in range(REPEATS)]
+        dag = {**median_of(runs), "succeeded": all(run["succeeded"] for run in runs)}
     parse = dag_parse_seconds()
     checks = targets(results, dag, args.w1)
     print("\nDAG files, parse time: " + ", ".join(f"{Path(f).name} {s:.2f}s" for f, s in parse.items()))
     if dag:
-        print(f"whole DAG run at W1 (dag.test): {dag['seconds']:.0f}s, "
+        print(f"whole DAG run at W1 (dag.test): median {dag['seconds']:.0f}s of {dag['runs_seconds']}, "
               f"{'success' if dag['succeeded'] else 'FAILED'}")  # fmt: skip
     print(f"\n{'target':<64} {'measured':>16} {'goal':>6}  verdict")
     for item in checks:
         print(f"{item['target']:<64} {item['measured']!s:>16} {item['goal'] or '':>6}  {item['verdict']}")
-    out.write_text(json.dumps({"scales": results, "dag_run": dag, "dag_parse_seconds": parse, "targets": checks,
-                               "machine": {"cpus": os.cpu_count()}}, indent=2, default=str))  # fmt: skip
+    report = {"scales": results, "dag_run": dag, "dag_parse_seconds": parse, "targets": checks, "repeats": REPEATS,
+              "machine": {"cpus": os.cpu_count()}}  # fmt: skip
+    out.write_text(json.dumps(report, indent=2, default=str))
     print(f"\nwritten to {out}")
 
 
