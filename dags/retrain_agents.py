@@ -304,7 +304,7 @@ def build_broken_spec_dag(stem: str, error: Exception):
         default_args={"owner": "ml-platform", "retries": 1},
     )
     def broken_spec():
-        @task(retries=0)
+        @task
         def spec_error() -> None:
             from airflow.sdk.exceptions import AirflowFailException
 

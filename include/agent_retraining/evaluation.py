@@ -20,7 +20,7 @@ import numpy as np
 
 from agent_retraining.contract import context_column
 from agent_retraining.features import action_indices, encode_context, encoding_id
-from agent_retraining.manifest import ArtifactError, fetch_verified, load_live_model, read_manifest
+from agent_retraining.manifest import ArtifactError, fetch_verified, judged_against, load_live_model, read_manifest
 from agent_retraining.snapshot import Window
 from agent_retraining.spec import AgentSpec
 from agent_retraining.storage import Buckets, delete, read_parquet, write_json
@@ -417,8 +417,7 @@ def evaluate_and_decide(
         "policy_value_vs_logging": evidence.vs_logging,
         "policy_value_vs_champion": evidence.vs_champion,
         "champion": {"version": live["version"] if champion else None, "note": champion_note},
-        # What the decision was judged against: deploy swaps only while the manifest is still exactly this.
-        "judged_against": {"version": live["version"] if live else None, "manifest_etag": live_etag},
+        "judged_against": judged_against(live, live_etag),
         "winner": winner,
         "rules": rules,
         "deploy": not failed,

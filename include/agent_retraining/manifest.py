@@ -57,6 +57,11 @@ def read_manifest(s3, buckets: Buckets, agent_id: str) -> tuple[dict | None, str
     return json.loads(body), etag
 
 
+def judged_against(live: dict | None, etag: str | None) -> dict:
+    """What a decision records of the manifest it was judged against; `deploy` swaps only while it still holds."""
+    return {"version": live["version"] if live else None, "manifest_etag": etag}
+
+
 def fetch_verified(s3, bucket: str, key: str, sha256: str) -> bytes:
     """The artifact's bytes, only if they are the ones recorded; S3 errors other than absence propagate."""
     try:

@@ -17,6 +17,8 @@ from agent_retraining.spec import AgentSpec
 from agent_retraining.storage import Buckets, delete, list_keys, read_json_or_none, write_json
 
 RUN_RECORDS = ("snapshot.json", "validation.json", "decision.json", "deployment.json")
+REPORTED_DECISION_FIELDS = ("deploy", "reason", "rules", "metrics", "logging_policy_value", "champion",
+                            "judged_against", "policy_value_vs_logging", "policy_value_vs_champion")  # fmt: skip
 
 
 def clear_run(s3, buckets: Buckets, run_dir: str) -> int:
@@ -57,21 +59,7 @@ def build_report(s3, buckets: Buckets, spec: AgentSpec, window: Window, run_dir:
         "snapshot": snapshot and {k: snapshot[k] for k in ("rows", "window", "days", "quarantined", "snapshot_key")},
         "validation": validation
         and {k: validation[k] for k in ("passed", "failures", "warnings", "rows", "rule_counts", "data_docs_key")},
-        "decision": decision
-        and {
-            k: decision[k]
-            for k in (
-                "deploy",
-                "reason",
-                "rules",
-                "metrics",
-                "logging_policy_value",
-                "champion",
-                "judged_against",
-                "policy_value_vs_logging",
-                "policy_value_vs_champion",
-            )
-        },  # fmt: skip
+        "decision": decision and {k: decision[k] for k in REPORTED_DECISION_FIELDS},
         "winner": decision and decision["winner"]["candidate"],
         "deployment": deployment,
         "live_version": live["version"] if live else None,

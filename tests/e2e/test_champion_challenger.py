@@ -17,7 +17,7 @@ import pytest
 from agent_retraining.contract import run_prefix
 from agent_retraining.evaluation import evaluate_and_decide
 from agent_retraining.features import build_split, context_columns, feature_columns
-from agent_retraining.manifest import deploy, fetch_verified, read_manifest
+from agent_retraining.manifest import deploy, fetch_verified, judged_against, read_manifest
 from agent_retraining.simulate import simulate
 from agent_retraining.snapshot import Window, take_snapshot
 from agent_retraining.storage import put_bytes, read_parquet, write_parquet
@@ -38,9 +38,8 @@ def install_champion(s3, buckets, agent_id: str, decision: dict, run_id: str) ->
     `deploy` only carries out decisions that say deploy, judged against the manifest as it is now;
     this hands it such a copy of `decision`, whatever the gate said.
     """
-    manifest, etag = read_manifest(s3, buckets, agent_id)
-    judged_against = {"version": manifest and manifest["version"], "manifest_etag": etag}
-    return deploy(s3, buckets, agent_id, {**decision, "deploy": True, "judged_against": judged_against}, run_id)
+    now = judged_against(*read_manifest(s3, buckets, agent_id))
+    return deploy(s3, buckets, agent_id, {**decision, "deploy": True, "judged_against": now}, run_id)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import pytest
 from agent_retraining.client import AgentModelClient, NoModel
 from agent_retraining.contract import day_prefix
 from agent_retraining.features import encode, encoding_id
-from agent_retraining.manifest import deploy, read_manifest
+from agent_retraining.manifest import deploy, judged_against, read_manifest
 from agent_retraining.simulate import World, day_events, simulate
 from agent_retraining.snapshot import parse_log_object
 from agent_retraining.storage import get_bytes, list_keys, put_bytes
@@ -35,10 +35,9 @@ def _deploy_model(s3, buckets, spec, name: str, last_day: str, seed: int) -> str
         "sha256": hashlib.sha256(artifact).hexdigest(), "encoding_id": encoding_id(spec),
         "trained_on": {"first": last_day, "last": last_day},
     }  # fmt: skip
-    live, etag = read_manifest(s3, buckets, spec.agent_id)
     decision = {
         "winner": winner, "metrics": {name: {"roc_auc": 0.8}}, "reason": "test", "deploy": True,
-        "judged_against": {"version": live and live["version"], "manifest_etag": etag},
+        "judged_against": judged_against(*read_manifest(s3, buckets, spec.agent_id)),
     }  # fmt: skip
     return deploy(s3, buckets, spec.agent_id, decision, f"run-{seed}")["version"]
 

@@ -13,6 +13,7 @@ from agent_retraining.manifest import (
     deploy_run,
     fetch_verified,
     history,
+    judged_against,
     read_manifest,
     rollback,
 )
@@ -43,10 +44,9 @@ def _decision(s3, buckets, agent_id, name, last_day, body=None, encoding="e"):
         "encoding_id": encoding,
         "trained_on": {"first": "2026-01-01", "last": last_day},
     }
-    live, etag = read_manifest(s3, buckets, agent_id)
     return {
         "winner": winner, "metrics": {name: {"roc_auc": 0.8}}, "reason": "test", "deploy": True,
-        "judged_against": {"version": live and live["version"], "manifest_etag": etag},
+        "judged_against": judged_against(*read_manifest(s3, buckets, agent_id)),
     }  # fmt: skip
 
 
