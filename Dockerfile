@@ -5,8 +5,9 @@
 # change to requirements.txt does (`docker compose up -d --build`).
 FROM apache/airflow:3.3.2-python3.11
 
-# include/ holds the domain package (agent_retraining), plugins/ the Airflow glue
-# (retraining_runtime); both are imported by the DAG file and by the tasks.
+# include/ holds the domain package (agent_retraining) and the Airflow glue
+# (retraining_runtime), imported by the DAG file and by the tasks; plugins/ holds
+# Airflow plugins.
 ENV PYTHONPATH=/opt/airflow/include:/opt/airflow/plugins \
     GX_ANALYTICS_ENABLED=False
 

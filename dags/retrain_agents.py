@@ -8,11 +8,17 @@ run without a date takes the latest whole day) and:
 1. **wait_for_logs**: waits, without holding a worker slot, for the day's
    `_SUCCESS` marker; fails with a clear message when it is still missing
    `wait_for_logs_hours` after the day ended;
-2. **snapshot**: freezes the training window's logs into one Parquet file
-   (every source object's key and ETag recorded);
-3. **validate**: the data gate (Great Expectations suite generated from the
-   spec); a blocking violation fails the run here, so nothing trains on bad data;
-4. **build_features**: time-based split, the newest day(s) held out;
+2. **validate_day**: one mapped task per day of the training window. A day is
+   read, parsed and judged by the data gate (a Great Expectations suite
+   generated from the spec) once, into a validated day fingerprinted by its
+   objects' ETags and the gate's settings; later runs reuse it, and judge it
+   again when an object or a setting changed;
+3. **validate**: the window's verdict from the stored days (event ids unique
+   across days, drift and reward rate against the earlier days). The run's own
+   day must pass, or the run fails here and nothing trains on bad data; a
+   refused earlier day is left out and named (or blocks, if the spec says so);
+4. **build_features**: the train sample and the holdout, read day by day from
+   the usable validated days, the newest day(s) held out;
 5. **train**: one mapped task per candidate (scikit-learn, LightGBM, PyTorch);
 6. **evaluate**: every candidate and the live model on the same holdout rows,
    then the gate of the spec;
@@ -140,32 +146,45 @@ def build_retraining_dag(spec: AgentSpec):
                 )
             return PokeReturnValue(is_done=False)
 
-        @task(multiple_outputs=False)
-        def snapshot(params=None, data_interval_start=None, run_id=None) -> dict:
+        @task
+        def days_of_window(params=None, data_interval_start=None, run_id=None) -> list[str]:
+            """The window's days, one `validate_day` each; a cleared run starts its own folder afresh here."""
             from agent_retraining.reporting import clear_run
-            from agent_retraining.snapshot import take_snapshot
             from retraining_runtime import run_inputs
 
             run = run_inputs(spec, params, data_interval_start, run_id)
             clear_run(run.s3, run.buckets, run.run_dir)
-            record = take_snapshot(run.s3, run.buckets, run.spec, run.window, run.run_dir)
-            return {"snapshot_key": record["snapshot_key"], "rows": record["rows"], "faults": len(record["faults"])}
+            return [day.isoformat() for day in run.window.days]
+
+        @task(multiple_outputs=False, map_index_template="{{ task.op_kwargs['day'] }}")
+        def validate_day(day: str, params=None, data_interval_start=None, run_id=None) -> dict:
+            from datetime import date
+
+            from agent_retraining.days import validate_day as judge_or_reuse
+            from retraining_runtime import run_inputs
+
+            run = run_inputs(spec, params, data_interval_start, run_id)
+            return judge_or_reuse(run.s3, run.buckets, run.spec, date.fromisoformat(day))
 
         @task(multiple_outputs=False)
-        def validate(params=None, data_interval_start=None, run_id=None) -> dict:
+        def validate(checked: list[dict], params=None, data_interval_start=None, run_id=None) -> dict:
             from airflow.sdk.exceptions import AirflowFailException
 
-            from agent_retraining.validation import DataRejected, validate_snapshot
+            from agent_retraining.checks import DataRejected
+            from agent_retraining.window_verdict import judge_window
             from retraining_runtime import run_inputs
 
             run = run_inputs(spec, params, data_interval_start, run_id)
             try:
-                result = validate_snapshot(run.s3, run.buckets, run.spec, run.window, run.run_dir)
+                result = judge_window(run.s3, run.buckets, run.spec, run.window, list(checked), run.run_dir)
             except DataRejected as exc:  # final: the same logs would be refused again
                 raise AirflowFailException(f"data gate refused the logs: {exc}") from exc
+            for left_out in result["left_out"]:
+                log.warning("left out %s: %s", left_out["day"], "; ".join(left_out["why"]))
             for warning in result["warnings"]:
                 log.warning("data gate warning: %s", warning)
-            return {"rows": result["rows"], "warnings": len(result["warnings"])}
+            left_out = [d["day"] for d in result["left_out"]]
+            return {"rows": result["rows"], "usable_days": len(result["usable_days"]), "left_out": left_out}
 
         @task(multiple_outputs=False)
         def build_features(params=None, data_interval_start=None, run_id=None) -> dict:
@@ -260,8 +279,11 @@ def build_retraining_dag(spec: AgentSpec):
 
             raise AirflowFailException("a stage of this run failed; see report.json and the failed task's log")
 
-        waited, snap, validated, split = wait_for_logs(), snapshot(), validate(), build_features()
-        waited >> snap >> validated >> split  # each stage reads what the one before wrote in the run's folder
+        waited, days = wait_for_logs(), days_of_window()
+        checked = validate_day.expand(day=days)
+        validated, split = validate(checked), build_features()
+        waited >> days
+        validated >> split  # build_features reads the validated days the window verdict names
         trained = train.partial(split=split).expand(candidate=candidates())
         decision = evaluate(split, trained)
         deployed, kept = deploy(), skip_deploy(decision)
@@ -282,7 +304,7 @@ def build_retraining_dag(spec: AgentSpec):
             approve_deploy >> deployed
         else:
             choose(decision) >> branches
-        stages = [waited, snap, validated, split, trained, decision, *branches]
+        stages = [waited, days, checked, validated, split, trained, decision, *branches]
         stages >> report()
         stages >> fail_run_if_a_stage_failed()
 

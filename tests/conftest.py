@@ -127,3 +127,12 @@ def write_specs_with_one_broken(directory: Path) -> Path:
         )
     )
     return broken
+
+
+def validate_window(s3, buckets, spec, window, run_dir: str) -> dict:
+    """What the DAG's validate_day (one per day) and validate tasks do, in-process: the window's verdict."""
+    from agent_retraining.days import validate_day
+    from agent_retraining.window_verdict import judge_window
+
+    checked = [validate_day(s3, buckets, spec, day) for day in window.days]
+    return judge_window(s3, buckets, spec, window, checked, run_dir)

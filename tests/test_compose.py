@@ -231,7 +231,7 @@ def _readme_compose_section() -> str:
 
 
 def _s3_conn_id() -> str:
-    source = (REPO / "plugins" / "retraining_runtime.py").read_text()
+    source = (REPO / "include" / "retraining_runtime.py").read_text()
     match = re.search(r"^S3_CONN_ID\s*=\s*[\"']([^\"']+)[\"']", source, re.M)
     return match.group(1) if match else DEFAULT_S3_CONN_ID
 

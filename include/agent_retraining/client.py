@@ -22,8 +22,8 @@ import pyarrow as pa
 
 from agent_retraining.contract import context_column, manifest_key
 from agent_retraining.features import encode_context, encoding_id
+from agent_retraining.log_reader import FEATURE_TYPES
 from agent_retraining.manifest import fetch_verified
-from agent_retraining.snapshot import FEATURE_TYPES
 from agent_retraining.spec import AgentSpec
 from agent_retraining.training import LoadedModel, action_scores, load
 

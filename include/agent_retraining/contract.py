@@ -1,8 +1,8 @@
 """Log event contract v1 and the object layout agents write to.
 
 This module is the single place that knows the shape of a log event and where
-logs, run artifacts and models live in S3, so the simulator, the snapshot and
-the agent client cannot disagree about it.
+logs, run artifacts and models live in S3, so the simulator, the log reader
+and the agent client cannot disagree about it.
 """
 
 from __future__ import annotations
@@ -74,6 +74,20 @@ def run_prefix(agent_id: str, day: date, run_id: str) -> str:
 def latest_run_key(agent_id: str, day: date) -> str:
     """A small pointer to the folder of the latest run of `day` to finish, for readers that want just that."""
     return day_runs_prefix(agent_id, day) + "latest.json"
+
+
+def validated_days_prefix(agent_id: str, day: date | None = None) -> str:
+    """Every validated copy of the agent's days, or of one day (one folder per fingerprint under it)."""
+    return f"{safe_key_part(agent_id, 'agent id')}/days/" + (f"dt={day.isoformat()}/" if day else "")
+
+
+def validated_day_prefix(agent_id: str, day: date, fingerprint: str) -> str:
+    """One day of logs as the data gate judged it, for one fingerprint of its objects and the gate's settings.
+
+    Written once and never changed: a day whose objects or settings change gets a new fingerprint, so a run
+    can only ever reuse a verdict on exactly the bytes and rules it would judge itself.
+    """
+    return validated_days_prefix(agent_id, day) + safe_key_part(fingerprint, "fingerprint") + "/"
 
 
 def quarantine_prefix(agent_id: str, day: date) -> str:

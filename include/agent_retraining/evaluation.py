@@ -21,10 +21,10 @@ import numpy as np
 from agent_retraining.contract import context_column
 from agent_retraining.features import action_indices, encode_context, encoding_id
 from agent_retraining.manifest import ArtifactError, fetch_verified, judged_against, load_live_model, read_manifest
-from agent_retraining.snapshot import Window
 from agent_retraining.spec import AgentSpec
-from agent_retraining.storage import Buckets, delete, read_parquet, write_json
+from agent_retraining.storage import Buckets, delete, read_json_or_none, read_parquet, write_json
 from agent_retraining.training import LoadedModel, action_scores, load
+from agent_retraining.window import Window
 
 HIGHER_IS_BETTER = {
     "roc_auc": True,
@@ -169,6 +169,17 @@ def _rule(name: str, passed: bool, detail: str) -> dict:
     return {"rule": name, "passed": bool(passed), "detail": detail}
 
 
+def data_rule(validation: dict | None) -> dict:
+    """The data gate's verdict on the run's window, as a rule of the decision: a decision is never taken on
+    data the gate did not pass, and it names the days it left out."""
+    if validation is None:
+        return _rule("data_validated", False, "no validation.json in the run's folder: the data gate did not judge")
+    detail = f"{len(validation['usable_days'])} usable day(s), {validation['rows']} rows passed the data gate"
+    if validation["left_out"]:
+        detail += "; left out: " + "; ".join(f"{d['day']} ({d['why'][0]})" for d in validation["left_out"])
+    return _rule("data_validated", validation["passed"], detail if validation["passed"] else validation["failures"][0])
+
+
 def _at_least(metric: str, value: float | None, bound: float | None, how: str) -> dict:
     """A rule that `value` is no worse than `bound`, in the metric's own direction."""
     if value is None or bound is None:
@@ -257,7 +268,6 @@ def gate_rules(
     """Each rule of the gate with the numbers it compared; deploy only if all pass."""
     floors = spec.gate.floors
     rules = [
-        _rule("data_validated", True, "the snapshot passed the data gate"),
         *evidence_rules(spec, evidence),
         _at_least("roc_auc", challenger["roc_auc"], floors.min_roc_auc, "floor"),
         _at_least("log_loss", challenger["log_loss"], floors.max_log_loss, "floor"),
@@ -389,7 +399,8 @@ def evaluate_and_decide(
         if champion
         else None,
     )
-    rules = gate_rules(spec, metrics[winner_name], champion, live, window, run, evidence)
+    validation = read_json_or_none(s3, buckets.artifacts, run_dir + "validation.json")
+    rules = [data_rule(validation), *gate_rules(spec, metrics[winner_name], champion, live, window, run, evidence)]
     failed = [r for r in rules if not r["passed"]]
     judged = [r for r in failed if r["rule"] != "run_may_move_manifest"]
     if judged:
@@ -400,6 +411,8 @@ def evaluate_and_decide(
         reason = f"deploy {winner_name}: it passed every rule against the floors and champion {live['version']}"
     else:
         reason = f"deploy {winner_name}: {champion_note}, and it passed every rule"
+    if validation and validation["left_out"]:
+        reason += f" (the data gate left out {', '.join(d['day'] for d in validation['left_out'])})"
     if run.records_only:
         reason = f"{run.records_only}, manifest left alone; the decision would have been: {reason}"
     judged_without_champion = live is not None and champion is None and live.get("encoding_id") == encoding_id(spec)
@@ -410,6 +423,7 @@ def evaluate_and_decide(
         "agent_id": spec.agent_id,
         "window": {"first": window.first.isoformat(), "last": window.last.isoformat()},
         "holdout_rows": holdout.num_rows,
+        "left_out_days": validation["left_out"] if validation else None,
         "positive_rewards": evidence.positive_rewards,
         "primary_metric": spec.gate.primary_metric,
         "metrics": metrics,

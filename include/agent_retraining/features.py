@@ -10,15 +10,17 @@ candidate can learn which action suits which context.
 from __future__ import annotations
 
 import hashlib
+from datetime import date
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from agent_retraining.contract import context_column
-from agent_retraining.snapshot import Window
+from agent_retraining.log_reader import empty_rows
 from agent_retraining.spec import AgentSpec, CategoryFeature, NumericFeature
-from agent_retraining.storage import Buckets, read_parquet, write_json, write_parquet
+from agent_retraining.storage import Buckets, read_json, read_parquet, write_json, write_parquet
+from agent_retraining.window import Window
 
 OTHER = "__other__"  # a category value outside the vocabulary, or null
 
@@ -46,7 +48,7 @@ def encoding_id(spec: AgentSpec) -> str:
 
 
 def encode_context(spec: AgentSpec, table: pa.Table) -> np.ndarray:
-    """Context block of the matrix for every row of a snapshot-shaped table."""
+    """Context block of the matrix for every row of a table of log rows."""
     blocks = []
     for name, feature in spec.context.items():
         column = table.column(context_column(name))
@@ -91,44 +93,69 @@ def encode(spec: AgentSpec, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     return matrix, table.column("reward").to_numpy().astype(np.float32)
 
 
-def split_by_time(table: pa.Table, window: Window) -> tuple[pa.Array, pa.Array]:
-    """Row positions to train on (the older days) and to hold out (the newest), each in time order.
-
-    Positions rather than tables, so the window is copied once, into the two sets, however big it is.
-    """
-    order = pc.sort_indices(table, sort_keys=[("ts", "ascending"), ("event_id", "ascending")])
-    is_holdout = pc.greater_equal(pc.take(table.column("dt"), order), pa.scalar(window.holdout_first, pa.date32()))
-    return pc.filter(order, pc.invert(is_holdout)), pc.filter(order, is_holdout)
-
-
 def sample_rows(rows: pa.Table | pa.Array, limit: int | None, seed: int) -> pa.Table | pa.Array:
     """A uniform sample of at most `limit` rows, in their original order; the same seed gives the same rows."""
-    if limit is None or len(rows) <= limit:
-        return rows
-    return rows.take(pa.array(np.sort(np.random.default_rng(seed).choice(len(rows), size=limit, replace=False))))
+    positions = _sample_positions([len(rows)], limit, seed)[0]
+    return rows if positions is None else rows.take(pa.array(positions))
+
+
+def _time_ordered(table: pa.Table) -> pa.Table:
+    return table.take(pc.sort_indices(table, sort_keys=[("ts", "ascending"), ("event_id", "ascending")]))
+
+
+def _sample_positions(counts: list[int], limit: int | None, seed: int) -> list[np.ndarray | None]:
+    """For each day, the positions of its rows in a uniform sample of at most `limit` rows of all the days
+    (None: every row); the same seed and counts give the same rows."""
+    total = sum(counts)
+    if limit is None or total <= limit:
+        return [None] * len(counts)
+    chosen = np.sort(np.random.default_rng(seed).choice(total, size=limit, replace=False))
+    bounds = np.cumsum([0, *counts])
+    return [chosen[(chosen >= lo) & (chosen < hi)] - lo for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def _read_days(s3, buckets: Buckets, spec: AgentSpec, days: list[dict], limit: int | None) -> pa.Table:
+    """The rows of the given validated days, sampled down to `limit`, in time order; one day in memory at a time."""
+    parts = [empty_rows(spec, date.fromisoformat(days[0]["day"]))]
+    for day, positions in zip(days, _sample_positions([d["rows"] for d in days], limit, spec.training.seed),
+                              strict=True):  # fmt: skip
+        rows = read_parquet(s3, buckets.artifacts, day["rows_key"])
+        parts.append(rows if positions is None else rows.take(pa.array(positions)))
+        del rows
+    return _time_ordered(pa.concat_tables(parts))
 
 
 def build_split(s3, buckets: Buckets, spec: AgentSpec, window: Window, run_dir: str) -> dict:
-    """Write the run's train and holdout sets (snapshot rows in time order) and their description."""
-    snapshot_key = run_dir + "snapshot.parquet"
-    table = read_parquet(s3, buckets.artifacts, snapshot_key)
-    train_rows, holdout_rows = split_by_time(table, window)
-    if len(train_rows) == 0 or len(holdout_rows) == 0:
-        raise ValueError(f"time split of {snapshot_key} left train={len(train_rows)}, holdout={len(holdout_rows)} rows")
-    train_rows_in_window = len(train_rows)
-    train = table.take(sample_rows(train_rows, spec.training.max_train_rows, spec.training.seed))
-    holdout = table.take(holdout_rows)
-    del table
+    """Write the run's train and holdout sets from the usable validated days and their description.
+
+    The train set is a uniform sample (at most `max_train_rows`) of the usable days before the holdout,
+    drawn day by day; the holdout is every row of the usable held-out days. Both are in time order.
+    """
+    validation = read_json(s3, buckets.artifacts, run_dir + "validation.json")
+    usable = [entry for entry in validation["days"] if entry["usable"]]
+    train_days = [e for e in usable if date.fromisoformat(e["day"]) < window.holdout_first]
+    holdout_days = [e for e in usable if date.fromisoformat(e["day"]) >= window.holdout_first]
+    train_rows_in_window = sum(e["rows"] for e in train_days)
+    if not train_rows_in_window or not sum(e["rows"] for e in holdout_days):
+        raise ValueError(f"the usable days of {run_dir} leave train={train_rows_in_window} rows, holdout="
+                         f"{sum(e['rows'] for e in holdout_days)} rows")  # fmt: skip
     prefix = run_dir + "features/"
+    train = _read_days(s3, buckets, spec, train_days, spec.training.max_train_rows)
     write_parquet(s3, buckets.artifacts, prefix + "train.parquet", train)
+    train_rows = train.num_rows
+    del train
+    holdout = _read_days(s3, buckets, spec, holdout_days, None)
     write_parquet(s3, buckets.artifacts, prefix + "holdout.parquet", holdout)
     record = {
         "train_key": prefix + "train.parquet",
         "holdout_key": prefix + "holdout.parquet",
-        "train_rows": train.num_rows,
+        "train_rows": train_rows,
         "train_rows_in_window": train_rows_in_window,
         "holdout_rows": holdout.num_rows,
         "holdout_first": window.holdout_first.isoformat(),
+        "train_days": [e["day"] for e in train_days],
+        "holdout_days": [e["day"] for e in holdout_days],
+        "left_out_days": validation["left_out"],
         "feature_columns": len(feature_columns(spec)),
         "encoding_id": encoding_id(spec),
     }

@@ -12,21 +12,20 @@ from datetime import UTC, datetime
 
 from agent_retraining.contract import latest_run_key
 from agent_retraining.manifest import read_manifest
-from agent_retraining.snapshot import Window
 from agent_retraining.spec import AgentSpec
-from agent_retraining.storage import Buckets, delete, list_keys, read_json_or_none, write_json
+from agent_retraining.storage import Buckets, delete_prefix, read_json_or_none, write_json
+from agent_retraining.window import Window
 
-RUN_RECORDS = ("snapshot.json", "validation.json", "decision.json", "deployment.json")
+RUN_RECORDS = ("validation.json", "decision.json", "deployment.json")
+REPORTED_VALIDATION_FIELDS = ("passed", "failures", "warnings", "rows", "window", "usable_days", "left_out", "days",
+                              "rule_counts", "data_docs_key")  # fmt: skip
 REPORTED_DECISION_FIELDS = ("deploy", "reason", "rules", "metrics", "logging_policy_value", "champion",
                             "judged_against", "policy_value_vs_logging", "policy_value_vs_champion")  # fmt: skip
 
 
 def clear_run(s3, buckets: Buckets, run_dir: str) -> int:
     """Remove what an earlier try of this same run wrote, so a cleared run rewrites its own folder from scratch."""
-    objects = list_keys(s3, buckets.artifacts, run_dir)
-    for obj in objects:
-        delete(s3, buckets.artifacts, obj["key"])
-    return len(objects)
+    return delete_prefix(s3, buckets.artifacts, run_dir)
 
 
 def outcome(records: dict) -> str:
@@ -49,16 +48,14 @@ def outcome(records: dict) -> str:
 
 def build_report(s3, buckets: Buckets, spec: AgentSpec, window: Window, run_dir: str, run_id: str) -> dict:
     records = {name: read_json_or_none(s3, buckets.artifacts, run_dir + name) for name in RUN_RECORDS}
-    snapshot, validation, decision, deployment = (records[name] for name in RUN_RECORDS)
+    validation, decision, deployment = (records[name] for name in RUN_RECORDS)
     live, _ = read_manifest(s3, buckets, spec.agent_id)
     report = {
         "agent_id": spec.agent_id,
         "run_id": run_id,
         "day": window.last.isoformat(),
         "outcome": outcome(records),
-        "snapshot": snapshot and {k: snapshot[k] for k in ("rows", "window", "days", "quarantined", "snapshot_key")},
-        "validation": validation
-        and {k: validation[k] for k in ("passed", "failures", "warnings", "rows", "rule_counts", "data_docs_key")},
+        "validation": validation and {k: validation[k] for k in REPORTED_VALIDATION_FIELDS},
         "decision": decision and {k: decision[k] for k in REPORTED_DECISION_FIELDS},
         "winner": decision and decision["winner"]["candidate"],
         "deployment": deployment,
@@ -82,6 +79,7 @@ def summary(report: dict) -> str:
     if report["validation"]:
         lines += [f"  data gate refused: {failure}" for failure in report["validation"]["failures"]]
         lines += [f"  data gate warning: {warning}" for warning in report["validation"]["warnings"]]
+        lines += [f"  left out {d['day']}: {d['why'][0]}" for d in report["validation"]["left_out"]]
     if report["decision"]:
         lines.append(f"  decision: {report['decision']['reason']}")
         for name, metrics in report["decision"]["metrics"].items():

@@ -206,17 +206,19 @@ def to_jsonl(events: pa.Table | list[dict]) -> bytes:
     return lines.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
 
 
+def write_part(s3, bucket: str, spec: AgentSpec, day: date, part: int, events: pa.Table | list[dict]) -> str:
+    """One gzipped JSONL log object of a day, as a log shipper rotating its files would write it."""
+    key = f"{day_prefix(spec.agent_id, day)}part-{part:05d}.jsonl.gz"
+    # Fast compression, as a log shipper would use; reading costs about the same at any level.
+    put_bytes(s3, bucket, key, gzip.compress(to_jsonl(events), compresslevel=1, mtime=0))
+    return key
+
+
 def write_day(s3, bucket: str, spec: AgentSpec, day: date, events: pa.Table | list[dict]) -> list[str]:
     """Write a day as gzipped JSONL parts of at most EVENTS_PER_PART events, then the `_SUCCESS` marker."""
-    keys = []
     parts = max(2, -(-len(events) // EVENTS_PER_PART))
     chunk = -(-len(events) // parts)
-    for part in range(parts):
-        body = to_jsonl(events[part * chunk : (part + 1) * chunk])
-        key = f"{day_prefix(spec.agent_id, day)}part-{part:05d}.jsonl.gz"
-        # Fast compression, as a log shipper would use; reading costs about the same at any level.
-        put_bytes(s3, bucket, key, gzip.compress(body, compresslevel=1, mtime=0))
-        keys.append(key)
+    keys = [write_part(s3, bucket, spec, day, part, events[part * chunk : (part + 1) * chunk]) for part in range(parts)]
     put_bytes(s3, bucket, day_prefix(spec.agent_id, day) + SUCCESS_MARKER, b"")
     return keys
 

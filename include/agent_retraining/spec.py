@@ -86,14 +86,14 @@ class Training(_Strict):
 
 Tier = Literal["block", "warn"]
 RULE_KINDS = (
-    "unreadable_object", "missing_day", "empty_day", "bad_lines", "not_null", "unique_event_id", "agent_id",
-    "action_in_set", "propensity_range", "reward_valid", "ts_in_window", "context_non_null", "in_range",
+    "unreadable_object", "empty_day", "bad_lines", "not_null", "unique_event_id", "agent_id",
+    "action_in_set", "propensity_range", "reward_valid", "ts_in_day", "context_non_null", "in_range",
     "in_vocabulary", "rows_per_day", "drift", "reward_rate",
 )  # fmt: skip
 # The log contract itself: a row that breaks one is not a decision the estimators can use (a zero propensity
 # divides by zero, a reward of 7 is no label), so these always block and a spec cannot lower them.
 CONTRACT_RULES = ("not_null", "unique_event_id", "agent_id", "action_in_set", "propensity_range", "reward_valid",
-                  "ts_in_window")  # fmt: skip
+                  "ts_in_day")  # fmt: skip
 # Rule kinds judged per context feature, and so the only ones a `kind:feature` tier key may name.
 FEATURE_RULES = {"context_non_null": "any", "drift": "any", "in_vocabulary": "category", "in_range": "number"}
 
@@ -108,6 +108,11 @@ class Validation(_Strict):
     # broken reward join logs every reward as 0) is refused like any other bad day.
     max_reward_rate_change: float = Field(default=0.25, gt=0.0, le=1.0)
     tiers: dict[str, Tier] = Field(default_factory=dict)
+    # A day of the window before the run's own that the gate refused: left out of training and evaluation
+    # (named in the decision and report), or `block` to refuse the whole run as long as it is in the window.
+    refused_past_days: Literal["exclude", "block"] = "exclude"
+    # Fewer usable days than this (after leaving refused ones out) refuses the run; default holdout_days + 1.
+    min_usable_days: int | None = Field(default=None, ge=2)
 
     @model_validator(mode="after")
     def _known_rules(self) -> Validation:
@@ -190,6 +195,21 @@ class AgentSpec(_Strict):
             if len(set(values)) != len(values):
                 raise ValueError(f"{name} has duplicates: {values}")
         return self
+
+    @model_validator(mode="after")
+    def _usable_days_fit_the_window(self) -> AgentSpec:
+        wanted = self.validation.min_usable_days
+        if wanted is not None and not self.training.holdout_days < wanted <= self.training.window_days:
+            raise ValueError(
+                f"validation.min_usable_days {wanted} must be more than holdout_days "
+                f"({self.training.holdout_days}) and at most window_days ({self.training.window_days})"
+            )
+        return self
+
+    @property
+    def min_usable_days(self) -> int:
+        """At least one day to train on beyond the held-out ones, unless the spec asks for more."""
+        return self.validation.min_usable_days or self.training.holdout_days + 1
 
     @model_validator(mode="after")
     def _slices_are_categorical(self) -> AgentSpec:

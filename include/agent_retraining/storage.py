@@ -162,6 +162,14 @@ def delete(s3, bucket: str, key: str) -> None:
         s3.delete_object(Bucket=bucket, Key=key)
 
 
+def delete_prefix(s3, bucket: str, prefix: str) -> int:
+    """Delete every object under a prefix; returns how many there were."""
+    objects = list_keys(s3, bucket, prefix)
+    for obj in objects:
+        delete(s3, bucket, obj["key"])
+    return len(objects)
+
+
 def list_keys(s3, bucket: str, prefix: str) -> list[dict[str, Any]]:
     """Every object under a prefix, with key, size and ETag, in key order."""
     objects = []

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 from agent_retraining.features import encode, encoding_id, feature_columns, sample_rows, with_actions
-from agent_retraining.snapshot import Window
 from agent_retraining.spec import AgentSpec
 from agent_retraining.storage import Buckets, put_bytes, read_parquet, write_json
+from agent_retraining.window import Window
 
 SEARCH_ROWS = 50_000  # rows each LightGBM setting is fitted and scored on during the search
 FRAMEWORKS = {"logistic_regression": "sklearn", "lightgbm": "lightgbm", "torch_mlp": "torch"}

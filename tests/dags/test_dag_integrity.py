@@ -36,7 +36,8 @@ def test_every_dag_has_tags_retries_and_docs(dag_bag):
 def test_the_retraining_dag_has_every_stage(dag_bag, support_bot):
     dag = dag_bag.get_dag(support_bot.dag_id)
     stages = {
-        "snapshot",
+        "days_of_window",
+        "validate_day",
         "validate",
         "build_features",
         "train",
@@ -102,7 +103,7 @@ def test_the_retry_policy_retries_what_is_transient_and_fails_the_rest_at_once(d
 
     from agent_retraining.storage import ObjectMissing, S3Refused, S3Unavailable
 
-    policy = dag_bag.get_dag(support_bot.dag_id).get_task("snapshot").retry_policy
+    policy = dag_bag.get_dag(support_bot.dag_id).get_task("validate_day").retry_policy
     unavailable = S3Unavailable("GetObject", "logs", "a/b", 503, "SlowDown", "slow down")
     assert policy.evaluate(unavailable, 1, 4).action == RetryAction.RETRY
     for permanent in (

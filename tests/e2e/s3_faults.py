@@ -4,7 +4,8 @@ Requests pass through unchanged (the Host header too, so SigV4 signatures still
 verify upstream), except the first `failures` requests whose path contains
 `path_part` and whose method is `method`: those get the answer S3 gives when it
 is overloaded (503 SlowDown). That is an S3 blip as an operator meets it, on
-the wire, with the real server behind it.
+the wire, with the real server behind it. Every request's method and path is
+recorded in `requests`, so a test can also see what a run read.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class FaultyS3Proxy:
     def __init__(self, upstream: str, fault: Fault):
         self.upstream = urlsplit(upstream)
         self.fault = fault
+        self.requests: list[tuple[str, str]] = []
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -54,6 +56,7 @@ class FaultyS3Proxy:
             def _forward(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
+                proxy.requests.append((self.command, self.path))
                 if proxy.fault.should_fail(self.command, self.path):
                     self.send_response(503)
                     self.send_header("Content-Type", "application/xml")

@@ -60,5 +60,6 @@ def test_a_run_on_two_celery_workers_succeeds_with_tasks_on_both(celery_cluster,
     )
     workers = {host for _, host in hosts}
     assert workers == {"worker-1", "worker-2"}, hosts
+    assert [task for task, _ in hosts].count("validate_day") == 3  # one mapped task per day of the window
     manifest, _ = read_manifest(s3, buckets, AGENT)
     assert manifest["run_id"] == run["run_id"]

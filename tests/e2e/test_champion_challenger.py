@@ -19,12 +19,15 @@ from agent_retraining.evaluation import evaluate_and_decide
 from agent_retraining.features import build_split, context_columns, feature_columns
 from agent_retraining.manifest import deploy, fetch_verified, judged_against, read_manifest
 from agent_retraining.simulate import simulate
-from agent_retraining.snapshot import Window, take_snapshot
-from agent_retraining.storage import put_bytes, read_parquet, write_parquet
+from agent_retraining.storage import put_bytes, read_parquet, write_json, write_parquet
 from agent_retraining.training import train_candidate
-from tests.conftest import spec_variant
+from agent_retraining.window import Window
+from tests.conftest import spec_variant, validate_window
 
 DAY = date(2026, 4, 5)
+# Every agent id this module evaluates as: each is a run of judge-bot's window, so each run folder gets its verdict.
+EVALUATED_AS = ("judge-cold", "judge-up", "judge-down", "judge-policy", "judge-slice", "judge-repeat",
+                "judge-backfill", "judge-thin")  # fmt: skip
 
 
 def _run_dir(agent_id: str) -> str:
@@ -48,7 +51,9 @@ def judged(support_bot, s3, buckets):
     spec = spec_variant(support_bot, agent_id="judge-bot", training={"window_days": 5, "holdout_days": 1, "seed": 2})
     simulate(s3, buckets.logs, spec, date(2026, 4, 1), 5, events_per_day=1500, seed=11)
     window = Window.ending(DAY, spec)
-    take_snapshot(s3, buckets, spec, window, _run_dir(spec.agent_id))
+    verdict = validate_window(s3, buckets, spec, window, _run_dir(spec.agent_id))
+    for agent_id in EVALUATED_AS:
+        write_json(s3, buckets.artifacts, _run_dir(agent_id) + "validation.json", verdict)
     split = build_split(s3, buckets, spec, window, _run_dir(spec.agent_id))
     train = read_parquet(s3, buckets.artifacts, split["train_key"])
     rng = np.random.default_rng(0)

@@ -18,9 +18,9 @@ import pytest
 import yaml
 
 from agent_retraining.contract import SUCCESS_MARKER, day_prefix, run_prefix
+from agent_retraining.log_reader import read_schema
 from agent_retraining.manifest import read_manifest
 from agent_retraining.simulate import World, day_events, write_day
-from agent_retraining.snapshot import read_schema
 from agent_retraining.storage import get_bytes, list_keys, put_bytes, read_json
 from tests.conftest import load_dag_file, spec_variant
 
@@ -95,7 +95,7 @@ CORPUS = {
         "rows_per_day", ["40 usable rows, floor 500"],
     ),
     "double_sent_events": (
-        _jsonl_with(lambda ev: ev + ev[:30]), "unique_event_id", ["field 'event_id'", "60 of 1230 rows fail"],
+        _jsonl_with(lambda ev: ev + ev[:30]), "unique_event_id", ["field 'event_id'", "60 of 630 rows fail"],
     ),
     "zero_propensity": (
         _jsonl_with(lambda ev: _every(ev, 50, lambda e: e.update(propensity=0.0))),
@@ -117,9 +117,9 @@ CORPUS = {
         _jsonl_with(lambda ev: _every(ev, 100, lambda e: e.update(reward=2))),
         "reward_valid", ["field 'reward'", "value 2.0"],
     ),
-    "event_outside_the_window": (
+    "event_outside_its_day": (
         _jsonl_with(lambda ev: _every(ev, 100, lambda e: e.update(ts="2025-12-31T23:59:59Z"))),
-        "ts_in_window", ["field 'ts'", "line 1 value"],
+        "ts_in_day", ["field 'ts'", "line 1 value"],
     ),
     "renamed_context_key": (
         _jsonl_with(lambda ev: _every(ev, 1, lambda e: e["context"].update(score=e["context"].pop("sentiment")))),
@@ -228,7 +228,7 @@ def test_each_kind_of_bad_log_is_stopped_and_named(kind, dag_for, live_etag, s3,
 
     assert dag_run.state == "failed"
     _, expected_rule, fragments = CORPUS[kind]
-    if expected_rule == "wait_for_logs":  # an incomplete day never reaches the snapshot
+    if expected_rule == "wait_for_logs":  # an incomplete day is never read
         assert {ti.task_id: ti.state for ti in dag_run.get_task_instances()}["wait_for_logs"] == "failed"
         message = capfd.readouterr().out
         assert f"{day_prefix(AGENT, day)}{SUCCESS_MARKER} is still missing" in message
@@ -246,15 +246,10 @@ def test_each_kind_of_bad_log_is_stopped_and_named(kind, dag_for, live_etag, s3,
 
 
 def test_rejected_lines_and_objects_are_quarantined_with_their_reasons(gate_agent, s3, buckets):
-    from agent_retraining.snapshot import Window, take_snapshot
-    from agent_retraining.validation import DataRejected, validate_snapshot
+    from agent_retraining.days import validate_day
 
     for kind in ("malformed_json_line", "truncated_gzip", "zero_propensity"):
-        window = Window.ending(_kind_day(list(CORPUS).index(kind)), gate_agent)
-        run_dir = run_prefix(AGENT, window.last, "test")
-        take_snapshot(s3, buckets, gate_agent, window, run_dir)
-        with pytest.raises(DataRejected):
-            validate_snapshot(s3, buckets, gate_agent, window, run_dir)
+        assert not validate_day(s3, buckets, gate_agent, _kind_day(list(CORPUS).index(kind)))["passed"]
     quarantined = {o["key"] for o in list_keys(s3, buckets.artifacts, f"{AGENT}/quarantine/")}
     malformed_day = _kind_day(list(CORPUS).index("malformed_json_line"))
     lines_key = f"{AGENT}/quarantine/dt={malformed_day}/part-00000.jsonl.rejected-lines.jsonl"

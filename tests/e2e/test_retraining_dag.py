@@ -10,6 +10,7 @@ import json
 import os
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 import yaml
@@ -146,6 +147,39 @@ def test_a_corrupted_day_is_stopped_at_validation(build_dag, agent, s3, buckets)
     assert {o["key"]: o["etag"] for o in list_keys(s3, buckets.logs, f"{AGENT}/")} == raw_before
 
 
+def test_the_night_after_a_corrupted_day_reads_only_its_own_day_and_trains_without_it(
+    build_dag, agent, s3, buckets, monkeypatch
+):
+    """Every day of the window was validated by an earlier night (the corrupted one refused by its own): the next
+    night reads only its new day's logs, leaves the corrupted day out, trains on the rest and says so."""
+    night = CORRUPT_DAY + timedelta(days=1)
+    simulate(s3, buckets.logs, agent, night, 1, events_per_day=600, seed=3)
+    proxy = FaultyS3Proxy(os.environ["S3_ENDPOINT_URL"], Fault(path_part="nothing", failures=0))
+    with proxy as url:
+        connection = json.loads(os.environ["AIRFLOW_CONN_AGENT_S3"])
+        connection["extra"] = {**connection["extra"], "endpoint_url": url}
+        monkeypatch.setenv("AIRFLOW_CONN_AGENT_S3", json.dumps(connection))
+        dag_run = run_day(build_dag, agent, night, candidates=["logistic_regression"])
+
+    assert dag_run.state == "success"
+    read_objects = {unquote(path) for method, path in proxy.requests if method == "GET" and "?" not in path}
+    log_days_read = {path.split("/dt=")[1][:10] for path in read_objects if path.startswith(f"/{buckets.logs}/")}
+    assert log_days_read == {night.isoformat()}  # the four earlier days of the window came from validated days
+    validation = record(s3, buckets, night, dag_run, "validation.json")
+    assert [d["day"] for d in validation["days"] if d["reused"]] == [
+        (night - timedelta(days=n)).isoformat() for n in range(4, 0, -1)
+    ]
+    assert [d["day"] for d in validation["left_out"]] == [CORRUPT_DAY.isoformat()]
+    assert "[propensity_range:propensity]" in " ".join(validation["left_out"][0]["why"])
+    split = read_json(s3, buckets.artifacts, run_prefix(AGENT, night, dag_run.run_id) + "features/split.json")
+    assert CORRUPT_DAY.isoformat() not in split["train_days"] + split["holdout_days"]
+    assert split["train_rows_in_window"] == 3 * 600
+    decision = record(s3, buckets, night, dag_run, "decision.json")
+    assert f"the data gate left out {CORRUPT_DAY}" in decision["reason"]
+    report = record(s3, buckets, night, dag_run, "report.json")
+    assert [d["day"] for d in report["validation"]["left_out"]] == [CORRUPT_DAY.isoformat()]
+
+
 def latest_run(s3, buckets, day) -> dict:
     return read_json(s3, buckets.artifacts, latest_run_key(AGENT, day))
 
@@ -266,7 +300,7 @@ def test_make_retrain_for_a_day_in_2019_runs_every_task(agent, s3, buckets, caps
     assert retrain.main(["--agent", AGENT, "--day", "2019-03-05"]) == 0
     latest = latest_run(s3, buckets, date(2019, 3, 5))
     report = read_json(s3, buckets.artifacts, latest["report_key"])
-    assert report["snapshot"]["window"] == {"first": "2019-03-01", "last": "2019-03-05"}
+    assert report["validation"]["window"] == {"first": "2019-03-01", "last": "2019-03-05"}
     assert report["decision"] is not None  # every stage up to the decision ran
     assert "not_older_than_live" in {r["rule"] for r in report["decision"]["rules"] if not r["passed"]}
     assert f"run {latest['run_id']}: success" in capsys.readouterr().out
@@ -278,4 +312,4 @@ def test_a_day_whose_logs_never_completed_fails_with_a_clear_message(build_dag, 
     assert dag_run.state == "failed"
     states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
     assert states["wait_for_logs"] == "failed"
-    assert states["snapshot"] == "upstream_failed"
+    assert states["days_of_window"] == "upstream_failed"

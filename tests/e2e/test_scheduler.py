@@ -63,9 +63,9 @@ def test_a_backfill_runs_each_day_and_leaves_the_manifest_alone(airflow, s3, buc
     for run in runs:
         day = day_of(run)
         prefix = run_prefix(AGENT, day, run["run_id"])
-        snapshot = read_json(s3, buckets.artifacts, prefix + "snapshot.json")
-        assert snapshot["window"]["last"] == day.isoformat()
-        assert snapshot["rows"] == 3 * 600
+        validation = read_json(s3, buckets.artifacts, prefix + "validation.json")
+        assert validation["window"]["last"] == day.isoformat()
+        assert validation["rows"] == 3 * 600
         decision = read_json(s3, buckets.artifacts, prefix + "decision.json")
         assert decision["run_type"] == "backfill"
         assert not decision["deploy"]
@@ -100,8 +100,8 @@ def test_re_running_an_interval_adds_no_model_version_and_no_duplicate_objects(a
     assert rerun["run_id"] == first["run_id"]  # the same run, cleared and run again
     objects_after = {o["key"]: o["etag"] for o in list_keys(s3, buckets.artifacts, run_dir)}
     assert set(objects_after) == set(objects_before)  # the same objects in its own folder, no second copy
-    snapshot_key = run_dir + "snapshot.parquet"
-    assert objects_after[snapshot_key] == objects_before[snapshot_key]  # the same snapshot bytes
+    train_key = run_dir + "features/train.parquet"
+    assert objects_after[train_key] == objects_before[train_key]  # the same training rows
     assert {o["key"] for o in list_keys(s3, buckets.models, f"{AGENT}/")} == models_before
 
 
@@ -126,6 +126,15 @@ def test_a_backfill_of_a_day_in_2019_runs_every_task(airflow, spec, s3, buckets)
     assert run["state"] == "success"
     tasks = airflow.api("GET", f"dags/{DAG_ID}/dagRuns/{run['run_id']}/taskInstances")["task_instances"]
     ran = {t["task_id"] for t in tasks if t["state"] == "success"}
-    assert {"wait_for_logs", "snapshot", "validate", "build_features", "train", "evaluate", "report"} <= ran
+    assert {
+        "wait_for_logs",
+        "days_of_window",
+        "validate_day",
+        "validate",
+        "build_features",
+        "train",
+        "evaluate",
+        "report",
+    } <= ran
     report = read_json(s3, buckets.artifacts, run_prefix(AGENT, day, run["run_id"]) + "report.json")
     assert report["decision"]["reason"].startswith("backfill, manifest left alone")

@@ -12,9 +12,9 @@ import pytest
 from agent_retraining.client import AgentModelClient, NoModel
 from agent_retraining.contract import day_prefix
 from agent_retraining.features import encode, encoding_id
+from agent_retraining.log_reader import parse_log_object
 from agent_retraining.manifest import deploy, judged_against, read_manifest
 from agent_retraining.simulate import World, day_events, simulate
-from agent_retraining.snapshot import parse_log_object
 from agent_retraining.storage import get_bytes, list_keys, put_bytes
 from agent_retraining.training import FRAMEWORKS, fit, hyperparameters
 from tests.conftest import spec_variant

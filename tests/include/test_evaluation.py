@@ -12,7 +12,7 @@ from agent_retraining.evaluation import (
     select_winner,
     snips,
 )
-from agent_retraining.snapshot import Window
+from agent_retraining.window import Window
 from tests.conftest import spec_variant
 
 GOOD = {

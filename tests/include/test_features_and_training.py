@@ -4,10 +4,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from agent_retraining.features import encode, feature_columns, split_by_time
+from agent_retraining.features import encode, feature_columns
+from agent_retraining.log_reader import parse_log_object
 from agent_retraining.simulate import World, day_events
-from agent_retraining.snapshot import Window, parse_log_object
 from agent_retraining.training import FRAMEWORKS, fit, hyperparameters, load
+from agent_retraining.window import Window
 
 
 def _table(spec, days=3, rows=300):
@@ -32,16 +33,6 @@ def test_encoding_is_fixed_by_the_spec(support_bot):
     action_columns = [i for i, name in enumerate(feature_columns(support_bot)) if name.startswith("action=")]
     assert len(action_columns) == len(support_bot.actions)
     assert (matrix[:, action_columns].sum(axis=1) == 1).all()  # exactly the logged action is set
-
-
-def test_the_holdout_is_the_newest_days(support_bot):
-    table = _table(support_bot)
-    train_rows, holdout_rows = split_by_time(table, Window(date(2026, 3, 1), date(2026, 3, 3), 1))
-    train, holdout = table.take(train_rows), table.take(holdout_rows)
-    assert set(holdout.column("dt").to_pylist()) == {date(2026, 3, 3)}
-    assert max(train.column("dt").to_pylist()) == date(2026, 3, 2)
-    assert len(train) + len(holdout) == len(table)
-    assert train.column("ts").to_pylist() == sorted(train.column("ts").to_pylist())
 
 
 @pytest.mark.parametrize("name", list(FRAMEWORKS))
@@ -90,23 +81,50 @@ def test_the_lightgbm_search_is_bounded_and_deterministic(support_bot):
     assert search_lightgbm(support_bot, table, hyperparameters(support_bot, "lightgbm")) == (params, trials)
 
 
-def test_a_training_row_cap_samples_the_training_days_and_keeps_every_holdout_row(support_bot, s3, buckets):
-    """Big agents train on a bounded sample; the holdout, which the gate judges on, is never sampled."""
+def _split(s3, buckets, spec, window, corrupt_days=frozenset()):
     from agent_retraining.contract import run_prefix
     from agent_retraining.features import build_split
-    from agent_retraining.storage import read_parquet, write_parquet
+    from agent_retraining.simulate import simulate
+    from tests.conftest import validate_window
+
+    simulate(s3, buckets.logs, spec, window.first, len(window.days), 800, corrupt_days=corrupt_days)
+    run_dir = run_prefix(spec.agent_id, window.last, "test")
+    validate_window(s3, buckets, spec, window, run_dir)
+    return build_split(s3, buckets, spec, window, run_dir)
+
+
+def test_a_training_row_cap_samples_the_training_days_and_keeps_every_holdout_row(support_bot, s3, buckets):
+    """Big agents train on a bounded sample; the holdout, which the gate judges on, is never sampled."""
+    from agent_retraining.features import build_split
+    from agent_retraining.storage import read_parquet
     from tests.conftest import spec_variant
 
     training = {**support_bot.training.model_dump(), "window_days": 3, "max_train_rows": 1000}
     spec = spec_variant(support_bot, agent_id="capped-bot", training=training)
     window = Window(date(2026, 3, 1), date(2026, 3, 3), 1)
-    run_dir = run_prefix(spec.agent_id, window.last, "test")
-    write_parquet(s3, buckets.artifacts, run_dir + "snapshot.parquet", _table(spec, days=3, rows=800))
-    split = build_split(s3, buckets, spec, window, run_dir)
+    split = _split(s3, buckets, spec, window)
     train = read_parquet(s3, buckets.artifacts, split["train_key"])
     assert (split["train_rows"], split["train_rows_in_window"], split["holdout_rows"]) == (1000, 1600, 800)
     assert train.num_rows == 1000
     assert set(train.column("dt").to_pylist()) == {date(2026, 3, 1), date(2026, 3, 2)}
     assert train.column("ts").to_pylist() == sorted(train.column("ts").to_pylist())  # still in time order
-    again = build_split(s3, buckets, spec, window, run_dir)
+    holdout = read_parquet(s3, buckets.artifacts, split["holdout_key"])
+    assert set(holdout.column("dt").to_pylist()) == {date(2026, 3, 3)}
+    again = build_split(s3, buckets, spec, window, split["train_key"].split("features/")[0])
     assert read_parquet(s3, buckets.artifacts, again["train_key"]).equals(train)  # the same sample on a re-run
+
+
+def test_a_refused_past_day_is_left_out_of_the_split_and_named(support_bot, s3, buckets):
+    from agent_retraining.storage import read_parquet
+    from tests.conftest import spec_variant
+
+    training = {**support_bot.training.model_dump(), "window_days": 4, "holdout_days": 2}
+    spec = spec_variant(support_bot, agent_id="split-bot", training=training)
+    window = Window(date(2026, 3, 1), date(2026, 3, 4), 2)
+    split = _split(s3, buckets, spec, window, corrupt_days=frozenset({date(2026, 3, 2)}))
+    assert split["train_days"] == ["2026-03-01"]
+    assert split["holdout_days"] == ["2026-03-03", "2026-03-04"]
+    assert [d["day"] for d in split["left_out_days"]] == ["2026-03-02"]
+    assert (split["train_rows"], split["holdout_rows"]) == (800, 1600)
+    holdout = read_parquet(s3, buckets.artifacts, split["holdout_key"])
+    assert holdout.column("ts").to_pylist() == sorted(holdout.column("ts").to_pylist())

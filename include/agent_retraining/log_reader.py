@@ -1,13 +1,14 @@
-"""Snapshot: freeze the training window's raw logs into one Parquet file.
+"""Reading one day of an agent's raw logs into flat rows, whatever the files' format.
 
-Everything downstream reads the snapshot, never the raw logs, so a run can be
-reproduced and audited: the snapshot record lists every source object with the
-ETag it had when it was read. Raw logs are only ever read.
+A day is the unit the pipeline reads: every object under `dt=<day>/` is read
+once, its ETag recorded, and parsed into one Arrow table with a column per
+context feature and the source object and line of every row, so any later
+complaint about a row can name where it came from. Raw logs are only ever read.
 
 Faults found while reading (an unreadable object, a line that is not JSON or
-has a value of the wrong type, a missing or empty day) do not stop the snapshot:
-they are recorded with object key, line and field, the offending lines or
-objects are copied to the quarantine prefix, and the data gate decides.
+has a value of the wrong type, an empty day) do not stop the reading: they are
+recorded with object key, line and field, the offending lines or objects are
+copied to the day's quarantine prefix, and the data gate decides.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import json
 import re
 import zlib
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -28,13 +29,12 @@ import pyarrow.parquet as pq
 
 from agent_retraining.contract import (
     EVENT_FIELDS,
-    SUCCESS_MARKER,
     context_column,
     day_prefix,
     quarantine_prefix,
 )
 from agent_retraining.spec import AgentSpec
-from agent_retraining.storage import Buckets, exists, get_bytes, list_keys, put_bytes, write_json, write_parquet
+from agent_retraining.storage import Buckets, get_bytes, put_bytes, write_json
 
 FEATURE_TYPES = {"category": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
 _SCALARS = {"string": pa.string(), "double": pa.float64(), "timestamp": pa.string()}
@@ -42,27 +42,6 @@ _RFC3339_WITH_OFFSET = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]
 # JSON types a value may have, by contract or feature type (bool is not a number here).
 _JSON_TYPES = {"string": (str,), "double": (int, float), "timestamp": (str,), "object": (dict,)}
 _FEATURE_JSON_TYPES = {"category": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
-
-
-@dataclass(frozen=True)
-class Window:
-    """The days a run trains on; the newest `holdout_days` of them are held out."""
-
-    first: date
-    last: date
-    holdout_days: int
-
-    @classmethod
-    def ending(cls, day: date, spec: AgentSpec) -> Window:
-        return cls(day - timedelta(days=spec.training.window_days - 1), day, spec.training.holdout_days)
-
-    @property
-    def days(self) -> list[date]:
-        return [self.first + timedelta(days=i) for i in range((self.last - self.first).days + 1)]
-
-    @property
-    def holdout_first(self) -> date:
-        return self.last - timedelta(days=self.holdout_days - 1)
 
 
 def fault(rule: str, message: str, key: str | None = None, line: int | None = None, field: str | None = None) -> dict:
@@ -227,49 +206,43 @@ def _quarantine_object(s3, buckets: Buckets, spec: AgentSpec, day: date, key: st
     return target
 
 
-def take_snapshot(s3, buckets: Buckets, spec: AgentSpec, window: Window, run_dir: str) -> dict:
-    """Read every complete day of the window, write the Parquet snapshot and its record into the run's folder."""
-    tables, sources, faults, quarantined, days = [], [], [], [], {}
-    for day in window.days:
-        prefix = day_prefix(spec.agent_id, day)
-        if not exists(s3, buckets.logs, prefix + SUCCESS_MARKER):
-            message = f"s3://{buckets.logs}/{prefix}{SUCCESS_MARKER} is missing: the logs of {day} are not complete"
-            faults.append(fault("missing_day", message, key=prefix + SUCCESS_MARKER, field=day.isoformat()))
+@dataclass
+class DayOfLogs:
+    """Everything read from one day's objects: the usable rows and what was wrong with the rest."""
+
+    day: date
+    table: pa.Table
+    sources: list[dict]  # key, ETag as read, size of every object
+    faults: list[dict]  # unreadable objects, one per rejected line, an empty day
+    quarantined: list[str]
+    lines: int
+    bad_lines: int
+
+
+def empty_rows(spec: AgentSpec, day: date) -> pa.Table:
+    """A table of no rows with the columns every day's rows have."""
+    return flatten(read_schema(spec).empty_table(), spec, "", day, np.array([], np.int32))
+
+
+def read_day(s3, buckets: Buckets, spec: AgentSpec, day: date, objects: list[dict]) -> DayOfLogs:
+    """Read and parse the listed objects of one day (the `_SUCCESS` marker left out by the caller)."""
+    tables, sources, faults, quarantined, lines, bad_lines = [empty_rows(spec, day)], [], [], [], 0, 0
+    for obj in objects:
+        body, etag = get_bytes(s3, buckets.logs, obj["key"])
+        sources.append({"key": obj["key"], "etag": etag, "size": len(body)})
+        try:
+            parsed = parse_log_object(obj["key"], body, spec, day)
+        except UnreadableObject as exc:
+            faults.append(exc.fault)
+            quarantined.append(_quarantine_object(s3, buckets, spec, day, obj["key"], body, exc.fault))
             continue
-        counts = days.setdefault(day.isoformat(), {"lines": 0, "bad_lines": 0, "rows": 0})
-        for obj in list_keys(s3, buckets.logs, prefix):
-            if obj["key"].endswith(SUCCESS_MARKER):
-                continue
-            body, etag = get_bytes(s3, buckets.logs, obj["key"])
-            sources.append({"key": obj["key"], "etag": etag, "size": len(body)})
-            try:
-                parsed = parse_log_object(obj["key"], body, spec, day)
-            except UnreadableObject as exc:
-                faults.append(exc.fault)
-                quarantined.append(_quarantine_object(s3, buckets, spec, day, obj["key"], body, exc.fault))
-                continue
-            if parsed.bad_lines:
-                faults.extend({k: v for k, v in b.items() if k != "raw"} for b in parsed.bad_lines)
-                quarantined.append(_quarantine_lines(s3, buckets, spec, day, obj["key"], parsed.bad_lines))
-            counts["lines"] += parsed.lines
-            counts["bad_lines"] += len(parsed.bad_lines)
-            counts["rows"] += parsed.table.num_rows
-            tables.append(parsed.table)
-        if counts["lines"] == 0:
-            faults.append(fault("empty_day", f"no log events under s3://{buckets.logs}/{prefix}", key=prefix))
-    empty = flatten(read_schema(spec).empty_table(), spec, "", window.last, np.array([], np.int32))
-    snapshot = pa.concat_tables([empty, *tables])  # chunks kept: no second copy of the window
-    write_parquet(s3, buckets.artifacts, run_dir + "snapshot.parquet", snapshot)
-    record = {
-        "agent_id": spec.agent_id,
-        "window": {"first": window.first.isoformat(), "last": window.last.isoformat()},
-        "holdout_first": window.holdout_first.isoformat(),
-        "rows": snapshot.num_rows,
-        "days": days,
-        "sources": sources,
-        "faults": faults,
-        "quarantined": quarantined,
-        "snapshot_key": run_dir + "snapshot.parquet",
-    }
-    write_json(s3, buckets.artifacts, run_dir + "snapshot.json", record)
-    return record
+        if parsed.bad_lines:
+            faults.extend({k: v for k, v in b.items() if k != "raw"} for b in parsed.bad_lines)
+            quarantined.append(_quarantine_lines(s3, buckets, spec, day, obj["key"], parsed.bad_lines))
+        lines += parsed.lines
+        bad_lines += len(parsed.bad_lines)
+        tables.append(parsed.table)
+    if lines == 0:
+        prefix = day_prefix(spec.agent_id, day)
+        faults.append(fault("empty_day", f"no log events under s3://{buckets.logs}/{prefix}", key=prefix))
+    return DayOfLogs(day, pa.concat_tables(tables), sources, faults, quarantined, lines, bad_lines)

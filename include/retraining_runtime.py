@@ -1,7 +1,7 @@
 """What the retraining tasks need from Airflow: the S3 client from the connection, the run's inputs, retries.
 
-Kept out of `include/` so the domain package stays importable without Airflow
-(the agent-side client uses it). Endpoint and credentials live in the Airflow
+Kept out of the `agent_retraining` package so that package stays importable
+without Airflow (the agent-side client uses it). Endpoint and credentials live in the Airflow
 connection `agent_s3` (`AIRFLOW_CONN_AGENT_S3`, `endpoint_url` in its extra);
 bucket names come from the environment.
 """
@@ -58,9 +58,9 @@ class RunInputs:
 def run_inputs(spec, params: dict, data_interval_start: datetime, run_id: str) -> RunInputs:
     """Everything a task of one run works from, derived the same way in every task."""
     from agent_retraining.contract import run_prefix
-    from agent_retraining.snapshot import Window
     from agent_retraining.spec import with_run_params
     from agent_retraining.storage import buckets_from_env
+    from agent_retraining.window import Window
 
     run_spec = with_run_params(spec, params)
     day = run_day(data_interval_start)

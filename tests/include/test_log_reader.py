@@ -7,13 +7,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from agent_retraining.contract import run_prefix, safe_key_part
+from agent_retraining.contract import SUCCESS_MARKER, day_prefix, safe_key_part
+from agent_retraining.log_reader import UnreadableObject, parse_log_object, read_day, read_schema
 from agent_retraining.simulate import World, day_events, write_day
-from agent_retraining.snapshot import UnreadableObject, Window, parse_log_object, read_schema, take_snapshot
-from agent_retraining.storage import get_bytes, list_keys, read_parquet
+from agent_retraining.storage import get_bytes, list_keys, put_bytes
 
 DAY = date(2026, 3, 10)
-RUN_DIR = run_prefix("snapshot-bot", DAY, "test")
 
 
 def _events(spec, rows=20):
@@ -94,24 +93,33 @@ def test_object_key_parts_refuse_traversal():
             safe_key_part(bad, "agent id")
 
 
-def test_snapshot_records_every_source_with_its_etag_and_leaves_raw_logs_alone(s3, buckets, support_bot):
-    spec = support_bot.model_copy(update={"agent_id": "snapshot-bot"})
-    world = World.for_spec(spec, 0)
-    for offset in range(3):
-        day = date(2026, 3, 8 + offset)
-        write_day(s3, buckets.logs, spec, day, day_events(world, day, 50, 0))
-    before = {o["key"]: get_bytes(s3, buckets.logs, o["key"])[0] for o in list_keys(s3, buckets.logs, "snapshot-bot/")}
+def test_reading_a_day_records_every_source_with_its_etag_and_leaves_raw_logs_alone(s3, buckets, support_bot):
+    spec = support_bot.model_copy(update={"agent_id": "reader-bot"})
+    write_day(s3, buckets.logs, spec, DAY, day_events(World.for_spec(spec, 0), DAY, 50, 0))
+    put_bytes(s3, buckets.logs, day_prefix(spec.agent_id, DAY) + "late.jsonl", _jsonl(_events(spec, 10)))
+    listing = list_keys(s3, buckets.logs, day_prefix(spec.agent_id, DAY))
+    before = {o["key"]: get_bytes(s3, buckets.logs, o["key"])[0] for o in listing}
 
-    record = take_snapshot(s3, buckets, spec, Window(date(2026, 3, 7), DAY, 1), RUN_DIR)
+    logs = read_day(s3, buckets, spec, DAY, [o for o in listing if not o["key"].endswith(SUCCESS_MARKER)])
 
-    assert record["rows"] == 150
-    assert [f["rule"] for f in record["faults"]] == ["missing_day"]
-    assert record["faults"][0]["field"] == "2026-03-07"
-    assert {s["key"] for s in record["sources"]} == {k for k in before if not k.endswith("_SUCCESS")}
-    assert all(s["etag"] for s in record["sources"])
-    assert record["snapshot_key"] == RUN_DIR + "snapshot.parquet"
-    table = read_parquet(s3, buckets.artifacts, record["snapshot_key"])
-    assert table.num_rows == 150
-    assert "ctx_sentiment" in table.column_names
-    after = {o["key"]: get_bytes(s3, buckets.logs, o["key"])[0] for o in list_keys(s3, buckets.logs, "snapshot-bot/")}
-    assert after == before
+    assert logs.table.num_rows == logs.lines == 60
+    assert logs.faults == []
+    assert logs.bad_lines == 0
+    assert {s["key"]: s["etag"] for s in logs.sources} == {
+        o["key"]: o["etag"] for o in listing if not o["key"].endswith(SUCCESS_MARKER)
+    }
+    assert set(logs.table.column("dt").to_pylist()) == {DAY}
+    assert "ctx_sentiment" in logs.table.column_names
+    assert {o["key"]: get_bytes(s3, buckets.logs, o["key"])[0] for o in listing} == before
+
+
+def test_a_day_without_events_is_an_empty_day_fault(s3, buckets, support_bot):
+    spec = support_bot.model_copy(update={"agent_id": "reader-bot"})
+    empty_day = date(2026, 3, 11)
+    put_bytes(s3, buckets.logs, day_prefix(spec.agent_id, empty_day) + "part-0.jsonl", b"")
+
+    logs = read_day(s3, buckets, spec, empty_day, list_keys(s3, buckets.logs, day_prefix(spec.agent_id, empty_day)))
+
+    assert logs.table.num_rows == 0
+    assert [f["rule"] for f in logs.faults] == ["empty_day"]
+    assert f"s3://{buckets.logs}/reader-bot/dt=2026-03-11/" in logs.faults[0]["message"]

@@ -1,0 +1,145 @@
+"""Validated days: each day of an agent's logs read, parsed and judged once, then reused by every later run.
+
+A nightly run with a 7-day window used to read seven days to learn about one.
+Here a day is judged on its own rows into a folder of its own in the artifacts
+bucket (`<agent>/days/dt=<day>/<fingerprint>/`): its rows as Parquet, its
+verdict (every check, with the faults and example rows), GX Data Docs, a
+histogram per feature, its reward count and its event ids (hashed). The
+fingerprint covers the day's source objects (keys and ETags) and everything the
+verdict depends on in the spec, so:
+
+- a later run that lists the same objects under the same settings reuses the
+  verdict with a LIST and one small GET, and never reads the logs again;
+- a late-arriving, rewritten or deleted object, or a change of the day-level
+  validation settings, gives a new fingerprint, and the day is judged again.
+
+The verdict is written last: a folder without one is an unfinished try and is
+never read. Two runs judging the same day at once write the same objects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from datetime import UTC, date, datetime
+
+import numpy as np
+import pyarrow as pa
+
+from agent_retraining import drift
+from agent_retraining.checks import describe
+from agent_retraining.contract import SUCCESS_MARKER, day_prefix, quarantine_prefix, validated_day_prefix
+from agent_retraining.log_reader import read_day
+from agent_retraining.spec import AgentSpec
+from agent_retraining.storage import Buckets, list_keys, put_bytes, read_json_or_none, write_json, write_parquet
+from agent_retraining.validation import data_docs_html, gate_checks
+
+log = logging.getLogger(__name__)
+
+# Bump when a day-level rule changes meaning: every stored verdict then stops matching and days are re-judged.
+GATE_VERSION = 2
+
+
+def day_settings(spec: AgentSpec) -> dict:
+    """The parts of the spec a day's verdict depends on (window-level limits such as drift are not among them:
+    they are applied afresh by every run, from the stored summaries)."""
+    validation = spec.validation
+    return {
+        "gate_version": GATE_VERSION,
+        "agent_id": spec.agent_id,
+        "actions": spec.actions,
+        "context": {name: feature.model_dump() for name, feature in spec.context.items()},
+        "validation": {
+            "min_rows_per_day": validation.min_rows_per_day,
+            "tiers": validation.tiers,
+            "max_bad_line_fraction": validation.max_bad_line_fraction,
+        },  # fmt: skip
+    }
+
+
+def fingerprint(spec: AgentSpec, sources: list[dict]) -> str:
+    objects = sorted((source["key"], source["etag"]) for source in sources)
+    text = json.dumps({"objects": objects, "settings": day_settings(spec)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def event_id_hashes(table: pa.Table) -> np.ndarray:
+    """64-bit hashes of the event ids, so the whole window's ids can be compared without reading old days.
+
+    A collision (about 1 in 10^4 across 70M ids) would show as a duplicate and refuse a day: failing closed.
+    """
+    import pandas as pd
+
+    ids = table.column("event_id").fill_null("").to_numpy(zero_copy_only=False)
+    return pd.util.hash_array(ids, categorize=False)
+
+
+def _judge(s3, buckets: Buckets, spec: AgentSpec, day: date, objects: list[dict]) -> dict:
+    """Read the day, judge it and store what later runs need; returns the verdict."""
+    logs = read_day(s3, buckets, spec, day, objects)
+    prefix = validated_day_prefix(spec.agent_id, day, fingerprint(spec, logs.sources))
+    table = logs.table
+    rows, reward_sum = table.num_rows, float(np.nansum(table.column("reward").to_numpy(zero_copy_only=False)))
+    histograms = drift.histograms(spec, table)
+    ids = pa.table({"event_hash": event_id_hashes(table), "source_key": table.column("source_key"),
+                    "source_line": table.column("source_line")})  # fmt: skip
+    write_parquet(s3, buckets.artifacts, prefix + "rows.parquet", table)
+    write_parquet(s3, buckets.artifacts, prefix + "event_ids.parquet", ids)
+    del table, ids
+    gx_result, checks = gate_checks(spec, logs)  # frees the day's rows as GX converts them
+    put_bytes(s3, buckets.artifacts, prefix + "data_docs.html", data_docs_html(gx_result).encode(), "text/html")
+    blocking = [c for c in checks if not c["success"] and c["tier"] == "block"]
+    rejected = [{"rule": c["rule"], **row} for c in blocking for row in c.get("rejected", [])]
+    if rejected:
+        body = "".join(json.dumps(r, default=str) + "\n" for r in rejected).encode()
+        put_bytes(s3, buckets.artifacts, quarantine_prefix(spec.agent_id, day) + "rejected-rows.jsonl", body)
+    verdict = {
+        "agent_id": spec.agent_id,
+        "day": day.isoformat(),
+        "prefix": prefix,
+        "settings": day_settings(spec),
+        "sources": logs.sources,
+        "lines": logs.lines,
+        "bad_lines": logs.bad_lines,
+        "rows": rows,
+        "reward_sum": reward_sum,
+        "histograms": histograms,
+        "passed": not blocking,
+        "failures": [describe(c) for c in blocking],
+        "warnings": [describe(c) for c in checks if not c["success"] and c["tier"] == "warn"],
+        "checks": [{k: v for k, v in c.items() if k != "rejected"} for c in checks],
+        "quarantined": logs.quarantined,
+        "rows_key": prefix + "rows.parquet",
+        "event_ids_key": prefix + "event_ids.parquet",
+        "data_docs_key": prefix + "data_docs.html",
+        "judged_at": datetime.now(UTC).isoformat(),
+    }
+    write_json(s3, buckets.artifacts, prefix + "verdict.json", verdict)
+    return verdict
+
+
+def validate_day(s3, buckets: Buckets, spec: AgentSpec, day: date) -> dict:
+    """The day's verdict, judged now or reused; a summary small enough for XCom.
+
+    A day without its `_SUCCESS` marker is not judged at all (its logs are not
+    complete); the window verdict decides what that means for the run.
+    """
+    objects = list_keys(s3, buckets.logs, day_prefix(spec.agent_id, day))
+    sources = [o for o in objects if o["key"].rsplit("/", 1)[-1] != SUCCESS_MARKER]
+    summary = {"day": day.isoformat(), "complete": len(sources) < len(objects), "verdict_key": None}
+    if not summary["complete"]:
+        log.warning("%s: no %s marker, the day's logs are not complete; not judged", day, SUCCESS_MARKER)
+        return {**summary, "reused": False, "passed": False, "rows": 0}
+    verdict_key = validated_day_prefix(spec.agent_id, day, fingerprint(spec, sources)) + "verdict.json"
+    verdict = read_json_or_none(s3, buckets.artifacts, verdict_key)
+    reused = verdict is not None
+    if not reused:
+        verdict = _judge(s3, buckets, spec, day, sources)
+        verdict_key = verdict["prefix"] + "verdict.json"
+    log.info("%s: %s, %s, %d rows (%s)", day, "reused" if reused else "judged",
+             "passed" if verdict["passed"] else "refused", verdict["rows"], verdict_key)  # fmt: skip
+    for failure in verdict["failures"]:
+        log.warning("%s refused: %s", day, failure)
+    return {**summary, "verdict_key": verdict_key, "reused": reused, "passed": verdict["passed"],
+            "rows": verdict["rows"]}  # fmt: skip

@@ -1,0 +1,105 @@
+"""Shift: a day's feature distributions and reward rate against the earlier days of the window.
+
+Each validated day stores a small summary of itself (a histogram per context
+feature on bins fixed by the spec, its rows and rewards), so a run compares its
+new day with the week before it without reading the week again. The bins depend
+only on the spec: every category of the vocabulary plus one for the rest;
+`FINE_BINS` equal slices of a number's declared range plus one below, one above;
+and one for missing values. Fine bins are regrouped into about ten groups of
+equal reference mass, plus one below and one above everything the reference
+saw, before the PSI is taken, so a skewed feature (most message lengths are
+short) is not judged on one crowded bin.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from agent_retraining.checks import check, tier_of
+from agent_retraining.contract import context_column
+from agent_retraining.spec import AgentSpec, CategoryFeature, NumericFeature
+
+FINE_BINS = 100
+PSI_GROUPS = 10
+
+
+def _bin_codes(spec: AgentSpec, name: str, column: pa.ChunkedArray) -> tuple[np.ndarray, int]:
+    """A bin number per row and the number of bins; missing values go to the last bin."""
+    feature = spec.context[name]
+    if isinstance(feature, CategoryFeature):
+        vocabulary = pa.array(feature.vocabulary, pa.string())
+        codes = pc.fill_null(pc.index_in(column, value_set=vocabulary), len(feature.vocabulary)).to_numpy()
+        missing = column.is_null().to_numpy(zero_copy_only=False)
+        return np.where(missing, len(feature.vocabulary) + 1, codes), len(feature.vocabulary) + 2
+    numbers = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)  # nulls become NaN
+    if isinstance(feature, NumericFeature):
+        scaled = (numbers - feature.min) / (feature.max - feature.min) * FINE_BINS
+        codes = np.clip(np.floor(np.nan_to_num(scaled, nan=0.0)), -1, FINE_BINS) + 1  # 0: below, FINE_BINS+1: above
+        return np.where(np.isnan(numbers), FINE_BINS + 2, codes).astype(np.int64), FINE_BINS + 3
+    return np.where(np.isnan(numbers), 2, numbers).astype(np.int64), 3  # bool: false, true, missing
+
+
+def histograms(spec: AgentSpec, table: pa.Table) -> dict[str, list[int]]:
+    """Counts per bin of every context feature of one day's rows."""
+    result = {}
+    for name in spec.context:
+        codes, bins = _bin_codes(spec, name, table.column(context_column(name)))
+        result[name] = np.bincount(codes, minlength=bins).tolist()
+    return result
+
+
+def population_stability(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
+    """PSI between two histograms over the same bins."""
+    reference = reference_counts / max(reference_counts.sum(), 1) + 1e-4
+    current = current_counts / max(current_counts.sum(), 1) + 1e-4
+    return float(np.sum((current - reference) * np.log(current / reference)))
+
+
+def _equal_mass_groups(reference: np.ndarray) -> tuple[np.ndarray, int]:
+    """A group number per fine bin, and the number of groups: neighbouring bins merged until each group holds
+    about 1/PSI_GROUPS of the reference, plus a group for the bins below the reference's lowest value, one for
+    those above its highest (mass moving there is the plainest shift) and the missing-value bin on its own."""
+    values = reference[:-1]
+    start_share = (np.cumsum(values) - values) / max(values.sum(), 1)  # reference mass before each bin
+    groups = 1 + np.minimum(np.floor(start_share * PSI_GROUPS), PSI_GROUPS - 1)
+    groups[np.cumsum(values) == 0] = 0  # below the reference
+    groups[start_share >= 1.0] = PSI_GROUPS + 1  # above it
+    return np.append(groups, PSI_GROUPS + 2).astype(np.int64), PSI_GROUPS + 3
+
+
+def feature_psi(spec: AgentSpec, name: str, reference: list[int], current: list[int]) -> float:
+    reference_counts, current_counts = np.asarray(reference), np.asarray(current)
+    if isinstance(spec.context[name], NumericFeature):
+        groups, count = _equal_mass_groups(reference_counts)
+        reference_counts = np.bincount(groups, weights=reference_counts, minlength=count)
+        current_counts = np.bincount(groups, weights=current_counts, minlength=count)
+    return population_stability(reference_counts, current_counts)
+
+
+def shift_checks(spec: AgentSpec, day: dict, earlier: list[dict]) -> list[dict]:
+    """The day's drift per feature and its reward rate against the earlier usable days (stored summaries).
+
+    Every row of a broken reward join is valid on its own (a reward of 0 is
+    allowed), so no per-row rule sees it; only the day's rate does.
+    """
+    if not earlier or not day["rows"]:
+        return []
+    checks, limit = [], spec.validation.max_drift_psi
+    for name in spec.context:
+        reference = np.sum([e["histograms"][name] for e in earlier], axis=0)
+        psi = feature_psi(spec, name, reference.tolist(), day["histograms"][name])
+        column = context_column(name)
+        message = (f"field '{column}' drift on {day['day']} against the {len(earlier)} earlier usable day(s) of "
+                   f"the window: PSI {psi:.3f}, limit {limit}")  # fmt: skip
+        checks.append(check(f"drift:{column}", tier_of(spec, "drift", name), psi <= limit, message, column=column,
+                            observed=psi))  # fmt: skip
+    earlier_rows = sum(e["rows"] for e in earlier)
+    if earlier_rows:
+        rate, earlier_rate = day["reward_sum"] / day["rows"], sum(e["reward_sum"] for e in earlier) / earlier_rows
+        band = spec.validation.max_reward_rate_change
+        checks.append(check("reward_rate", tier_of(spec, "reward_rate"), abs(rate - earlier_rate) <= band,
+                            f"{day['day']}: reward rate {rate:.3f} against {earlier_rate:.3f} on the earlier usable "
+                            f"days of the window, allowed change {band}", column="reward", observed=rate))  # fmt: skip
+    return checks
