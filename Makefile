@@ -30,11 +30,12 @@ DAY ?= $(YESTERDAY)
 DAYS ?= 14
 START ?= $(shell date -u -d "$(DAY) - $$(( $(DAYS) - 1 )) days" +%F)
 
-.PHONY: help venv s3-up s3-down simulate retrain demo test lint airflow-db airflow airflow-cli bench
+.PHONY: help venv s3-up s3-down simulate retrain demo loop test lint airflow-db airflow airflow-cli bench
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
 	@echo "make simulate AGENT=$(AGENT) START=YYYY-MM-DD DAYS=n | make retrain AGENT=$(AGENT) DAY=YYYY-MM-DD"
+	@echo "make loop AGENT=$(AGENT) SCENARIO=gradual_drift DAYS=30 | make bench SCALES=1,4"
 	@echo "make s3-up | make s3-down | make airflow | make lint"
 
 $(INSTALLED): requirements.txt
@@ -69,6 +70,14 @@ demo: s3-up airflow-db
 	$(PY) -m agent_retraining.simulate --agent $(AGENT) --start $(START) --days $(DAYS)
 	$(PY) scripts/retrain.py --agent $(AGENT) --day $(shell date -u -d "$(DAY) - 1 day" +%F)
 	$(PY) scripts/retrain.py --agent $(AGENT) --day $(DAY)
+
+# The closed loop: the agent acts every day in a moving world, the real DAG retrains it every night;
+# a table, .local/loop/<scenario>.json and a PNG plot. SCENARIO: stationary, gradual_drift,
+# sudden_shift, new_value, broken_release.
+SCENARIO ?= gradual_drift
+LOOP_DAYS := $(if $(filter command line,$(origin DAYS)),$(DAYS),30)
+loop: s3-up airflow-db
+	$(PY) scripts/loop.py --agent $(AGENT) --scenario $(SCENARIO) --days $(LOOP_DAYS)
 
 # Airflow with its UI on http://localhost:8080 (scheduler, API server, DAG processor,
 # triggerer) on the embedded default; the admin password is printed on start.

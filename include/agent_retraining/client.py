@@ -28,6 +28,15 @@ from agent_retraining.spec import AgentSpec
 from agent_retraining.training import LoadedModel, action_scores, load
 
 
+def greedy_policy(scores: np.ndarray, exploration: float) -> np.ndarray:
+    """Probabilities of a policy greedy on `scores` (rows x actions) that explores uniformly with probability
+    `exploration`: every action keeps a propensity of at least exploration / actions, so its logs stay usable
+    for off-policy evaluation."""
+    probabilities = np.full(scores.shape, exploration / scores.shape[1])
+    probabilities[np.arange(len(scores)), scores.argmax(axis=1)] += 1.0 - exploration
+    return probabilities
+
+
 class NoModel(Exception):
     """No model has been loaded yet (no manifest, or every artifact so far was refused)."""
 
@@ -86,11 +95,7 @@ class AgentModelClient:
 
     def propensities(self, contexts: list[dict]) -> np.ndarray:
         """The policy the agent runs: greedy on the model, exploring uniformly with probability `exploration`."""
-        scores = self.scores(contexts)
-        n_actions = len(self.spec.actions)
-        probabilities = np.full(scores.shape, self.exploration / n_actions)
-        probabilities[np.arange(len(scores)), scores.argmax(axis=1)] += 1.0 - self.exploration
-        return probabilities
+        return greedy_policy(self.scores(contexts), self.exploration)
 
     def choose(self, context: dict, rng: np.random.Generator) -> tuple[str, float]:
         """The action to take in one context, and the probability it had (to log as propensity)."""

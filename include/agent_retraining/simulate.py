@@ -15,14 +15,14 @@ import gzip
 import hashlib
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from agent_retraining.client import AgentModelClient
+from agent_retraining.client import AgentModelClient, greedy_policy
 from agent_retraining.contract import SUCCESS_MARKER, day_prefix
 from agent_retraining.spec import AgentSpec, CategoryFeature, NumericFeature, load_agent
 from agent_retraining.storage import buckets_from_env, put_bytes, s3_client_from_env
@@ -31,24 +31,35 @@ EXPLORATION = 0.2  # epsilon of the logging policy
 EVENTS_PER_PART = 250_000  # events per log file: an agent rotates its log files
 
 
-def _rng(*parts: object) -> np.random.Generator:
+def seeded_rng(*parts: object) -> np.random.Generator:
     digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
 @dataclass(frozen=True)
 class World:
-    """Hidden reward weights and the logging policy's (distorted) copy of them."""
+    """Hidden reward weights and the logging policy's (distorted) copy of them.
+
+    The base world's truth is linear per action, which the logistic regression
+    fits exactly. Scenarios (scenarios.py) add what real worlds have: products of
+    two signals (`pairs`, which no linear model of the features fits), segments
+    whose reward differs, category values the spec does not know, and truths that
+    change from day to day.
+    """
 
     spec: AgentSpec
     true_weights: np.ndarray  # (actions, features + 1)
     policy_weights: np.ndarray
     category_weights: dict[str, np.ndarray]  # how often each vocabulary value occurs, stable across days
+    pairs: tuple[tuple[int, int], ...] = ()  # signal columns whose product enters the truth
+    pair_weights: np.ndarray | None = None  # (actions, pairs)
+    segment_bonus: dict[int, np.ndarray] = field(default_factory=dict)  # signal column -> logit bonus per action
+    new_values: dict[str, tuple[str, float]] = field(default_factory=dict)  # feature -> (unknown value, share)
 
     @classmethod
     def for_spec(cls, spec: AgentSpec, seed: int) -> World:
-        rng = _rng("world", spec.agent_id, seed)
-        width = len(_signal_names(spec)) + 1
+        rng = seeded_rng("world", spec.agent_id, seed)
+        width = len(signal_names(spec)) + 1
         true_weights = rng.normal(0.0, 1.2, size=(len(spec.actions), width))
         true_weights[:, -1] = rng.normal(-0.8, 0.4, size=len(spec.actions))  # per-action base rate
         policy_weights = true_weights + rng.normal(0.0, 0.9, size=true_weights.shape)
@@ -62,21 +73,26 @@ class World:
     def reward_probability(self, signals: np.ndarray) -> np.ndarray:
         """P(reward=1) for every row and action: shape (rows, actions)."""
         logits = _with_bias(signals) @ self.true_weights.T
+        if self.pairs:
+            products = np.column_stack([signals[:, i] * signals[:, j] for i, j in self.pairs])
+            logits += products @ self.pair_weights.T
+        for column, bonus in self.segment_bonus.items():
+            logits += signals[:, [column]] * bonus
         return 1.0 / (1.0 + np.exp(-logits))
 
+    def signal_column(self, feature: str, value: str) -> int:
+        """Where one category value's indicator is among the signals (for segments of the truth)."""
+        return signal_names(self.spec).index(f"{feature}={value}")
+
     def policy_propensities(self, signals: np.ndarray) -> np.ndarray:
-        greedy = np.argmax(_with_bias(signals) @ self.policy_weights.T, axis=1)
-        n_actions = len(self.spec.actions)
-        probabilities = np.full((len(signals), n_actions), EXPLORATION / n_actions)
-        probabilities[np.arange(len(signals)), greedy] += 1.0 - EXPLORATION
-        return probabilities
+        return greedy_policy(_with_bias(signals) @ self.policy_weights.T, EXPLORATION)
 
 
 def _with_bias(signals: np.ndarray) -> np.ndarray:
     return np.hstack([signals, np.ones((len(signals), 1))])
 
 
-def _signal_names(spec: AgentSpec) -> list[str]:
+def signal_names(spec: AgentSpec) -> list[str]:
     names = []
     for name, feature in spec.context.items():
         if isinstance(feature, CategoryFeature):
@@ -97,6 +113,11 @@ def sample_contexts(world: World, rows: int, rng: np.random.Generator) -> tuple[
             values[name] = pc.take(pa.array(feature.vocabulary), pa.array(index, mask=missing))
             onehot = np.eye(len(feature.vocabulary))[index]
             onehot[missing] = 0.0
+            if name in world.new_values:  # a value the spec does not know: the truth sees no known value
+                value, share = world.new_values[name]
+                unknown = ~missing & (rng.random(rows) < share)
+                values[name] = pc.if_else(pa.array(unknown), value, values[name])
+                onehot[unknown] = 0.0
             signals.append(onehot)
         elif isinstance(feature, NumericFeature):
             unit = rng.beta(2.0, 3.0, size=rows)
@@ -124,7 +145,7 @@ def day_table(world: World, day: date, rows: int, seed: int, agent: AgentModelCl
     policy and logs no version.
     """
     spec = world.spec
-    rng = _rng("day", spec.agent_id, day.isoformat(), seed)
+    rng = seeded_rng("day", spec.agent_id, day.isoformat(), seed)
     context, signals = sample_contexts(world, rows, rng)
     context = pa.StructArray.from_arrays(list(context.values()), names=list(context))
     version = agent.version if agent else None
@@ -242,7 +263,7 @@ def simulate(
             agent.poll()  # as the agent would between days: pick up a newly deployed model
         events = day_table(world, day, events_per_day, seed, agent)
         if day in corrupt_days:
-            events = corrupt(events.to_pylist(), spec, _rng("corrupt", day.isoformat(), seed))
+            events = corrupt(events.to_pylist(), spec, seeded_rng("corrupt", day.isoformat(), seed))
         keys.extend(write_day(s3, bucket, spec, day, events))
     return keys
 

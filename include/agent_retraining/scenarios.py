@@ -1,0 +1,99 @@
+"""Worlds that move: named scenarios of the simulator, and the truth's verdict on any policy.
+
+The reason to retrain nightly is that the world moves. Each scenario is a
+sequence of simulator worlds, one per day of a closed loop, reproducible from
+its seed, all with rewards that depend on products of two context signals per
+action (so a linear model is not simply right and the choice of candidate
+matters):
+
+- `stationary`: the same world every day;
+- `gradual_drift`: every reward weight drifts a little every day;
+- `sudden_shift`: from `change_day` on, one segment of users (the most common
+  value of the first category feature) gets a strong reward for one action;
+- `new_value`: from `change_day` on, a value the spec's vocabulary does not know
+  appears in a category feature and grows by a point of share a day;
+- `broken_release`: on `change_day` the agent logs corrupt data.
+
+Because the truth is known, the value of a policy (the expected reward per
+decision, exploration included) is computed exactly on a sample of the day's
+contexts, not estimated from logs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pyarrow as pa
+
+from agent_retraining.simulate import World, sample_contexts, seeded_rng, signal_names
+from agent_retraining.spec import AgentSpec, CategoryFeature
+
+SCENARIOS = ("stationary", "gradual_drift", "sudden_shift", "new_value", "broken_release")
+PAIRS = 8  # products of two signals in the truth
+PAIR_SCALE = 1.5  # their weights' spread, against the linear weights' 1.2
+DRIFT_PER_DAY = 0.06  # spread of each weight's daily step under gradual_drift
+SHIFT_BONUS = 3.0  # logit bonus of the favoured action in the shifted segment
+NEW_VALUE_GROWTH = 0.01  # share of the unknown value gained per day
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    base: World  # the world of day 0, before anything moves
+    change_day: int  # when the sudden shift, the new value or the broken release happens
+    drift_step: np.ndarray  # the daily change of the true weights (zero unless gradual_drift)
+    strength: float = 1.0  # how hard the world moves (drift per day, share growth): tests compress time
+
+    def world(self, day: int) -> World:
+        """The world on day `day` of the loop (0: the warm-up days)."""
+        world = replace(self.base, true_weights=self.base.true_weights + day * self.strength * self.drift_step)
+        if self.name == "sudden_shift" and day >= self.change_day:
+            feature, value = shifted_segment(self.base.spec)
+            bonus = np.zeros(len(self.base.spec.actions))
+            bonus[int(np.argmin(self.base.true_weights[:, -1]))] = SHIFT_BONUS  # the action that was rarely best
+            world = replace(world, segment_bonus={world.signal_column(feature, value): bonus})
+        if self.name == "new_value" and day >= self.change_day:
+            feature = new_value_feature(self.base.spec)
+            share = min(0.5, NEW_VALUE_GROWTH * self.strength * (day - self.change_day + 1))
+            world = replace(world, new_values={feature: (f"{feature}-new", share)})
+        return world
+
+    def logs_corrupt(self, day: int) -> bool:
+        return self.name == "broken_release" and day == self.change_day
+
+
+def shifted_segment(spec: AgentSpec) -> tuple[str, str]:
+    name, feature = next((n, f) for n, f in spec.context.items() if isinstance(f, CategoryFeature))
+    return name, feature.vocabulary[0]
+
+
+def new_value_feature(spec: AgentSpec) -> str:
+    """The category feature that meets a value its vocabulary lacks: the one whose spec tolerates most of that."""
+    categories = {n: f for n, f in spec.context.items() if isinstance(f, CategoryFeature)}
+    return min(categories, key=lambda n: categories[n].min_in_vocabulary)
+
+
+def scenario(name: str, spec: AgentSpec, seed: int, days: int, strength: float = 1.0) -> Scenario:
+    """The named scenario for a loop of `days` days; the same arguments give the same worlds."""
+    if name not in SCENARIOS:
+        raise ValueError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
+    rng = seeded_rng("scenario", spec.agent_id, seed)
+    width = len(signal_names(spec))
+    pairs = tuple(tuple(int(i) for i in rng.choice(width, size=2, replace=False)) for _ in range(PAIRS))
+    base = replace(World.for_spec(spec, seed), pairs=pairs,
+                   pair_weights=rng.normal(0.0, PAIR_SCALE, size=(len(spec.actions), PAIRS)))  # fmt: skip
+    step = rng.normal(0.0, DRIFT_PER_DAY, size=base.true_weights.shape)
+    drift = step if name == "gradual_drift" else np.zeros_like(step)
+    return Scenario(name, base, change_day=max(1, days // 2), drift_step=drift, strength=strength)
+
+
+def evaluation_contexts(world: World, rows: int, seed: int) -> tuple[list[dict], np.ndarray]:
+    """A sample of the day's contexts, as the agent sees them and as the truth does."""
+    values, signals = sample_contexts(world, rows, seeded_rng("evaluation", seed))
+    return pa.table(values).to_pylist(), signals
+
+
+def policy_value(world: World, signals: np.ndarray, probabilities: np.ndarray) -> float:
+    """The expected reward per decision of a policy on these contexts, from the truth."""
+    return float((probabilities * world.reward_probability(signals)).sum(axis=1).mean())

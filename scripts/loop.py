@@ -1,0 +1,241 @@
+"""The closed loop on the embedded default: a simulated agent acts every day, the real DAG retrains it every night.
+
+Warm-up: `window_days` days logged by the agent's original (logging) policy,
+then the first night's run deploys the first model, which a *frozen* copy of
+the agent keeps for good. Then, for each day of the loop, in the scenario's
+world of that day (see include/agent_retraining/scenarios.py):
+
+1. the agent polls the manifest and acts through `AgentModelClient` on its live
+   model, and its logs are written (corrupted on a broken-release day);
+2. from the hidden truth, the expected reward per decision on a sample of the
+   day's contexts of: the agent as deployed, the frozen agent, the oracle
+   (greedy on the truth) and the original logging policy, every one exploring
+   as it does when it logs;
+3. the night's run of the real retraining DAG (`dag.test()`, as `make retrain`)
+   on that day, and what it decided.
+
+Writes `.local/loop/<scenario>.json` and `.local/loop/<scenario>.png` and
+prints a table. The loop's agent is `<agent>-<scenario>` with the agent's spec,
+in the same local buckets; its logs, models and runs are cleared at the start.
+
+    python scripts/loop.py --agent support-bot --scenario gradual_drift --days 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+from datetime import date, timedelta
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+START = date(2026, 1, 1)  # the first warm-up day: a fixed calendar, so a loop is reproducible
+EVALUATION_ROWS = 20_000
+LAST_DAYS = 10  # the gap closed is measured over the loop's last ten days
+LINES = ("deployed", "frozen", "oracle", "logging")
+
+log = logging.getLogger("loop")
+
+
+def loop_spec(agent: str, scenario_name: str):
+    from agent_retraining.spec import load_agent
+
+    spec = load_agent(agent)
+    return spec.model_copy(update={"agent_id": f"{agent}-{scenario_name.replace('_', '-')}"[:63]})
+
+
+def install_spec(spec) -> Path:
+    """A specs folder holding the loop agent's spec, for AGENT_SPECS_DIR: the DAG file builds its DAG from there.
+
+    Keys keep the spec's order: the feature encoding (and so which models the agent may load) follows it."""
+    specs_dir = Path(tempfile.mkdtemp(prefix="loop-specs-"))
+    (specs_dir / f"{spec.agent_id}.yaml").write_text(yaml.safe_dump(spec.model_dump(), sort_keys=False))
+    return specs_dir
+
+
+def retrain(spec, day: date) -> dict:
+    """The real DAG for `day`, as `make retrain` runs it; what the night decided, from its report."""
+    from retrain import load_dag  # scripts/retrain.py, beside this file
+
+    from agent_retraining.contract import run_prefix
+    from agent_retraining.storage import buckets_from_env, read_json_or_none, s3_client_from_env
+
+    dag_run = load_dag(spec.dag_id).test(logical_date=day_after(day))
+    report = read_json_or_none(s3_client_from_env(), buckets_from_env().artifacts,
+                               run_prefix(spec.agent_id, day, dag_run.run_id) + "report.json")  # fmt: skip
+    decision = (report or {}).get("decision") or {}
+    validation = (report or {}).get("validation") or {}
+    return {
+        "run_state": dag_run.state,
+        "outcome": report["outcome"] if report else "no report",
+        "winner": report.get("winner") if report else None,
+        "reason": decision.get("reason") or "; ".join(validation.get("failures", [])),
+        "left_out": [d["day"] for d in validation.get("left_out", [])],
+        "live_version": report.get("live_version") if report else None,
+    }
+
+
+def day_after(day: date):
+    from datetime import UTC, datetime, time
+
+    return datetime.combine(day + timedelta(days=1), time(), UTC)
+
+
+def values_of_the_day(world, agent, frozen, seed: int) -> dict[str, float]:
+    from agent_retraining.client import greedy_policy
+    from agent_retraining.scenarios import evaluation_contexts, policy_value
+
+    contexts, signals = evaluation_contexts(world, EVALUATION_ROWS, seed)
+    truth = world.reward_probability(signals)
+    policies = {
+        "deployed": agent.propensities(contexts) if agent.version else world.policy_propensities(signals),
+        "frozen": frozen.propensities(contexts) if frozen.version else world.policy_propensities(signals),
+        "oracle": greedy_policy(truth, agent.exploration),
+        "logging": world.policy_propensities(signals),
+    }
+    return {name: policy_value(world, signals, probabilities) for name, probabilities in policies.items()}
+
+
+def clear_agent(s3, buckets, agent_id: str) -> None:
+    from agent_retraining.storage import delete_prefix
+
+    for bucket in (buckets.logs, buckets.models, buckets.artifacts):
+        delete_prefix(s3, bucket, f"{agent_id}/")
+
+
+def run_loop(spec, scenario_name: str, days: int, events_per_day: int, seed: int, strength: float) -> dict:
+    from agent_retraining.client import AgentModelClient
+    from agent_retraining.scenarios import scenario
+    from agent_retraining.simulate import corrupt, day_table, seeded_rng, write_day
+    from agent_retraining.storage import buckets_from_env, s3_client_from_env
+
+    s3, buckets = s3_client_from_env(), buckets_from_env()
+    clear_agent(s3, buckets, spec.agent_id)
+    world_of = scenario(scenario_name, spec, seed, days, strength)
+    agent = AgentModelClient(spec, s3, buckets.models)
+    frozen = AgentModelClient(spec, s3, buckets.models)
+    warmup = [START + timedelta(days=n) for n in range(spec.training.window_days)]
+    for day in warmup:
+        write_day(s3, buckets.logs, spec, day, day_table(world_of.world(0), day, events_per_day, seed))
+    first_night = retrain(spec, warmup[-1])
+    log.info("warm-up night %s: %s", warmup[-1], first_night["outcome"])
+    frozen.poll()  # the first model, kept for good
+    records = []
+    for index in range(1, days + 1):
+        day, world = warmup[-1] + timedelta(days=index), world_of.world(index)
+        agent.poll()  # as the agent does between days: pick up last night's deploy
+        values = values_of_the_day(world, agent, frozen, seed * 1000 + index)
+        events = day_table(world, day, events_per_day, seed, agent)
+        if world_of.logs_corrupt(index):
+            events = corrupt(events.to_pylist(), spec, seeded_rng("corrupt", day.isoformat(), seed))
+        write_day(s3, buckets.logs, spec, day, events)
+        night = retrain(spec, day)
+        records.append({"day": day.isoformat(), "index": index, "served_version": agent.version,
+                        "logs_corrupt": world_of.logs_corrupt(index), **values, **night})  # fmt: skip
+        shown = " ".join(f"{line} {values[line]:.4f}" for line in LINES)
+        log.info("day %d %s: %s; night: %s", index, day, shown, night["outcome"])
+    return {"agent_id": spec.agent_id, "scenario": scenario_name, "days": days, "events_per_day": events_per_day,
+            "seed": seed, "strength": strength, "change_day": world_of.change_day, "first_night": first_night,
+            "frozen_version": frozen.version, "records": records, "summary": summarise(records)}  # fmt: skip
+
+
+def summarise(records: list[dict]) -> dict:
+    """The share of the frozen agent's gap to the oracle that retraining closed over the last days, and the nights."""
+    last = records[-LAST_DAYS:]
+    totals = {line: sum(r[line] for r in last) for line in LINES}
+    gap = totals["oracle"] - totals["frozen"]
+    winners: dict[str, int] = {}
+    for record in records:
+        if record["winner"]:
+            winners[record["winner"]] = winners.get(record["winner"], 0) + 1
+    return {
+        "last_days": len(last),
+        "mean_reward_last_days": {line: totals[line] / len(last) for line in LINES},
+        "gap_closed": (totals["deployed"] - totals["frozen"]) / gap if gap > 1e-9 else None,
+        "winners": winners,
+        "nights_deployed": sum(r["outcome"] == "deployed" for r in records),
+        "nights_refused_data": [r["day"] for r in records if r["outcome"] == "data rejected"],
+        "broken_days_deployed": [r["day"] for r in records if r["logs_corrupt"] and r["outcome"] == "deployed"],
+    }
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = result["records"]
+    days = [r["index"] for r in records]
+    figure, axes = plt.subplots(figsize=(10, 5))
+    for line, style in zip(LINES, ("-", "--", ":", "-."), strict=True):
+        axes.plot(days, [r[line] for r in records], style, label=line)
+    for marker, outcome, colour in (("^", "deployed", "tab:green"), ("x", "data rejected", "tab:red"),
+                                    ("o", "kept champion", "tab:grey")):  # fmt: skip
+        hits = [r for r in records if r["outcome"] == outcome]
+        axes.scatter([r["index"] for r in hits], [r["deployed"] for r in hits], marker=marker, color=colour,
+                     label=f"night: {outcome}", zorder=3)  # fmt: skip
+    axes.set_xlabel("day of the loop")
+    axes.set_ylabel("expected reward per decision (truth)")
+    summary = result["summary"]
+    closed = "n/a" if summary["gap_closed"] is None else f"{summary['gap_closed']:.0%}"
+    axes.set_title(f"{result['scenario']}: frozen agent's gap to the oracle closed over the last "
+                   f"{summary['last_days']} days: {closed}")  # fmt: skip
+    axes.legend(loc="best", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def table(result: dict) -> str:
+    lines = [f"{'day':>4} {'date':<11} {'deployed':>9} {'frozen':>9} {'oracle':>9} {'logging':>9}  night"]
+    for r in result["records"]:
+        note = (
+            f"{r['outcome']}"
+            + (f" ({r['winner']})" if r["winner"] else "")
+            + (" [corrupt logs]" if r["logs_corrupt"] else "")
+        )
+        lines.append(f"{r['index']:>4} {r['day']:<11} {r['deployed']:>9.4f} {r['frozen']:>9.4f} {r['oracle']:>9.4f} "
+                     f"{r['logging']:>9.4f}  {note}")  # fmt: skip
+    s = result["summary"]
+    closed = "n/a" if s["gap_closed"] is None else f"{s['gap_closed']:.1%}"
+    lines += [f"gap between frozen and oracle closed over the last {s['last_days']} days: {closed}",
+              f"nights deployed: {s['nights_deployed']} of {len(result['records'])}; winners: {s['winners']}",
+              f"nights refused by the data gate: {s['nights_refused_data'] or 'none'}; "
+              f"corrupt days deployed: {s['broken_days_deployed'] or 'none'}"]  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from agent_retraining.scenarios import SCENARIOS
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agent", required=True)
+    parser.add_argument("--scenario", required=True, choices=SCENARIOS)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--events-per-day", type=int, default=3000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--strength", type=float, default=1.0, help="how hard the world moves (1: as documented)")
+    parser.add_argument("--out", type=Path, default=REPO / ".local" / "loop")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    spec = loop_spec(args.agent, args.scenario)
+    os.environ["AGENT_SPECS_DIR"] = str(install_spec(spec))
+    result = run_loop(spec, args.scenario, args.days, args.events_per_day, args.seed, args.strength)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{args.scenario}.json").write_text(json.dumps(result, indent=2))
+    plot(result, args.out / f"{args.scenario}.png")
+    print(table(result))
+    print(f"wrote {args.out / (args.scenario + '.json')} and {args.out / (args.scenario + '.png')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
