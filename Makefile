@@ -1,6 +1,7 @@
 # Entry points of the project. Every target creates .venv first when it is missing.
 #   make demo   - fresh machine to a deployed model: local S3, two weeks of logs, two retraining runs
 #   make test   - the test suite (starts the local S3 server itself when needed)
+#   make loop   - thirty simulated days of a moving world, the agent retrained by the real DAG every night
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -35,7 +36,7 @@ START ?= $(shell date -u -d "$(DAY) - $$(( $(DAYS) - 1 )) days" +%F)
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
 	@echo "make simulate AGENT=$(AGENT) START=YYYY-MM-DD DAYS=n | make retrain AGENT=$(AGENT) DAY=YYYY-MM-DD"
-	@echo "make loop AGENT=$(AGENT) SCENARIO=gradual_drift DAYS=30 | make bench SCALES=1,4"
+	@echo "make loop AGENT=$(AGENT) SCENARIO=gradual_drift DAYS=30 | make bench SCALES=1,4,10"
 	@echo "make s3-up | make s3-down | make airflow | make lint"
 
 $(INSTALLED): requirements.txt

@@ -24,6 +24,9 @@ from agent_retraining import local_s3  # noqa: E402
 
 local_s3.load_env()
 # Another prefix lets a second test session share the S3 server without emptying this one's buckets.
+# Every task a retraining run runs on its way to the decision, whatever the decision is.
+STAGES_TO_THE_DECISION = ("wait_for_logs", "days_of_window", "validate_day", "validate", "build_features", "train",
+                          "evaluate")  # fmt: skip
 BUCKET_PREFIX = os.environ.get("TEST_BUCKET_PREFIX", "test-agent")
 os.environ.update(
     LOGS_BUCKET=f"{BUCKET_PREFIX}-logs",

@@ -9,7 +9,8 @@ matters):
 - `stationary`: the same world every day;
 - `gradual_drift`: every reward weight drifts a little every day;
 - `sudden_shift`: from `change_day` on, one segment of users (the most common
-  value of the first category feature) gets a strong reward for one action;
+  value of the first category feature) gets a strong reward for the action
+  that was rarely best;
 - `new_value`: from `change_day` on, a value the spec's vocabulary does not know
   appears in a category feature and grows by a point of share a day;
 - `broken_release`: on `change_day` the agent logs corrupt data.
@@ -33,7 +34,7 @@ SCENARIOS = ("stationary", "gradual_drift", "sudden_shift", "new_value", "broken
 PAIRS = 8  # products of two signals in the truth
 PAIR_SCALE = 1.5  # their weights' spread, against the linear weights' 1.2
 DRIFT_PER_DAY = 0.06  # spread of each weight's daily step under gradual_drift
-SHIFT_BONUS = 3.0  # logit bonus of the favoured action in the shifted segment
+SHIFT_BONUS = 5.0  # logit bonus of the favoured action in the shifted segment
 NEW_VALUE_GROWTH = 0.01  # share of the unknown value gained per day
 
 
@@ -49,7 +50,7 @@ class Scenario:
         """The world on day `day` of the loop (0: the warm-up days)."""
         world = replace(self.base, true_weights=self.base.true_weights + day * self.strength * self.drift_step)
         if self.name == "sudden_shift" and day >= self.change_day:
-            feature, value = shifted_segment(self.base.spec)
+            feature, value = shifted_segment(self.base)
             bonus = np.zeros(len(self.base.spec.actions))
             bonus[int(np.argmin(self.base.true_weights[:, -1]))] = SHIFT_BONUS  # the action that was rarely best
             world = replace(world, segment_bonus={world.signal_column(feature, value): bonus})
@@ -63,9 +64,10 @@ class Scenario:
         return self.name == "broken_release" and day == self.change_day
 
 
-def shifted_segment(spec: AgentSpec) -> tuple[str, str]:
-    name, feature = next((n, f) for n, f in spec.context.items() if isinstance(f, CategoryFeature))
-    return name, feature.vocabulary[0]
+def shifted_segment(world: World) -> tuple[str, str]:
+    """The most common value of the first category feature: the segment a sudden shift moves."""
+    name, feature = next((n, f) for n, f in world.spec.context.items() if isinstance(f, CategoryFeature))
+    return name, feature.vocabulary[int(np.argmax(world.category_weights[name]))]
 
 
 def new_value_feature(spec: AgentSpec) -> str:

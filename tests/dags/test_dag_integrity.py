@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import STAGES_TO_THE_DECISION
+
 REPO = Path(__file__).resolve().parents[2]
 HEAVY = ["pandas", "sklearn", "torch", "lightgbm", "great_expectations"]
 
@@ -35,18 +37,7 @@ def test_every_dag_has_tags_retries_and_docs(dag_bag):
 
 def test_the_retraining_dag_has_every_stage(dag_bag, support_bot):
     dag = dag_bag.get_dag(support_bot.dag_id)
-    stages = {
-        "days_of_window",
-        "validate_day",
-        "validate",
-        "build_features",
-        "train",
-        "evaluate",
-        "choose",
-        "deploy",
-        "skip_deploy",
-        "report",
-    }
+    stages = {*STAGES_TO_THE_DECISION, "choose", "deploy", "skip_deploy", "report"}
     assert stages <= set(dag.task_ids)
     assert dag.get_task("report").trigger_rule == "all_done"
     assert dag.start_date.year == 1970  # a backfill of any past day with logs has tasks to run

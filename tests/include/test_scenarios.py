@@ -46,7 +46,7 @@ def test_a_sudden_shift_changes_one_segment_from_its_day_on(support_bot):
     shifted = scenario("sudden_shift", support_bot, 0, 30)
     before, on = shifted.world(shifted.change_day - 1), shifted.world(shifted.change_day)
     _, signals = sample_contexts(before, 4000, np.random.default_rng(0))
-    segment = signals[:, on.signal_column(*shifted_segment(support_bot))] == 1
+    segment = signals[:, on.signal_column(*shifted_segment(shifted.base))] == 1
     changed = np.abs(on.reward_probability(signals) - before.reward_probability(signals)).max(axis=1) > 1e-9
     assert changed.any()
     assert np.array_equal(changed, segment)
