@@ -84,16 +84,22 @@ class LoadedModel:
             return torch.sigmoid(self.model(torch.from_numpy(np.ascontiguousarray(matrix, np.float32)))).numpy()[:, 0]
 
 
+SCORE_BLOCK_ROWS = 250_000  # rows scored at once: 155 feature columns make that about 150 MB a matrix
+
+
 def action_scores(spec: AgentSpec, context: np.ndarray, models: list[LoadedModel]) -> list[np.ndarray]:
     """P(reward = 1) of every action for every row, per model: shape (rows, actions) each.
 
-    Each action's input matrix is built once and shared by all models (it is as big as the holdout).
+    Each action's input matrix is built once per block of rows and shared by all models; blocks of
+    SCORE_BLOCK_ROWS keep that matrix (rows x every feature column) small however big the holdout is.
     """
     scores = [np.empty((len(context), len(spec.actions))) for _ in models]
-    for action in range(len(spec.actions)):
-        matrix = with_actions(spec, context, np.full(len(context), action))
-        for model, score in zip(models, scores, strict=True):
-            score[:, action] = model.predict(matrix)
+    for start in range(0, len(context), SCORE_BLOCK_ROWS):
+        block = context[start : start + SCORE_BLOCK_ROWS]
+        for action in range(len(spec.actions)):
+            matrix = with_actions(spec, block, np.full(len(block), action))
+            for model, score in zip(models, scores, strict=True):
+                score[start : start + len(block), action] = model.predict(matrix)
     return scores
 
 

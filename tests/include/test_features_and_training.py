@@ -128,3 +128,21 @@ def test_a_refused_past_day_is_left_out_of_the_split_and_named(support_bot, s3, 
     assert (split["train_rows"], split["holdout_rows"]) == (800, 1600)
     holdout = read_parquet(s3, buckets.artifacts, split["holdout_key"])
     assert holdout.column("ts").to_pylist() == sorted(holdout.column("ts").to_pylist())
+
+
+def test_scores_are_the_same_whatever_the_block_of_rows_scored_at_once(support_bot, monkeypatch):
+    """Evaluation scores big holdouts a block of rows at a time to bound memory; blocks must not change a score."""
+    from agent_retraining import training
+    from agent_retraining.features import encode_context
+
+    table = _table(support_bot, days=1, rows=101)
+    matrix, labels = encode(support_bot, table)
+    name = "logistic_regression"
+    artifact, params = fit(name, matrix, labels, 3, hyperparameters(support_bot, name))
+    model = load(FRAMEWORKS[name], artifact, params)
+    context = encode_context(support_bot, table)
+    whole = training.action_scores(support_bot, context, [model])[0]
+    monkeypatch.setattr(training, "SCORE_BLOCK_ROWS", 7)  # 101 rows: 14 full blocks and a short one
+    blocked = training.action_scores(support_bot, context, [model])[0]
+    assert np.allclose(blocked, whole, rtol=0, atol=1e-6)  # the same up to float32 summation order
+    assert whole.shape == (101, len(support_bot.actions))
