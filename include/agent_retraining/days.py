@@ -82,8 +82,10 @@ def _judge(s3, buckets: Buckets, spec: AgentSpec, day: date, objects: list[dict]
     table = logs.table
     rows, reward_sum = table.num_rows, float(np.nansum(table.column("reward").to_numpy(zero_copy_only=False)))
     histograms = drift.histograms(spec, table)
-    ids = pa.table({"event_hash": event_id_hashes(table), "source_key": table.column("source_key"),
-                    "source_line": table.column("source_line")})  # fmt: skip
+    hashes = event_id_hashes(table)
+    order = np.argsort(hashes, kind="stable")  # sorted, so the window verdict compares days in one pass
+    ids = pa.table({"event_hash": hashes[order], "source_key": table.column("source_key").take(order),
+                    "source_line": table.column("source_line").take(order)})  # fmt: skip
     write_parquet(s3, buckets.artifacts, prefix + "rows.parquet", table)
     write_parquet(s3, buckets.artifacts, prefix + "event_ids.parquet", ids)
     del table, ids

@@ -30,31 +30,38 @@ from agent_retraining.window import Window
 
 
 class _SeenEventIds:
-    """The hashed event ids of the usable days so far, sorted, with the day each came from."""
+    """The hashed event ids of the usable days so far, sorted, with the day each came from.
+
+    Every operation takes a day's hashes sorted (days.py stores them so): lookups in sorted order stay in
+    cache, and adding a day is a linear merge.
+    """
 
     def __init__(self):
         self.hashes = np.empty(0, np.uint64)
         self.days: list[str] = []
         self.day_of = np.empty(0, np.int32)
 
-    def repeated(self, hashes: np.ndarray) -> np.ndarray:
-        """Positions in `hashes` of ids an earlier usable day logged already."""
-        at = np.searchsorted(self.hashes, hashes).clip(max=max(len(self.hashes) - 1, 0))
-        return np.flatnonzero(self.hashes[at] == hashes) if len(self.hashes) else np.empty(0, np.int64)
+    def repeated(self, sorted_hashes: np.ndarray) -> np.ndarray:
+        """Positions in `sorted_hashes` of ids an earlier usable day logged already."""
+        if not len(self.hashes):
+            return np.empty(0, np.int64)
+        at = np.searchsorted(self.hashes, sorted_hashes).clip(max=len(self.hashes) - 1)
+        return np.flatnonzero(self.hashes[at] == sorted_hashes)
 
     def first_day_of(self, value: np.uint64) -> str:
         return self.days[self.day_of[np.searchsorted(self.hashes, value)]]
 
-    def add(self, day: str, hashes: np.ndarray) -> None:
-        merged = np.concatenate([self.hashes, np.sort(hashes)])
-        order = np.argsort(merged, kind="stable")  # two sorted runs: a linear merge
-        self.hashes = merged[order]
-        self.day_of = np.concatenate([self.day_of, np.full(len(hashes), len(self.days), np.int32)])[order]
+    def add(self, day: str, sorted_hashes: np.ndarray) -> None:
+        at = np.searchsorted(self.hashes, sorted_hashes)
+        self.hashes = np.insert(self.hashes, at, sorted_hashes)
+        self.day_of = np.insert(self.day_of, at, len(self.days))
         self.days.append(day)
 
 
 def _repeated_ids_check(s3, buckets: Buckets, verdict: dict, seen: _SeenEventIds) -> tuple[dict, np.ndarray]:
     ids = read_parquet(s3, buckets.artifacts, verdict["event_ids_key"])
+    order = np.argsort(ids.column("event_hash").to_numpy(), kind="stable")  # stored sorted: one linear pass
+    ids = ids.take(order)
     hashes = ids.column("event_hash").to_numpy()
     repeated = seen.repeated(hashes)
     examples = [
