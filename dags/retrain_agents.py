@@ -61,7 +61,7 @@ from airflow.sdk import (
 )
 
 from agent_retraining.spec import AgentSpec, load_all_specs
-from retraining_runtime import S3_RETRIES
+from retraining_runtime import S3_RETRIES, DayLogsSensor
 
 log = logging.getLogger(__name__)
 
@@ -121,31 +121,6 @@ def build_retraining_dag(spec: AgentSpec):
         params=run_params(spec),
     )
     def retraining():
-        @task.sensor(
-            mode="reschedule",  # frees the worker slot between pokes
-            poke_interval=300,
-            timeout=(spec.wait_for_logs_hours + 1) * 3600,  # backstop; the task fails itself at the deadline
-        )
-        def wait_for_logs(params=None, data_interval_start=None, data_interval_end=None, run_id=None):
-            from airflow.sdk import PokeReturnValue
-
-            from agent_retraining.contract import success_key
-            from agent_retraining.storage import exists
-            from retraining_runtime import run_inputs
-
-            run = run_inputs(spec, params, data_interval_start, run_id)
-            marker = success_key(spec.agent_id, run.window.last)
-            if exists(run.s3, run.buckets.logs, marker):
-                return PokeReturnValue(is_done=True)
-            if pendulum.now("UTC") > data_interval_end + timedelta(hours=spec.wait_for_logs_hours):
-                from airflow.sdk.exceptions import AirflowFailException
-
-                raise AirflowFailException(
-                    f"s3://{run.buckets.logs}/{marker} is still missing {spec.wait_for_logs_hours}h after "
-                    f"{run.window.last} ended: the agent's logs for that day are not complete"
-                )
-            return PokeReturnValue(is_done=False)
-
         @task
         def days_of_window(params=None, data_interval_start=None, run_id=None) -> list[str]:
             """The window's days, one `validate_day` each; a cleared run starts its own folder afresh here."""
@@ -279,7 +254,7 @@ def build_retraining_dag(spec: AgentSpec):
 
             raise AirflowFailException("a stage of this run failed; see report.json and the failed task's log")
 
-        waited, days = wait_for_logs(), days_of_window()
+        waited, days = DayLogsSensor(task_id="wait_for_logs", spec=spec), days_of_window()
         checked = validate_day.expand(day=days)
         validated, split = validate(checked), build_features()
         waited >> days

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import ExceptionRetryPolicy, RetryAction, RetryRule
+from airflow.sdk import BaseSensorOperator, ExceptionRetryPolicy, RetryAction, RetryRule
 
 S3_CONN_ID = "agent_s3"
 # Every task's retries: S3 throttling, 5xx and the network (include/agent_retraining/storage.py raises
@@ -67,6 +67,42 @@ def run_inputs(spec, params: dict, data_interval_start: datetime, run_id: str) -
     return RunInputs(
         run_spec, Window.ending(day, run_spec), s3_client(), buckets_from_env(), run_prefix(spec.agent_id, day, run_id)
     )
+
+
+class DayLogsSensor(BaseSensorOperator):
+    """Waits, without holding a worker slot between pokes, for the `_SUCCESS` marker of the run's day; fails
+    with a clear message once `wait_for_logs_hours` have passed since the day ended.
+
+    A sensor class rather than `@task.sensor`: the decorator imports the standard provider's PythonSensor
+    module when the DAG file is parsed (which also warns of a deprecated import), a cost every scheduler
+    parse of every agent's DAG would pay.
+    """
+
+    def __init__(self, *, spec, **kwargs):
+        super().__init__(
+            mode="reschedule",
+            poke_interval=300,
+            timeout=(spec.wait_for_logs_hours + 1) * 3600,  # backstop; the sensor fails itself at the deadline
+            **kwargs,
+        )
+        self.spec = spec
+
+    def poke(self, context) -> bool:
+        from agent_retraining.contract import success_key
+        from agent_retraining.storage import exists
+
+        run = run_inputs(self.spec, context["params"], context["data_interval_start"], context["run_id"])
+        marker = success_key(self.spec.agent_id, run.window.last)
+        if exists(run.s3, run.buckets.logs, marker):
+            return True
+        if datetime.now(UTC) > context["data_interval_end"] + timedelta(hours=self.spec.wait_for_logs_hours):
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(
+                f"s3://{run.buckets.logs}/{marker} is still missing {self.spec.wait_for_logs_hours}h after "
+                f"{run.window.last} ended: the agent's logs for that day are not complete"
+            )
+        return False
 
 
 def worker_hostname() -> str:

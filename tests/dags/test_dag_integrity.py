@@ -48,13 +48,18 @@ def test_the_retraining_dag_has_every_stage(dag_bag, support_bot):
 def _import_in_fresh_interpreter(extra_env: dict | None = None) -> subprocess.CompletedProcess:
     """Run the DAG file the way the DAG processor does, in a clean interpreter; prints JSON facts."""
     code = f"""
-import json, sys, time
+import json, sys, time, warnings
 import airflow.sdk  # Airflow's own import cost is paid by the DAG processor once, not per file
+before = set(sys.modules)
 start = time.perf_counter()
 import runpy
-runpy.run_path({str(REPO / "dags" / "retrain_agents.py")!r})
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    runpy.run_path({str(REPO / "dags" / "retrain_agents.py")!r})
 print(json.dumps({{"seconds": time.perf_counter() - start,
-                  "heavy": [m for m in {HEAVY!r} if m in sys.modules]}}))
+                  "heavy": [m for m in {HEAVY!r} if m in sys.modules],
+                  "providers": sorted(m for m in set(sys.modules) - before if m.startswith("airflow.providers")),
+                  "warnings": [f"{{w.category.__name__}}: {{w.message}}" for w in caught]}}))
 """
     env = {**os.environ, **(extra_env or {})}
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
@@ -65,6 +70,8 @@ def test_importing_the_dag_file_loads_no_heavy_library():
     assert result.returncode == 0, result.stderr
     facts = json.loads(result.stdout.splitlines()[-1])
     assert facts["heavy"] == []
+    assert facts["warnings"] == []  # e.g. the standard provider's sensor module warns of a deprecated import
+    assert not [m for m in facts["providers"] if ".sensors." in m], facts["providers"]
     print(f"dags/retrain_agents.py parsed in {facts['seconds']:.3f}s after airflow.sdk was imported")
 
 
