@@ -163,12 +163,9 @@ def _run_objects(spec):
 
 
 def _day_objects(s3, buckets, spec, day: date) -> list[dict]:
-    """The day's listing less its `_SUCCESS` marker, as `read_day` takes it."""
-    from agent_retraining.contract import SUCCESS_MARKER, day_prefix
-    from agent_retraining.storage import list_keys
+    from agent_retraining.log_reader import list_day
 
-    objects = list_keys(s3, buckets.logs, day_prefix(spec.agent_id, day))
-    return [o for o in objects if o["key"].rsplit("/", 1)[-1] != SUCCESS_MARKER]
+    return list_day(s3, buckets, spec, day)[0]
 
 
 # --- stages: the pipeline's own functions -----------------------------------------------------------

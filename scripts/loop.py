@@ -61,14 +61,9 @@ def install_spec(spec) -> Path:
 
 def retrain(spec, day: date) -> dict:
     """The real DAG for `day`, as `make retrain` runs it; what the night decided, from its report."""
-    from retrain import load_dag  # scripts/retrain.py, beside this file
+    from retrain import retrain_day  # scripts/retrain.py, beside this file
 
-    from agent_retraining.contract import run_prefix
-    from agent_retraining.storage import buckets_from_env, read_json_or_none, s3_client_from_env
-
-    dag_run = load_dag(spec.dag_id).test(logical_date=day_after(day))
-    report = read_json_or_none(s3_client_from_env(), buckets_from_env().artifacts,
-                               run_prefix(spec.agent_id, day, dag_run.run_id) + "report.json")  # fmt: skip
+    dag_run, report = retrain_day(spec, day)
     decision = (report or {}).get("decision") or {}
     validation = (report or {}).get("validation") or {}
     return {
@@ -79,12 +74,6 @@ def retrain(spec, day: date) -> dict:
         "left_out": [d["day"] for d in validation.get("left_out", [])],
         "live_version": report.get("live_version") if report else None,
     }
-
-
-def day_after(day: date):
-    from datetime import UTC, datetime, time
-
-    return datetime.combine(day + timedelta(days=1), time(), UTC)
 
 
 def values_of_the_day(world, agent, frozen, seed: int) -> dict[str, float]:

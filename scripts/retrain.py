@@ -28,27 +28,33 @@ def load_dag(dag_id: str):
     return getattr(module, dag_id)
 
 
+def retrain_day(spec, day: date):
+    """The agent's DAG for the data interval [day, day + 1) with `dag.test()`; the run and its report (or None)."""
+    from agent_retraining.contract import run_prefix
+    from agent_retraining.storage import buckets_from_env, read_json_or_none, s3_client_from_env
+
+    # A manual run covers the latest whole interval before its logical date, so the logical date is the end of
+    # the day to retrain on.
+    dag_run = load_dag(spec.dag_id).test(logical_date=datetime.combine(day + timedelta(days=1), time(), UTC))
+    run_dir = run_prefix(spec.agent_id, day, dag_run.run_id)
+    return dag_run, read_json_or_none(s3_client_from_env(), buckets_from_env().artifacts, run_dir + "report.json")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agent", required=True)
     parser.add_argument("--day", required=True, type=date.fromisoformat)
     args = parser.parse_args(argv)
 
-    from agent_retraining.contract import run_prefix
     from agent_retraining.manifest import read_manifest
     from agent_retraining.reporting import summary
     from agent_retraining.spec import load_agent
-    from agent_retraining.storage import buckets_from_env, read_json_or_none, s3_client_from_env
+    from agent_retraining.storage import buckets_from_env, s3_client_from_env
 
     spec = load_agent(args.agent)
-    # A manual run covers the latest whole interval before its logical date, so
-    # the logical date is the end of the day to retrain on.
-    logical_date = datetime.combine(args.day + timedelta(days=1), time(), UTC)
-    dag_run = load_dag(spec.dag_id).test(logical_date=logical_date)
+    dag_run, report = retrain_day(spec, args.day)
 
     s3, buckets = s3_client_from_env(), buckets_from_env()
-    run_dir = run_prefix(spec.agent_id, args.day, dag_run.run_id)
-    report = read_json_or_none(s3, buckets.artifacts, run_dir + "report.json")
     ran = [ti.task_id for ti in dag_run.get_task_instances() if ti.start_date is not None]
     print(f"\nrun {dag_run.run_id}: {dag_run.state}")
     print(summary(report) if report else "no report was written")

@@ -27,6 +27,11 @@ def check(rule: str, tier: str, success: bool, message: str, **details) -> dict:
     return {"rule": rule, "tier": tier, "success": bool(success), "message": message, **details}
 
 
+def failed(checks: list[dict], tier: str) -> list[dict]:
+    """The checks of this tier that failed: `block` ones refuse a day, `warn` ones are only recorded."""
+    return [c for c in checks if not c["success"] and c["tier"] == tier]
+
+
 def describe(item: dict) -> str:
     where = ", ".join(f"{e['key']} line {e['line']} value {e['value']!r}" for e in item.get("examples", [])[:3]
                       if "value" in e)  # fmt: skip

@@ -28,11 +28,11 @@ import numpy as np
 import pyarrow as pa
 
 from agent_retraining import drift
-from agent_retraining.checks import describe
-from agent_retraining.contract import SUCCESS_MARKER, day_prefix, quarantine_prefix, validated_day_prefix
-from agent_retraining.log_reader import read_day
+from agent_retraining.checks import describe, failed
+from agent_retraining.contract import SUCCESS_MARKER, quarantine_prefix, validated_day_prefix
+from agent_retraining.log_reader import list_day, read_day
 from agent_retraining.spec import AgentSpec
-from agent_retraining.storage import Buckets, list_keys, put_bytes, read_json_or_none, write_json, write_parquet
+from agent_retraining.storage import Buckets, put_bytes, read_json_or_none, write_json, write_parquet
 from agent_retraining.validation import data_docs_html, gate_checks
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def _judge(s3, buckets: Buckets, spec: AgentSpec, day: date, objects: list[dict]
     del table, ids
     gx_result, checks = gate_checks(spec, logs)  # frees the day's rows as GX converts them
     put_bytes(s3, buckets.artifacts, prefix + "data_docs.html", data_docs_html(gx_result).encode(), "text/html")
-    blocking = [c for c in checks if not c["success"] and c["tier"] == "block"]
+    blocking = failed(checks, "block")
     rejected = [{"rule": c["rule"], **row} for c in blocking for row in c.get("rejected", [])]
     if rejected:
         body = "".join(json.dumps(r, default=str) + "\n" for r in rejected).encode()
@@ -109,7 +109,7 @@ def _judge(s3, buckets: Buckets, spec: AgentSpec, day: date, objects: list[dict]
         "histograms": histograms,
         "passed": not blocking,
         "failures": [describe(c) for c in blocking],
-        "warnings": [describe(c) for c in checks if not c["success"] and c["tier"] == "warn"],
+        "warnings": [describe(c) for c in failed(checks, "warn")],
         "checks": [{k: v for k, v in c.items() if k != "rejected"} for c in checks],
         "quarantined": logs.quarantined,
         "rows_key": prefix + "rows.parquet",
@@ -127,9 +127,8 @@ def validate_day(s3, buckets: Buckets, spec: AgentSpec, day: date) -> dict:
     A day without its `_SUCCESS` marker is not judged at all (its logs are not
     complete); the window verdict decides what that means for the run.
     """
-    objects = list_keys(s3, buckets.logs, day_prefix(spec.agent_id, day))
-    sources = [o for o in objects if o["key"].rsplit("/", 1)[-1] != SUCCESS_MARKER]
-    summary = {"day": day.isoformat(), "complete": len(sources) < len(objects), "verdict_key": None}
+    sources, complete = list_day(s3, buckets, spec, day)
+    summary = {"day": day.isoformat(), "complete": complete, "verdict_key": None}
     if not summary["complete"]:
         log.warning("%s: no %s marker, the day's logs are not complete; not judged", day, SUCCESS_MARKER)
         return {**summary, "reused": False, "passed": False, "rows": 0}

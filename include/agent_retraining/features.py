@@ -135,10 +135,10 @@ def build_split(s3, buckets: Buckets, spec: AgentSpec, window: Window, run_dir: 
     usable = [entry for entry in validation["days"] if entry["usable"]]
     train_days = [e for e in usable if date.fromisoformat(e["day"]) < window.holdout_first]
     holdout_days = [e for e in usable if date.fromisoformat(e["day"]) >= window.holdout_first]
-    train_rows_in_window = sum(e["rows"] for e in train_days)
-    if not train_rows_in_window or not sum(e["rows"] for e in holdout_days):
-        raise ValueError(f"the usable days of {run_dir} leave train={train_rows_in_window} rows, holdout="
-                         f"{sum(e['rows'] for e in holdout_days)} rows")  # fmt: skip
+    train_rows_in_window, holdout_rows = (sum(e["rows"] for e in days) for days in (train_days, holdout_days))
+    if not train_rows_in_window or not holdout_rows:
+        raise ValueError(f"the usable days of {run_dir} leave train={train_rows_in_window}, holdout={holdout_rows} "
+                         "rows")  # fmt: skip
     prefix = run_dir + "features/"
     train = _read_days(s3, buckets, spec, train_days, spec.training.max_train_rows)
     write_parquet(s3, buckets.artifacts, prefix + "train.parquet", train)

@@ -29,12 +29,13 @@ import pyarrow.parquet as pq
 
 from agent_retraining.contract import (
     EVENT_FIELDS,
+    SUCCESS_MARKER,
     context_column,
     day_prefix,
     quarantine_prefix,
 )
 from agent_retraining.spec import AgentSpec
-from agent_retraining.storage import Buckets, get_bytes, put_bytes, write_json
+from agent_retraining.storage import Buckets, get_bytes, list_keys, put_bytes, write_json
 
 FEATURE_TYPES = {"category": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
 _SCALARS = {"string": pa.string(), "double": pa.float64(), "timestamp": pa.string()}
@@ -224,8 +225,15 @@ def empty_rows(spec: AgentSpec, day: date) -> pa.Table:
     return flatten(read_schema(spec).empty_table(), spec, "", day, np.array([], np.int32))
 
 
+def list_day(s3, buckets: Buckets, spec: AgentSpec, day: date) -> tuple[list[dict], bool]:
+    """The day's log objects (key, size, ETag), and whether its `_SUCCESS` marker says they are complete."""
+    objects = list_keys(s3, buckets.logs, day_prefix(spec.agent_id, day))
+    logs = [o for o in objects if o["key"].rsplit("/", 1)[-1] != SUCCESS_MARKER]
+    return logs, len(logs) < len(objects)
+
+
 def read_day(s3, buckets: Buckets, spec: AgentSpec, day: date, objects: list[dict]) -> DayOfLogs:
-    """Read and parse the listed objects of one day (the `_SUCCESS` marker left out by the caller)."""
+    """Read and parse the listed objects of one day (as `list_day` lists them)."""
     tables, sources, faults, quarantined, lines, bad_lines = [empty_rows(spec, day)], [], [], [], 0, 0
     for obj in objects:
         body, etag = get_bytes(s3, buckets.logs, obj["key"])

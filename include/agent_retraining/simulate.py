@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from agent_retraining.client import AgentModelClient, greedy_policy
-from agent_retraining.contract import SUCCESS_MARKER, day_prefix
+from agent_retraining.contract import day_prefix, success_key
 from agent_retraining.spec import AgentSpec, CategoryFeature, NumericFeature, load_agent
 from agent_retraining.storage import buckets_from_env, put_bytes, s3_client_from_env
 
@@ -240,7 +240,7 @@ def write_day(s3, bucket: str, spec: AgentSpec, day: date, events: pa.Table | li
     parts = max(2, -(-len(events) // EVENTS_PER_PART))
     chunk = -(-len(events) // parts)
     keys = [write_part(s3, bucket, spec, day, part, events[part * chunk : (part + 1) * chunk]) for part in range(parts)]
-    put_bytes(s3, bucket, day_prefix(spec.agent_id, day) + SUCCESS_MARKER, b"")
+    put_bytes(s3, bucket, success_key(spec.agent_id, day), b"")
     return keys
 
 

@@ -22,7 +22,7 @@ from datetime import date
 import numpy as np
 
 from agent_retraining import drift
-from agent_retraining.checks import EXAMPLES, DataRejected, check, describe
+from agent_retraining.checks import EXAMPLES, DataRejected, check, describe, failed
 from agent_retraining.contract import SUCCESS_MARKER, success_key
 from agent_retraining.spec import AgentSpec
 from agent_retraining.storage import Buckets, read_json, read_parquet, write_json
@@ -92,7 +92,7 @@ def _judge_days(s3, buckets: Buckets, spec: AgentSpec, window: Window, checked: 
             repeated, hashes = _repeated_ids_check(s3, buckets, verdict, seen)
             checks += [repeated, *drift.shift_checks(spec, verdict, usable)]
         entry.update(
-            usable=not [c for c in checks if not c["success"] and c["tier"] == "block"],
+            usable=not failed(checks, "block"),
             reused=summary["reused"],
             rows=verdict["rows"],
             checks=[{**c, "day": day.isoformat()} for c in checks],
@@ -107,7 +107,7 @@ def _judge_days(s3, buckets: Buckets, spec: AgentSpec, window: Window, checked: 
 
 
 def _failures(entry: dict) -> list[str]:
-    return [describe(c) for c in entry["checks"] if not c["success"] and c["tier"] == "block"]
+    return [describe(c) for c in failed(entry["checks"], "block")]
 
 
 def _refusals(spec: AgentSpec, window: Window, days: list[dict]) -> list[str]:
@@ -142,7 +142,7 @@ def judge_window(s3, buckets: Buckets, spec: AgentSpec, window: Window, checked:
         "holdout_first": window.holdout_first.isoformat(),
         "passed": not refusals,
         "failures": refusals,
-        "warnings": [f"{c['day']}: {describe(c)}" for c in every_check if not c["success"] and c["tier"] == "warn"],
+        "warnings": [f"{c['day']}: {describe(c)}" for c in failed(every_check, "warn")],
         "rows": sum(entry["rows"] for entry in days if entry["usable"]),
         "usable_days": [entry["day"] for entry in days if entry["usable"]],
         "left_out": [{"day": e["day"], "why": _failures(e)} for e in days[:-1] if not e["usable"]],
