@@ -23,8 +23,10 @@ run without a date takes the latest whole day) and:
 6. **evaluate**: every candidate and the live model on the same holdout rows,
    then the gate of the spec;
 7. **choose** (branch): **deploy** (artifact written once, manifest swapped by
-   compare-and-swap) or **skip_deploy**; when the spec asks for approval, an
-   operator approves the deploy in the UI first (no answer in time: keep);
+   compare-and-swap; with `release.mode: canary`, into the manifest's canary
+   slot, which the DAG `canary_<agent_id>` promotes or aborts from live logs)
+   or **skip_deploy**; when the spec asks for approval, an operator approves
+   the deploy in the UI first (no answer in time: keep);
 8. **report**: always runs and writes `report.json` next to the run's artifacts.
 
 Trigger form: training window, candidates, dry run (evaluate and report only),
@@ -229,7 +231,8 @@ def build_retraining_dag(spec: AgentSpec):
 
             run = run_inputs(spec, params, data_interval_start, run_id)
             try:
-                return deploy_run(run.s3, run.buckets, spec.agent_id, run.run_dir, run_id)
+                canary_share = spec.release.share if spec.release.mode == "canary" else None
+                return deploy_run(run.s3, run.buckets, spec.agent_id, run.run_dir, run_id, canary_share)
             except (LiveModelChanged, DeployRefused) as exc:  # the decision no longer holds; retrying cannot help
                 raise AirflowFailException(str(exc)) from exc
 

@@ -71,14 +71,15 @@ def run_inputs(spec, params: dict, data_interval_start: datetime, run_id: str) -
 
 class DayLogsSensor(BaseSensorOperator):
     """Waits, without holding a worker slot between pokes, for the `_SUCCESS` marker of the run's day; fails
-    with a clear message once `wait_for_logs_hours` have passed since the day ended.
+    with a clear message once `wait_for_logs_hours` have passed since the day ended. A run whose trigger form
+    sets one of `operator_params` does not wait at all.
 
     A sensor class rather than `@task.sensor`: the decorator imports the standard provider's PythonSensor
     module when the DAG file is parsed (which also warns of a deprecated import), a cost every scheduler
     parse of every agent's DAG would pay.
     """
 
-    def __init__(self, *, spec, **kwargs):
+    def __init__(self, *, spec, operator_params: tuple[str, ...] = (), **kwargs):
         super().__init__(
             mode="reschedule",
             poke_interval=300,
@@ -86,21 +87,27 @@ class DayLogsSensor(BaseSensorOperator):
             **kwargs,
         )
         self.spec = spec
+        self.operator_params = operator_params
 
     def poke(self, context) -> bool:
         from agent_retraining.contract import success_key
         from agent_retraining.storage import exists
 
-        run = run_inputs(self.spec, context["params"], context["data_interval_start"], context["run_id"])
-        marker = success_key(self.spec.agent_id, run.window.last)
-        if exists(run.s3, run.buckets.logs, marker):
+        if any(context["params"].get(name) for name in self.operator_params):
+            return True  # an operator acts now (abort a canary during an outage): the day's logs are not needed
+
+        from agent_retraining.storage import buckets_from_env
+
+        day, logs_bucket = run_day(context["data_interval_start"]), buckets_from_env().logs
+        marker = success_key(self.spec.agent_id, day)
+        if exists(s3_client(), logs_bucket, marker):
             return True
         if datetime.now(UTC) > context["data_interval_end"] + timedelta(hours=self.spec.wait_for_logs_hours):
             from airflow.sdk.exceptions import AirflowFailException
 
             raise AirflowFailException(
-                f"s3://{run.buckets.logs}/{marker} is still missing {self.spec.wait_for_logs_hours}h after "
-                f"{run.window.last} ended: the agent's logs for that day are not complete"
+                f"s3://{logs_bucket}/{marker} is still missing {self.spec.wait_for_logs_hours}h after "
+                f"{day} ended: the agent's logs for that day are not complete"
             )
         return False
 

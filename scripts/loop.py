@@ -81,10 +81,11 @@ def values_of_the_day(world, agent, frozen, seed: int) -> dict[str, float]:
     from agent_retraining.scenarios import evaluation_contexts, policy_value
 
     contexts, signals = evaluation_contexts(world, EVALUATION_ROWS, seed)
+    sessions = [f"evaluation-{n}" for n in range(len(contexts))]  # a canary, if any, serves its share of them
     truth = world.reward_probability(signals)
     policies = {
-        "deployed": agent.propensities(contexts) if agent.version else world.policy_propensities(signals),
-        "frozen": frozen.propensities(contexts) if frozen.version else world.policy_propensities(signals),
+        "deployed": agent.serve(contexts, sessions)[0] if agent.version else world.policy_propensities(signals),
+        "frozen": frozen.serve(contexts, sessions)[0] if frozen.version else world.policy_propensities(signals),
         "oracle": greedy_policy(truth, agent.exploration),
         "logging": world.policy_propensities(signals),
     }

@@ -1,19 +1,26 @@
-"""The agent's side of the manifest: load the live model safely and keep serving.
+"""The agent's side of the manifest: load the live model (and a canary) safely, route, and keep serving.
 
 This is what runs inside the agent in production, so it imports no Airflow and
 never lets storage trouble reach the agent: it polls the manifest, downloads
-and checks the artifact's sha256, loads it without executing stored code, and
+and checks each artifact's sha256, loads it without executing stored code, and
 only then swaps it in. An S3 outage, a missing or tampered artifact, or a model
 of another feature encoding leaves the current model serving; the reason is in
-`last_error`.
+`last_error`. A canary that fails its checks is never served: the live model
+keeps every request.
+
+With a canary in the manifest, a stable share of routing keys (a session id,
+say) is served by it: the key's hash, salted with the canary's version, decides,
+so a session keeps its arm for the canary's whole run. Every decision reports
+the version that acted and that policy's propensity, for the agent to log.
 
     client = AgentModelClient(load_agent("support-bot"), s3_client_from_env(), "agent-models")
-    client.poll()                                  # call every few minutes
-    action, propensity = client.choose(context, rng)
+    client.poll()                                              # call every few minutes
+    action, propensity, version = client.choose(context, session_id, rng)
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 
@@ -26,6 +33,12 @@ from agent_retraining.log_reader import FEATURE_TYPES
 from agent_retraining.manifest import fetch_verified
 from agent_retraining.spec import AgentSpec
 from agent_retraining.training import LoadedModel, action_scores, load
+
+
+def routes_to_canary(routing_key: str, canary_version: str, share: float) -> bool:
+    """Whether the canary serves this routing key: stable for the canary's whole run, a fresh draw per canary."""
+    digest = hashlib.sha256(f"{canary_version}/{routing_key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") < share * 2**64
 
 
 def greedy_policy(scores: np.ndarray, exploration: float) -> np.ndarray:
@@ -42,9 +55,9 @@ class NoModel(Exception):
 
 
 @dataclass(frozen=True)
-class LiveModel:
-    etag: str
+class ServingModel:
     version: str
+    sha256: str
     model: LoadedModel
 
 
@@ -54,30 +67,47 @@ class AgentModelClient:
         self.s3 = s3
         self.models_bucket = models_bucket
         self.exploration = exploration
-        self.live: LiveModel | None = None
+        self.live: ServingModel | None = None
+        self.canary: ServingModel | None = None
+        self.canary_share = 0.0
+        self.manifest_etag: str | None = None  # the manifest whose models serve now
         self.last_error: str | None = None
 
     @property
     def version(self) -> str | None:
         return self.live.version if self.live else None
 
+    def _load(self, entry: dict, current: ServingModel | None) -> ServingModel:
+        if current and (current.version, current.sha256) == (entry["version"], entry["sha256"]):
+            return current
+        if entry.get("encoding_id") != encoding_id(self.spec):
+            raise ValueError(f"model {entry['version']} was trained for another feature encoding")
+        body = fetch_verified(self.s3, self.models_bucket, entry["artifact_key"], entry["sha256"])
+        return ServingModel(entry["version"], entry["sha256"], load(entry["framework"], body, entry["params"]))
+
     def poll(self) -> bool:
-        """Load the manifest's model if the manifest changed; True when a new model now serves."""
+        """Load the manifest's models if the manifest changed; True when what serves changed."""
         try:
             response = self.s3.get_object(Bucket=self.models_bucket, Key=manifest_key(self.spec.agent_id))
             etag = response["ETag"]
-            if self.live and etag == self.live.etag:
+            if etag == self.manifest_etag:
                 return False
             manifest = json.loads(response["Body"].read())
-            if manifest.get("encoding_id") != encoding_id(self.spec):
-                raise ValueError(f"model {manifest['version']} was trained for another feature encoding")
-            body = fetch_verified(self.s3, self.models_bucket, manifest["artifact_key"], manifest["sha256"])
-            model = load(manifest["framework"], body, manifest["params"])
+            live = self._load(manifest, self.live)
         except Exception as exc:  # anything at all: the agent keeps serving what it has
             self.last_error = f"{type(exc).__name__}: {exc}"
             return False
-        self.live, self.last_error = LiveModel(etag, manifest["version"], model), None
-        return True
+        canary, error, entry = None, None, manifest.get("canary")
+        if entry:
+            try:
+                canary = self._load(entry, self.canary)
+            except Exception as exc:  # never served; the live model keeps every request
+                error = f"canary {entry.get('version')} not served: {type(exc).__name__}: {exc}"
+        before = (self.version, self.canary and self.canary.version)
+        self.live, self.canary, self.canary_share = live, canary, entry["share"] if canary else 0.0
+        self.manifest_etag = None if error else etag  # a refused canary is tried again at the next poll
+        self.last_error = error
+        return (self.version, canary and canary.version) != before
 
     def _context_table(self, contexts: list[dict]) -> pa.Table:
         return pa.table(
@@ -88,17 +118,32 @@ class AgentModelClient:
         )
 
     def scores(self, contexts: list[dict]) -> np.ndarray:
-        """Predicted P(reward = 1) of every action for each context: shape (contexts, actions)."""
+        """The live model's predicted P(reward = 1) of every action for each context: shape (contexts, actions)."""
         if self.live is None:
             raise NoModel(f"no model loaded for {self.spec.agent_id}: {self.last_error or 'not polled yet'}")
         return action_scores(self.spec, encode_context(self.spec, self._context_table(contexts)), [self.live.model])[0]
 
-    def propensities(self, contexts: list[dict]) -> np.ndarray:
-        """The policy the agent runs: greedy on the model, exploring uniformly with probability `exploration`."""
-        return greedy_policy(self.scores(contexts), self.exploration)
+    def in_canary(self, routing_keys: list[str]) -> np.ndarray:
+        """Which of these routing keys the canary serves (none while there is no canary)."""
+        if self.canary is None:
+            return np.zeros(len(routing_keys), dtype=bool)
+        return np.array([routes_to_canary(k, self.canary.version, self.canary_share) for k in routing_keys], bool)
 
-    def choose(self, context: dict, rng: np.random.Generator) -> tuple[str, float]:
-        """The action to take in one context, and the probability it had (to log as propensity)."""
-        probabilities = self.propensities([context])[0]
-        index = int(rng.choice(len(probabilities), p=probabilities))
-        return self.spec.actions[index], float(probabilities[index])
+    def serve(self, contexts: list[dict], routing_keys: list[str]) -> tuple[np.ndarray, list[str]]:
+        """The policy that acts on each request, greedy on its arm's model and exploring uniformly with probability
+        `exploration` (propensities, contexts x actions), and the model version that acted, to log."""
+        scores = self.scores(contexts)
+        canary = self.in_canary(routing_keys)
+        if canary.any():
+            chosen = [context for context, served in zip(contexts, canary, strict=True) if served]
+            encoded = encode_context(self.spec, self._context_table(chosen))
+            scores[canary] = action_scores(self.spec, encoded, [self.canary.model])[0]
+        versions = np.where(canary, self.canary.version if self.canary else "", self.live.version)
+        return greedy_policy(scores, self.exploration), versions.tolist()
+
+    def choose(self, context: dict, routing_key: str, rng: np.random.Generator) -> tuple[str, float, str]:
+        """The action to take in one context, the probability it had (to log as propensity) and the version that
+        acted (to log as model_version)."""
+        probabilities, versions = self.serve([context], [routing_key])
+        index = int(rng.choice(len(probabilities[0]), p=probabilities[0]))
+        return self.spec.actions[index], float(probabilities[0][index]), versions[0]

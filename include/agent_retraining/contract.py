@@ -101,3 +101,9 @@ def manifest_key(agent_id: str) -> str:
 
 def model_prefix(agent_id: str, version: str) -> str:
     return f"{safe_key_part(agent_id, 'agent id')}/models/{safe_key_part(version, 'model version')}/"
+
+
+def canary_verdict_key(agent_id: str, version: str, day: date, run_id: str) -> str:
+    """One verdict of the promotion DAG on one canary, for the run that judged it (every verdict is kept)."""
+    canary = f"{safe_key_part(agent_id, 'agent id')}/canary/{safe_key_part(version, 'model version')}/"
+    return canary + f"dt={day.isoformat()}/{run_folder_name(run_id)}.json"

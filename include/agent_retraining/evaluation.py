@@ -34,6 +34,8 @@ HIGHER_IS_BETTER = {
     "policy_value": True,
 }
 Z_95 = 1.959964
+# Rules about the run's circumstances, not the model: a decision failing only these would deploy in another run.
+CIRCUMSTANCE_RULES = ("run_may_move_manifest", "no_canary_running")
 
 
 def calibration_error(labels: np.ndarray, predictions: np.ndarray, bins: int = 10) -> float:
@@ -278,6 +280,12 @@ def gate_rules(
         what = {"backfill": "a backfill run", "dry run": "a dry run"}[run.records_only]
         rules.append(_rule("run_may_move_manifest", False, f"{what} records the decision it would take, moves nothing"))
     if live is not None:
+        canary = live.get("canary")
+        running = canary and (
+            f"canary {canary['version']} has served {canary['share']:.0%} of routing keys since "
+            f"{canary['first_day']}; the promotion DAG decides it before another model may move"
+        )
+        rules.append(_rule("no_canary_running", canary is None, running or "no canary is running"))
         newest = live["trained_on"]["last"]
         detail = f"trained on data up to {window.last}, the live model up to {newest}"
         if run.older_than_live_allowed:
@@ -402,11 +410,14 @@ def evaluate_and_decide(
     validation = read_json_or_none(s3, buckets.artifacts, run_dir + "validation.json")
     rules = [data_rule(validation), *gate_rules(spec, metrics[winner_name], champion, live, window, run, evidence)]
     failed = [r for r in rules if not r["passed"]]
-    judged = [r for r in failed if r["rule"] != "run_may_move_manifest"]
+    judged = [r for r in failed if r["rule"] not in CIRCUMSTANCE_RULES]
     if judged:
         reason = (
             f"keep the champion: {winner_name} failed {', '.join(r['rule'] + ' (' + r['detail'] + ')' for r in judged)}"
         )
+    elif champion and spec.release.mode == "canary":
+        reason = (f"canary {winner_name} on {spec.release.share:.0%} of traffic: it passed every rule against the "
+                  f"floors and champion {live['version']}; live results decide its promotion")  # fmt: skip
     elif champion:
         reason = f"deploy {winner_name}: it passed every rule against the floors and champion {live['version']}"
     else:
@@ -415,6 +426,9 @@ def evaluate_and_decide(
         reason += f" (the data gate left out {', '.join(d['day'] for d in validation['left_out'])})"
     if run.records_only:
         reason = f"{run.records_only}, manifest left alone; the decision would have been: {reason}"
+    elif live and live.get("canary"):
+        running = live["canary"]["version"]
+        reason = f"canary {running} is running, manifest left alone; the decision would have been: {reason}"
     judged_without_champion = live is not None and champion is None and live.get("encoding_id") == encoding_id(spec)
     if judged_without_champion:
         logging.getLogger(__name__).warning("judged without the live model %s: %s", live["version"], champion_note)

@@ -6,6 +6,12 @@ versioned key (`If-None-Match: *`); the manifest is replaced only with
 decision was judged against, so a rollback or another run's deploy in between
 turns it into a refusal rather than an overwrite; concurrent runs can never
 lose an update or point the agent at a half-written model.
+
+In release mode `canary` the manifest also has a canary slot: a model that
+passed the offline gate serves a share of the agent's routing keys beside the
+live one until the promotion DAG promotes it (it becomes live) or aborts it
+(the slot empties). Starts, promotions, aborts and a rollback's clearing of the
+slot are kept in `canary_history` with their reasons.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from agent_retraining.contract import manifest_key, model_prefix, safe_key_part
 from agent_retraining.storage import (
@@ -118,36 +124,68 @@ class Settled:
     result: dict
 
 
-def swap(s3, buckets: Buckets, agent_id: str, decide, rolls_back: bool = False) -> dict:
-    """Compare-and-swap the manifest to `decide(live, etag)`'s entry; `decide` runs again after every lost race.
+def compare_and_swap(s3, buckets: Buckets, agent_id: str, change) -> dict | Settled:
+    """Replace the manifest with `change(live, etag)`; `change` runs again after every lost race.
 
-    `decide` sees the manifest and its ETag as they are now and returns the new
-    model entry, a Settled result (nothing to change), or raises. With
-    `rolls_back`, the model being replaced is marked in the history as rolled
-    back by the new entry's run, so `previous` never walks forward to it again.
+    `change` sees the manifest and its ETag as they are now and returns the whole
+    new manifest, or Settled (nothing to change), or raises. Returns what was
+    written, or the Settled.
     """
     for _ in range(CAS_ATTEMPTS):
         live, etag = read_manifest(s3, buckets, agent_id)
+        manifest = change(live, etag)
+        if isinstance(manifest, Settled):
+            return manifest
+        try:
+            put_if_match(s3, buckets.models, manifest_key(agent_id), json.dumps(manifest, indent=2).encode(), etag)
+        except PreconditionFailed:
+            continue  # another run moved the manifest: re-read and decide again
+        return manifest
+    raise RuntimeError(f"manifest of {agent_id} kept changing during {CAS_ATTEMPTS} compare-and-swap attempts")
+
+
+def canary_event(canary: dict, event: str, run_id: str, reason: str) -> dict:
+    """One line of the manifest's `canary_history`: a canary started, promoted, aborted or cleared, and why."""
+    return {"event": event, "version": canary["version"], "run_id": run_id, "reason": reason,
+            "at": datetime.now(UTC).isoformat()}  # fmt: skip
+
+
+def swap(s3, buckets: Buckets, agent_id: str, decide, rolls_back: bool = False) -> dict:
+    """Swap the live model for `decide(live, etag)`'s entry by compare-and-swap (see `compare_and_swap`).
+
+    With `rolls_back`, the model being replaced is marked in the history as rolled
+    back by the new entry's run, so `previous` never walks forward to it again. A
+    running canary ends with every live swap: promoted when the entry is the
+    canary, otherwise cleared (a rollback), with the entry's reason.
+    """
+
+    def change(live: dict | None, etag: str | None):
         entry = decide(live, etag)
         if isinstance(entry, Settled):
-            return entry.result
+            return entry
         replaced = history(live)
         if rolls_back and replaced:
             replaced[0]["rolled_back_by"] = entry["run_id"]
-        manifest = {
+        canary_history = (live or {}).get("canary_history", [])
+        canary = (live or {}).get("canary")
+        if canary:
+            ended = "promoted" if canary["version"] == entry["version"] else "cleared"
+            canary_history = [canary_event(canary, ended, entry["run_id"], entry["reason"]), *canary_history]
+        return {
             "agent_id": agent_id,
             **entry,
             "rolled_back_by": None,
             "deployed_at": datetime.now(UTC).isoformat(),
             "previous_version": live["version"] if live else None,
             "history": replaced[:HISTORY_LIMIT],
+            "canary": None,
+            "canary_history": canary_history[:HISTORY_LIMIT],
         }
-        try:
-            put_if_match(s3, buckets.models, manifest_key(agent_id), json.dumps(manifest, indent=2).encode(), etag)
-        except PreconditionFailed:
-            continue  # another run moved the manifest: re-read and decide again
-        return {"deployed": True, "version": manifest["version"], "previous_version": manifest["previous_version"]}
-    raise RuntimeError(f"manifest of {agent_id} kept changing during {CAS_ATTEMPTS} compare-and-swap attempts")
+
+    manifest = compare_and_swap(s3, buckets, agent_id, change)
+    if isinstance(manifest, Settled):
+        return manifest.result
+    return {"deployed": True, "version": manifest["version"], "previous_version": manifest["previous_version"]}
 
 
 def _landed_earlier(live: dict | None, run_id: str, version: str | None = None) -> Settled | None:
@@ -168,19 +206,11 @@ def _landed_earlier(live: dict | None, run_id: str, version: str | None = None) 
     })  # fmt: skip
 
 
-def deploy(s3, buckets: Buckets, agent_id: str, decision: dict, run_id: str) -> dict:
-    """Publish the decision's winner and swap the manifest to it, only while the manifest is the one judged against.
-
-    Anything else (a rollback during an approval wait, another run's deploy, a
-    first deploy that is no longer first) means the decision no longer holds: it
-    raises LiveModelChanged instead of replacing a model it never compared with.
-    """
-    if not decision["deploy"]:
-        raise DeployRefused(f"the decision of run {run_id} does not say deploy: {decision['reason']}")
-    winner, judged = decision["winner"], decision["judged_against"]
+def _winner_entry(s3, buckets: Buckets, agent_id: str, decision: dict, run_id: str) -> dict:
+    """The decision's winner, published into the models bucket, as a manifest entry."""
+    winner = decision["winner"]
     version, key = publish_artifact(s3, buckets, agent_id, winner)
-    metrics = {k: v for k, v in decision["metrics"][winner["candidate"]].items() if k != "slices"}
-    entry = {
+    return {
         "version": version,
         "framework": winner["framework"],
         "artifact_key": key,
@@ -188,28 +218,134 @@ def deploy(s3, buckets: Buckets, agent_id: str, decision: dict, run_id: str) -> 
         "sha256": winner["sha256"],
         "params": winner["params"],
         "encoding_id": winner["encoding_id"],
-        "metrics": metrics,
+        "metrics": {k: v for k, v in decision["metrics"][winner["candidate"]].items() if k != "slices"},
         "trained_on": winner["trained_on"],
         "run_id": run_id,
         "reason": decision["reason"],
         "deployed_by": "retraining",
     }
 
+
+def _still_judged(live: dict | None, etag: str | None, judged: dict) -> None:
+    """Raise LiveModelChanged unless the manifest is the exact one (ETag) the decision was judged against."""
+    if etag != judged["manifest_etag"]:
+        now = f"{live['version']} (set by {live.get('deployed_by')} run {live.get('run_id')})" if live else "none"
+        if live and live.get("canary"):
+            now += f" with canary {live['canary']['version']}"
+        raise LiveModelChanged(
+            f"live model changed from {judged['version'] or 'none'} to {now} since evaluation; "
+            "re-run to judge against it"
+        )
+
+
+def deploy(s3, buckets: Buckets, agent_id: str, decision: dict, run_id: str, canary_share: float | None = None) -> dict:
+    """Publish the decision's winner and swap the manifest to it, only while the manifest is the one judged against.
+
+    Anything else (a rollback during an approval wait, another run's deploy, a
+    canary started since, a first deploy that is no longer first) means the
+    decision no longer holds: it raises LiveModelChanged instead of replacing a
+    model it never compared with. With `canary_share` (release mode `canary`) the
+    winner goes to the manifest's canary slot instead, beside the champion it was
+    judged against; a model judged without a champion (the first one, or a new
+    feature encoding) has no champion to share traffic with and is swapped in.
+    """
+    if not decision["deploy"]:
+        raise DeployRefused(f"the decision of run {run_id} does not say deploy: {decision['reason']}")
+    judged = decision["judged_against"]
+    entry = _winner_entry(s3, buckets, agent_id, decision, run_id)
+    if canary_share is not None and decision["champion"]["version"] is not None:
+        return start_canary(s3, buckets, agent_id, entry, judged, canary_share)
+
     def decide(live: dict | None, etag: str | None):
-        landed = _landed_earlier(live, run_id, version)
+        landed = _landed_earlier(live, run_id, entry["version"])
         if landed:
             return landed
-        if etag != judged["manifest_etag"]:
-            now = f"{live['version']} (set by {live.get('deployed_by')} run {live.get('run_id')})" if live else "none"
-            raise LiveModelChanged(
-                f"live model changed from {judged['version'] or 'none'} to {now} since evaluation; "
-                "re-run to judge against it"
-            )
-        if live and live["version"] == version:
-            return Settled({"deployed": False, "version": version, "reason": f"{version} is live already"})
+        _still_judged(live, etag, judged)
+        if live and live["version"] == entry["version"]:
+            already = f"{entry['version']} is live already"
+            return Settled({"deployed": False, "version": entry["version"], "reason": already})
         return entry
 
+    return {**swap(s3, buckets, agent_id, decide), "slot": "live"}
+
+
+class CanaryChanged(Exception):
+    """The manifest's canary or champion is no longer the pair a verdict was judged on: the verdict no longer holds."""
+
+
+CANARY_ONLY_FIELDS = ("share", "first_day", "started_at")
+
+
+def start_canary(s3, buckets: Buckets, agent_id: str, entry: dict, judged: dict, share: float) -> dict:
+    """Put `entry` in the manifest's canary slot, to serve `share` of the routing keys from the day after its
+    training data ends; the champion keeps the rest. Same compare-and-swap and same ETag rule as a deploy, so a
+    canary never starts beside a champion it was not judged against, and never beside another canary."""
+    first_day = (date.fromisoformat(entry["trained_on"]["last"]) + timedelta(days=1)).isoformat()
+
+    def change(live: dict | None, etag: str | None):
+        started = [e for e in (live or {}).get("canary_history", []) if e["event"] == "started"]
+        if any(e["run_id"] == entry["run_id"] for e in started):
+            landed = f"the canary start of run {entry['run_id']} had landed on an earlier try"
+            return Settled({"deployed": True, "slot": "canary", "version": entry["version"], "reason": landed})
+        _still_judged(live, etag, judged)
+        canary = {**entry, "share": share, "first_day": first_day, "started_at": datetime.now(UTC).isoformat()}
+        reason = f"canary on {share:.0%} of routing keys from {first_day}: {entry['reason']}"
+        return {**live, "canary": canary,
+                "canary_history": [canary_event(canary, "started", entry["run_id"], reason),
+                                   *live.get("canary_history", [])][:HISTORY_LIMIT]}  # fmt: skip
+
+    result = compare_and_swap(s3, buckets, agent_id, change)
+    if isinstance(result, Settled):
+        return result.result
+    return {"deployed": True, "slot": "canary", "version": entry["version"], "share": share, "first_day": first_day,
+            "live_version": result["version"]}  # fmt: skip
+
+
+def _judged_canary(live: dict | None, canary_version: str, champion_version: str) -> dict:
+    """The running canary, if it and the champion are still the pair the verdict was judged on."""
+    canary = (live or {}).get("canary")
+    if canary is None or canary["version"] != canary_version or live["version"] != champion_version:
+        now = f"live {live['version'] if live else 'none'}, canary {canary['version'] if canary else 'none'}"
+        raise CanaryChanged(f"the verdict was on canary {canary_version} against {champion_version}, the manifest "
+                            f"now has {now}; the next run judges what is there")  # fmt: skip
+    return canary
+
+
+def promote_canary(
+    s3, buckets: Buckets, agent_id: str, canary_version: str, champion_version: str, reason: str, run_id: str
+) -> dict:
+    """Make the canary the live model (the champion joins the history, so a rollback can return to it)."""
+
+    def decide(live: dict | None, etag: str | None):
+        landed = _landed_earlier(live, run_id, canary_version)
+        if landed:
+            return landed
+        canary = _judged_canary(live, canary_version, champion_version)
+        fetch_verified(s3, buckets.models, canary["artifact_key"], canary["sha256"])
+        model = {k: v for k, v in canary.items() if k not in CANARY_ONLY_FIELDS}
+        return {**model, "run_id": run_id, "reason": f"canary promoted: {reason}", "deployed_by": "canary"}
+
     return swap(s3, buckets, agent_id, decide)
+
+
+def abort_canary(
+    s3, buckets: Buckets, agent_id: str, canary_version: str, champion_version: str, reason: str, run_id: str
+) -> dict:
+    """Empty the canary slot; the champion serves every routing key again."""
+
+    def change(live: dict | None, etag: str | None):
+        if any(e["event"] == "aborted" and e["run_id"] == run_id for e in (live or {}).get("canary_history", [])):
+            return Settled({"aborted": True, "version": canary_version,
+                            "reason": f"the abort of run {run_id} had landed on an earlier try"})  # fmt: skip
+        canary = _judged_canary(live, canary_version, champion_version)
+        return {**live, "canary": None,
+                "canary_history": [canary_event(canary, "aborted", run_id, reason),
+                                   *live.get("canary_history", [])][:HISTORY_LIMIT]}  # fmt: skip
+
+    result = compare_and_swap(s3, buckets, agent_id, change)
+    if isinstance(result, Settled):
+        return result.result
+    return {"aborted": True, "version": canary_version, "live_version": result["version"], "reason": reason}
 
 
 def rollback(
@@ -257,10 +393,13 @@ def rollback(
     return swap(s3, buckets, agent_id, decide, rolls_back=True)
 
 
-def deploy_run(s3, buckets: Buckets, agent_id: str, run_dir: str, run_id: str) -> dict:
+def deploy_run(
+    s3, buckets: Buckets, agent_id: str, run_dir: str, run_id: str, canary_share: float | None = None
+) -> dict:
     """Deploy what this run's own decision chose, and record what happened (or why not) next to it."""
+    decision = read_json(s3, buckets.artifacts, run_dir + "decision.json")
     try:
-        result = deploy(s3, buckets, agent_id, read_json(s3, buckets.artifacts, run_dir + "decision.json"), run_id)
+        result = deploy(s3, buckets, agent_id, decision, run_id, canary_share)
     except (LiveModelChanged, DeployRefused) as exc:
         write_json(s3, buckets.artifacts, run_dir + "deployment.json", {"deployed": False, "refused": str(exc)})
         raise

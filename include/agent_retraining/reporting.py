@@ -31,7 +31,7 @@ def clear_run(s3, buckets: Buckets, run_dir: str) -> int:
 def outcome(records: dict) -> str:
     deployment, decision = records["deployment.json"], records["decision.json"]
     if deployment and deployment["deployed"]:
-        return "deployed"
+        return "canary started" if deployment.get("slot") == "canary" else "deployed"
     if deployment and deployment.get("refused"):
         return "deploy refused"
     if deployment:

@@ -140,30 +140,34 @@ def day_table(world: World, day: date, rows: int, seed: int, agent: AgentModelCl
     """One day of log events as columns (contract v1), reproducible from (agent, day, seed).
 
     Columnar so that a benchmark can write millions of events a day. With an
-    `agent` client serving a deployed model, the agent acts on that model (and
-    logs its version); before the first deploy it acts on the world's built-in
-    policy and logs no version.
+    `agent` client serving a deployed model, the agent acts through it, routing
+    each session to the live model or a canary, and logs the version that acted;
+    before the first deploy it acts on the world's built-in policy and logs no
+    version.
     """
     spec = world.spec
     rng = seeded_rng("day", spec.agent_id, day.isoformat(), seed)
     context, signals = sample_contexts(world, rows, rng)
     context = pa.StructArray.from_arrays(list(context.values()), names=list(context))
-    version = agent.version if agent else None
-    propensities = agent.propensities(context.to_pylist()) if version else world.policy_propensities(signals)
+    numbers = np.arange(rows)
+    sessions = _numbered(f"s-{day:%Y%m%d}-", numbers // 3, 7)
+    if agent and agent.version:
+        propensities, versions = agent.serve(context.to_pylist(), sessions.to_pylist())
+    else:
+        propensities, versions = world.policy_propensities(signals), [None] * rows
     cumulative = propensities.cumsum(axis=1)
     chosen = (rng.random((rows, 1)) > cumulative).sum(axis=1).clip(max=len(spec.actions) - 1)
     reward_probability = world.reward_probability(signals)[np.arange(rows), chosen]
     rewards = (rng.random(rows) < reward_probability).astype(np.int64)
     milliseconds = np.floor(np.sort(rng.uniform(0, 86_400 - 1e-3, size=rows)) * 1000).astype("timedelta64[ms]")
     stamps = np.datetime_as_string(np.datetime64(day.isoformat(), "ms") + milliseconds, unit="ms")
-    numbers = np.arange(rows)
     return pa.table(
         {
             "event_id": _numbered(f"{day:%Y%m%d}-{seed}-", numbers, 8),
             "ts": pc.binary_join_element_wise(pa.array(stamps), "Z", ""),
             "agent_id": pa.repeat(pa.scalar(spec.agent_id, pa.string()), rows),
-            "session_id": _numbered(f"s-{day:%Y%m%d}-", numbers // 3, 7),
-            "model_version": pa.repeat(pa.scalar(version, pa.string()), rows),
+            "session_id": sessions,
+            "model_version": pa.array(versions, pa.string()),
             "context": context,
             "action": pc.take(pa.array(spec.actions), pa.array(chosen)),
             "propensity": pa.array(np.round(propensities[numbers, chosen], 6)),

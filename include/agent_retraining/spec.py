@@ -173,6 +173,24 @@ class Approval(_Strict):
     timeout_hours: float = Field(default=24.0, gt=0.0)
 
 
+class Release(_Strict):
+    """How a model that passed the offline gate reaches the agent's traffic.
+
+    `direct` swaps it in for every request. `canary` first serves it to `share` of
+    the routing keys beside the champion; the promotion DAG then compares the two
+    arms on the agent's own logs and promotes the canary only when both arms hold
+    `min_events_per_arm` events and the 95% lower bound of (canary - champion)
+    mean reward is above `-margin`. It aborts when the upper bound is below
+    `-margin`, or when `max_days` days of logs have given no verdict.
+    """
+
+    mode: Literal["direct", "canary"] = "direct"
+    share: float = Field(default=0.1, gt=0.0, le=0.5)
+    min_events_per_arm: int = Field(default=1000, ge=30)
+    margin: float = Field(default=0.01, ge=0.0, le=1.0)
+    max_days: int = Field(default=7, ge=1, le=60)
+
+
 class AgentSpec(_Strict):
     agent_id: str = Field(pattern=AGENT_ID_PATTERN)
     description: str
@@ -186,6 +204,7 @@ class AgentSpec(_Strict):
     gate: Gate
     validation: Validation = Field(default_factory=Validation)
     approval: Approval = Field(default_factory=Approval)
+    release: Release = Field(default_factory=Release)
     # How long after its day ends a run waits for the day's _SUCCESS marker before failing.
     wait_for_logs_hours: float = Field(default=6.0, gt=0.0)
 

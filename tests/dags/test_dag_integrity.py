@@ -45,8 +45,17 @@ def test_the_retraining_dag_has_every_stage(dag_bag, support_bot):
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"  # a run owns a whole day of data
 
 
-def _import_in_fresh_interpreter(extra_env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run the DAG file the way the DAG processor does, in a clean interpreter; prints JSON facts."""
+def test_the_canary_dag_judges_then_promotes_aborts_or_waits(dag_bag, support_bot):
+    dag = dag_bag.get_dag(f"canary_{support_bot.agent_id}")
+    assert {"wait_for_logs", "judge", "act", "promote", "abort", "keep_waiting"} == set(dag.task_ids)
+    assert dag.get_task("act").downstream_task_ids == {"promote", "abort", "keep_waiting"}
+    assert {"promote_now", "abort_now", "reason"} <= set(dag.params)
+    assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"  # after each day's logs land
+    assert dag.get_task("promote").outlets == dag.get_task("abort").outlets  # both move the manifest asset
+
+
+def _import_in_fresh_interpreter(dag_file: str) -> subprocess.CompletedProcess:
+    """Run a DAG file the way the DAG processor does, in a clean interpreter; prints JSON facts."""
     code = f"""
 import json, sys, time, warnings
 import airflow.sdk  # Airflow's own import cost is paid by the DAG processor once, not per file
@@ -55,24 +64,24 @@ start = time.perf_counter()
 import runpy
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    runpy.run_path({str(REPO / "dags" / "retrain_agents.py")!r})
+    runpy.run_path({str(REPO / "dags" / dag_file)!r})
 print(json.dumps({{"seconds": time.perf_counter() - start,
                   "heavy": [m for m in {HEAVY!r} if m in sys.modules],
                   "providers": sorted(m for m in set(sys.modules) - before if m.startswith("airflow.providers")),
                   "warnings": [f"{{w.category.__name__}}: {{w.message}}" for w in caught]}}))
 """
-    env = {**os.environ, **(extra_env or {})}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ)
 
 
-def test_importing_the_dag_file_loads_no_heavy_library():
-    result = _import_in_fresh_interpreter()
+@pytest.mark.parametrize("dag_file", sorted(p.name for p in (REPO / "dags").glob("*.py")))
+def test_importing_a_dag_file_loads_no_heavy_library(dag_file):
+    result = _import_in_fresh_interpreter(dag_file)
     assert result.returncode == 0, result.stderr
     facts = json.loads(result.stdout.splitlines()[-1])
     assert facts["heavy"] == []
     assert facts["warnings"] == []  # e.g. the standard provider's sensor module warns of a deprecated import
     assert not [m for m in facts["providers"] if ".sensors." in m], facts["providers"]
-    print(f"dags/retrain_agents.py parsed in {facts['seconds']:.3f}s after airflow.sdk was imported")
+    print(f"dags/{dag_file} parsed in {facts['seconds']:.3f}s after airflow.sdk was imported")
 
 
 def test_one_broken_spec_among_three_hides_only_that_agent(tmp_path, monkeypatch):

@@ -22,8 +22,8 @@ from tests.conftest import spec_variant
 DAY = date(2026, 6, 1)
 
 
-def _deploy_model(s3, buckets, spec, name: str, last_day: str, seed: int) -> str:
-    """Train a real candidate on simulated rows and deploy it; returns its version."""
+def _deploy_model(s3, buckets, spec, name: str, last_day: str, seed: int, canary_share: float | None = None) -> str:
+    """Train a real candidate on simulated rows and deploy it (as a canary, with a share); returns its version."""
     events = day_events(World.for_spec(spec, 0), DAY, 400, seed)
     table = parse_log_object("x.jsonl", "".join(json.dumps(e) + "\n" for e in events).encode(), spec, DAY).table
     matrix, labels = encode(spec, table)
@@ -35,11 +35,12 @@ def _deploy_model(s3, buckets, spec, name: str, last_day: str, seed: int) -> str
         "sha256": hashlib.sha256(artifact).hexdigest(), "encoding_id": encoding_id(spec),
         "trained_on": {"first": last_day, "last": last_day},
     }  # fmt: skip
+    judged = judged_against(*read_manifest(s3, buckets, spec.agent_id))
     decision = {
         "winner": winner, "metrics": {name: {"roc_auc": 0.8}}, "reason": "test", "deploy": True,
-        "judged_against": judged_against(*read_manifest(s3, buckets, spec.agent_id)),
+        "judged_against": judged, "champion": {"version": judged["version"]},
     }  # fmt: skip
-    return deploy(s3, buckets, spec.agent_id, decision, f"run-{seed}")["version"]
+    return deploy(s3, buckets, spec.agent_id, decision, f"run-{seed}", canary_share)["version"]
 
 
 @pytest.fixture
@@ -65,12 +66,14 @@ def test_serves_the_live_model_and_picks_up_a_new_one_on_the_next_poll(agent_spe
     assert client.poll()
     assert client.version == first
     assert client.poll() is False  # same ETag: nothing to reload
-    probabilities = client.propensities(_contexts(agent_spec))
+    probabilities, versions = client.serve(_contexts(agent_spec), [f"s{n}" for n in range(5)])
     assert np.allclose(probabilities.sum(axis=1), 1.0)
     assert np.isclose(probabilities.max(axis=1), 0.8 + 0.2 / len(agent_spec.actions)).all()
-    action, propensity = client.choose(_contexts(agent_spec, 1)[0], np.random.default_rng(0))
+    assert versions == [first] * 5
+    action, propensity, version = client.choose(_contexts(agent_spec, 1)[0], "s0", np.random.default_rng(0))
     assert action in agent_spec.actions
     assert 0 < propensity <= 1
+    assert version == first
 
     second = _deploy_model(s3, buckets, agent_spec, "lightgbm", "2026-06-02", 2)
     assert client.poll()
@@ -118,3 +121,40 @@ def test_simulated_logs_carry_the_deployed_model_version(agent_spec, s3, buckets
     assert {e["model_version"] for e in events} == {version}
     greedy = 1 - client.exploration + client.exploration / len(agent_spec.actions)
     assert {round(e["propensity"], 6) for e in events} <= {round(greedy, 6), round(client.exploration / 5, 6)}
+
+
+def test_a_canary_serves_a_stable_share_of_sessions_and_every_event_names_its_model(agent_spec, s3, buckets):
+    champion = _deploy_model(s3, buckets, agent_spec, "logistic_regression", "2026-06-01", 1)
+    canary = _deploy_model(s3, buckets, agent_spec, "lightgbm", "2026-06-02", 2, canary_share=0.25)
+    client = AgentModelClient(agent_spec, s3, buckets.models)
+    assert client.poll()
+    assert (client.version, client.canary.version, client.canary_share) == (champion, canary, 0.25)
+    contexts, sessions = _contexts(agent_spec, 2000), [f"session-{n // 2}" for n in range(2000)]
+    probabilities, versions = client.serve(contexts, sessions)
+    by_session = dict(zip(sessions, versions, strict=True))
+    assert all(by_session[s] == v for s, v in zip(sessions, versions, strict=True))  # a session keeps its arm
+    assert set(versions) == {champion, canary}
+    assert abs(versions.count(canary) / 2000 - 0.25) < 4 * np.sqrt(0.25 * 0.75 / 1000)  # 1000 sessions
+    served = np.array(versions) == canary
+    # each arm acts greedily on its own model: the canary's rows follow the canary's scores
+    only_canary = AgentModelClient(agent_spec, s3, buckets.models)
+    only_canary.live = client.canary
+    expected = only_canary.serve([c for c, x in zip(contexts, served, strict=True) if x], ["k"] * int(served.sum()))[0]
+    assert np.allclose(probabilities[served], expected)
+    action, propensity, version = client.choose(contexts[0], sessions[0], np.random.default_rng(1))
+    assert version == versions[0]
+
+
+def test_a_canary_whose_artifact_fails_its_checksum_is_never_served(agent_spec, s3, buckets):
+    champion = _deploy_model(s3, buckets, agent_spec, "logistic_regression", "2026-06-01", 1)
+    _deploy_model(s3, buckets, agent_spec, "lightgbm", "2026-06-02", 2, canary_share=0.5)
+    manifest, _ = read_manifest(s3, buckets, agent_spec.agent_id)
+    put_bytes(s3, buckets.models, manifest["canary"]["artifact_key"], b"tree\nbut not really")
+    client = AgentModelClient(agent_spec, s3, buckets.models)
+    client.poll()
+    assert client.version == champion
+    assert client.canary is None
+    assert "canary" in client.last_error
+    assert "has sha256" in client.last_error
+    _, versions = client.serve(_contexts(agent_spec, 200), [f"s{n}" for n in range(200)])
+    assert set(versions) == {champion}

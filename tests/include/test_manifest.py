@@ -44,9 +44,10 @@ def _decision(s3, buckets, agent_id, name, last_day, body=None, encoding="e"):
         "encoding_id": encoding,
         "trained_on": {"first": "2026-01-01", "last": last_day},
     }
+    judged = judged_against(*read_manifest(s3, buckets, agent_id))
     return {
         "winner": winner, "metrics": {name: {"roc_auc": 0.8}}, "reason": "test", "deploy": True,
-        "judged_against": judged_against(*read_manifest(s3, buckets, agent_id)),
+        "judged_against": judged, "champion": {"version": judged["version"]},
     }  # fmt: skip
 
 

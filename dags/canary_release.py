@@ -1,0 +1,139 @@
+"""
+## Promote or abort an agent's canary
+
+One DAG per agent spec. An agent whose spec sets `release.mode: canary` gets a
+model that passed the nightly offline gate as a **canary** first: the manifest's
+canary slot, serving `release.share` of the agent's routing keys beside the
+champion. This DAG runs after each day's logs land, on the agent's schedule
+(with no canary in the manifest a run only says so), and:
+
+1. **wait_for_logs**: waits for the day's `_SUCCESS` marker (not when the
+   operator promotes or aborts from the trigger form);
+2. **judge**: reads the agent's logs from the canary's first day up to the
+   run's day (from the validated days; a day the data gate refused is left out
+   and named) and compares the arms on-policy: each arm's mean reward and the
+   canary-minus-champion difference with a 95% interval, and beside it each
+   arm's model valued off-policy (SNIPS) on every event. Every verdict is kept
+   in `<agent>/canary/<version>/dt=<day>/` in the artifacts bucket;
+3. **act** (branch): **promote** when both arms have `min_events_per_arm`
+   events and the interval's lower bound is above `-margin`; **abort** when
+   its upper bound is below `-margin` (the canary is worse) or `max_days` of
+   logs gave no verdict; otherwise **keep_waiting**.
+
+Trigger form: `promote_now` or `abort_now`, with a `reason`; both are recorded
+in the manifest's `canary_history`. Backfill runs judge and record, never act.
+Promote and abort are compare-and-swaps of the manifest: if the canary or the
+champion changed since the verdict (a rollback clears the canary), they refuse.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pendulum
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
+
+from agent_retraining.spec import AgentSpec, load_all_specs
+from retraining_runtime import S3_RETRIES, DayLogsSensor
+
+log = logging.getLogger(__name__)
+OPERATOR_PARAMS = ("promote_now", "abort_now")
+
+
+def build_canary_dag(spec: AgentSpec):
+    @dag(
+        dag_id=f"canary_{spec.agent_id}",
+        description=f"Promote or abort the canary of {spec.agent_id} from its live logs",
+        doc_md=__doc__,
+        schedule=CronDataIntervalTimetable(spec.schedule, timezone="UTC"),  # each run owns a day, as retraining's
+        start_date=pendulum.datetime(1970, 1, 1, tz="UTC"),
+        catchup=False,
+        max_active_runs=1,
+        tags=["retraining", "canary", f"agent:{spec.agent_id}"],
+        default_args={"owner": spec.owner, **S3_RETRIES},
+        params={
+            "promote_now": Param(
+                False,
+                type="boolean",
+                title="Promote now",
+                description="Make the canary the live model now, whatever its numbers say.",
+            ),
+            "abort_now": Param(
+                False,
+                type="boolean",
+                title="Abort now",
+                description="Empty the canary slot now: the champion serves every request again.",
+            ),
+            "reason": Param(
+                "",
+                type="string",
+                title="Reason",
+                description="Why you promote or abort by hand; kept in the manifest's canary history.",
+            ),
+        },
+    )
+    def canary_release():
+        @task(multiple_outputs=False)
+        def judge(params=None, data_interval_start=None, dag_run=None) -> dict:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from agent_retraining.canary_verdict import OperatorOverride, judge_canary
+            from agent_retraining.storage import buckets_from_env
+            from retraining_runtime import run_day, s3_client
+
+            run_type = getattr(dag_run.run_type, "value", dag_run.run_type)
+            try:
+                override = OperatorOverride(params["promote_now"], params["abort_now"], params["reason"])
+            except ValueError as exc:
+                raise AirflowFailException(str(exc)) from exc
+            record = judge_canary(s3_client(), buckets_from_env(), spec, run_day(data_interval_start), dag_run.run_id,
+                                  override, "backfill" if run_type == "backfill" else None)  # fmt: skip
+            log.info("%s: %s", record["verdict"], record["reason"])
+            return {k: record.get(k) for k in ("verdict", "acts", "reason", "champion", "record_key")} | {
+                "canary": (record.get("canary") or {}).get("version")
+            }
+
+        @task.branch
+        def act(verdict: dict) -> str:
+            return verdict["verdict"] if verdict["acts"] else "keep_waiting"
+
+        manifest_asset = Asset(name=f"{spec.agent_id}_model_manifest")
+
+        def end_canary(how: str, verdict: dict, run_id: str) -> dict:
+            """Promote or abort by compare-and-swap; a canary or champion changed since the verdict is final."""
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from agent_retraining import manifest
+            from agent_retraining.storage import buckets_from_env
+            from retraining_runtime import s3_client
+
+            change = manifest.promote_canary if how == "promote" else manifest.abort_canary
+            try:
+                result = change(s3_client(), buckets_from_env(), spec.agent_id, verdict["canary"],
+                                verdict["champion"], verdict["reason"], run_id)  # fmt: skip
+            except manifest.CanaryChanged as exc:
+                raise AirflowFailException(str(exc)) from exc
+            log.info("%s %s: %s", how, verdict["canary"], result)
+            return result
+
+        @task(multiple_outputs=False, outlets=[manifest_asset])
+        def promote(verdict: dict, run_id=None) -> dict:
+            return end_canary("promote", verdict, run_id)
+
+        @task(multiple_outputs=False, outlets=[manifest_asset])
+        def abort(verdict: dict, run_id=None) -> dict:
+            return end_canary("abort", verdict, run_id)
+
+        @task
+        def keep_waiting(verdict: dict) -> str:
+            return verdict["reason"]
+
+        verdict = judge()
+        DayLogsSensor(task_id="wait_for_logs", spec=spec, operator_params=OPERATOR_PARAMS) >> verdict
+        act(verdict) >> [promote(verdict), abort(verdict), keep_waiting(verdict)]
+
+    return canary_release()
+
+
+for _spec in load_all_specs()[0]:
+    globals()[f"canary_{_spec.agent_id}"] = build_canary_dag(_spec)
