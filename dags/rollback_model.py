@@ -11,7 +11,8 @@ records who asked and why in the manifest's history.
   from the manifest's history;
 - **reason**: why, kept in the manifest.
 
-A target that is not in the history, was trained for another feature encoding
+A running canary is cleared by a rollback (the manifest's `canary_history`
+says so, with the reason). A target that is not in the history, was trained for another feature encoding
 than the agent's spec has now, or whose artifact is missing or does not match
 its recorded sha256, is refused and the manifest is left as it was. A retry
 whose swap had already landed reports that, instead of rolling back twice. A
