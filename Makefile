@@ -31,7 +31,7 @@ DAY ?= $(YESTERDAY)
 DAYS ?= 14
 START ?= $(shell date -u -d "$(DAY) - $$(( $(DAYS) - 1 )) days" +%F)
 
-.PHONY: help venv s3-up s3-down simulate retrain demo loop test lint airflow-db airflow airflow-cli bench
+.PHONY: help venv s3-up s3-down simulate retrain demo loop test lint airflow-db airflow airflow-cli bench browser
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -97,7 +97,13 @@ bench: s3-up airflow-db
 airflow-cli: airflow-db
 	$(VENV)/bin/airflow $(ARGS)
 
-test: venv
+# Debian's Chromium and its driver, for the browser test of the UI plugin (tests/e2e/test_ui_plugin.py).
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+browser:
+	@command -v chromium > /dev/null && command -v chromedriver > /dev/null || \
+	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver > /dev/null)
+
+test: venv browser
 	$(PY) -m pytest
 
 lint: venv

@@ -42,7 +42,7 @@ OPERATOR_PARAMS = ("promote_now", "abort_now")
 
 def build_canary_dag(spec: AgentSpec):
     @dag(
-        dag_id=f"canary_{spec.agent_id}",
+        dag_id=spec.canary_dag_id,
         description=f"Promote or abort the canary of {spec.agent_id} from its live logs",
         doc_md=__doc__,
         schedule=CronDataIntervalTimetable(spec.schedule, timezone="UTC"),  # each run owns a day, as retraining's
@@ -77,21 +77,25 @@ def build_canary_dag(spec: AgentSpec):
         def judge(params=None, data_interval_start=None, dag_run=None) -> dict:
             from airflow.sdk.exceptions import AirflowFailException
 
-            from agent_retraining.canary_verdict import OperatorOverride, judge_canary
+            from agent_retraining.canary_verdict import NoCanary, OperatorOverride, judge_canary
             from agent_retraining.storage import buckets_from_env
             from retraining_runtime import run_day, s3_client
 
-            run_type = getattr(dag_run.run_type, "value", dag_run.run_type)
-            try:
+            records_only = "backfill" if getattr(dag_run.run_type, "value", dag_run.run_type) == "backfill" else None
+            try:  # the form asked for something impossible: no retry will change that
                 override = OperatorOverride(params["promote_now"], params["abort_now"], params["reason"])
             except ValueError as exc:
                 raise AirflowFailException(str(exc)) from exc
-            record = judge_canary(s3_client(), buckets_from_env(), spec, run_day(data_interval_start), dag_run.run_id,
-                                  override, "backfill" if run_type == "backfill" else None)  # fmt: skip
+            s3, buckets, day = s3_client(), buckets_from_env(), run_day(data_interval_start)
+            try:
+                record = judge_canary(s3, buckets, spec, day, dag_run.run_id, override, records_only)
+            except NoCanary as exc:
+                raise AirflowFailException(str(exc)) from exc
             log.info("%s: %s", record["verdict"], record["reason"])
-            return {k: record.get(k) for k in ("verdict", "acts", "reason", "champion", "record_key")} | {
-                "canary": (record.get("canary") or {}).get("version")
-            }
+            canary = record.get("canary") or {}
+            judged = {"champion": record.get("champion"), "canary": canary.get("version"),
+                      "started_at": canary.get("started_at")}  # fmt: skip
+            return {k: record[k] for k in ("verdict", "acts", "reason")} | {"judged": judged}
 
         @task.branch
         def act(verdict: dict) -> str:
@@ -109,11 +113,11 @@ def build_canary_dag(spec: AgentSpec):
 
             change = manifest.promote_canary if how == "promote" else manifest.abort_canary
             try:
-                result = change(s3_client(), buckets_from_env(), spec.agent_id, verdict["canary"],
-                                verdict["champion"], verdict["reason"], run_id)  # fmt: skip
+                result = change(s3_client(), buckets_from_env(), spec.agent_id, verdict["judged"], verdict["reason"],
+                                run_id)  # fmt: skip
             except manifest.CanaryChanged as exc:
                 raise AirflowFailException(str(exc)) from exc
-            log.info("%s %s: %s", how, verdict["canary"], result)
+            log.info("%s %s: %s", how, verdict["judged"]["canary"], result)
             return result
 
         @task(multiple_outputs=False, outlets=[manifest_asset])
@@ -136,4 +140,4 @@ def build_canary_dag(spec: AgentSpec):
 
 
 for _spec in load_all_specs()[0]:
-    globals()[f"canary_{_spec.agent_id}"] = build_canary_dag(_spec)
+    globals()[_spec.canary_dag_id] = build_canary_dag(_spec)

@@ -27,7 +27,12 @@ run without a date takes the latest whole day) and:
    slot, which the DAG `canary_<agent_id>` promotes or aborts from live logs)
    or **skip_deploy**; when the spec asks for approval, an operator approves
    the deploy in the UI first (no answer in time: keep);
-8. **report**: always runs and writes `report.json` next to the run's artifacts.
+8. **report**: always runs and writes `report.json` and `report.html` (the
+   verdict in one sentence, every model against the champion, calibration,
+   policy values with intervals, slices, the data gate's rules and drift)
+   next to the run's artifacts;
+9. **notify** (when the spec lists `notifications.email`): e-mails the
+   verdict's sentence and a link to the run on the outcomes the spec names.
 
 Trigger form: training window, candidates, dry run (evaluate and report only),
 gate margins, and two operator overrides for manual runs only, both recorded in
@@ -240,15 +245,35 @@ def build_retraining_dag(spec: AgentSpec):
         def skip_deploy(decision: dict) -> str:
             return decision["reason"]
 
-        @task(trigger_rule=TriggerRule.ALL_DONE)
-        def report(params=None, data_interval_start=None, run_id=None) -> str:
+        @task(trigger_rule=TriggerRule.ALL_DONE, multiple_outputs=False)
+        def report(params=None, data_interval_start=None, run_id=None) -> dict:
             from agent_retraining.reporting import build_report, summary
             from retraining_runtime import run_inputs
 
             run = run_inputs(spec, params, data_interval_start, run_id)
             result = build_report(run.s3, run.buckets, run.spec, run.window, run.run_dir, run_id)
             log.info("%s", summary(result))
-            return result["outcome"]
+            return {k: result[k] for k in ("agent_id", "day", "outcome", "verdict", "report_html_key")}
+
+        @task(trigger_rule=TriggerRule.ALL_DONE, retries=2, retry_policy=None)  # an SMTP hiccup is worth a retry
+        def notify(reported: dict, dag_run=None, **context) -> str | None:
+            """E-mail the verdict's sentence and a link on the outcomes the spec names (Airflow's SMTP notifier)."""
+            from airflow.configuration import conf
+            from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+            from agent_retraining.notifications import message_for, run_url
+            from agent_retraining.storage import buckets_from_env
+
+            url = run_url(conf.get("api", "base_url", fallback="http://localhost:8080"), spec.dag_id, dag_run.run_id)
+            report_uri = f"s3://{buckets_from_env().artifacts}/{reported['report_html_key']}"
+            message = message_for(spec, reported, url, report_uri)
+            if message is None:
+                return None
+            SmtpNotifier(to=spec.notifications.email, subject=message.subject, html_content=message.html).notify(
+                {**context, "dag_run": dag_run}
+            )
+            log.info("notified %s of %s", ", ".join(spec.notifications.email), message.event)
+            return message.event
 
         @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0)
         def fail_run_if_a_stage_failed() -> None:
@@ -283,8 +308,11 @@ def build_retraining_dag(spec: AgentSpec):
         else:
             choose(decision) >> branches
         stages = [waited, days, checked, validated, split, trained, decision, *branches]
-        stages >> report()
+        reported = report()
+        stages >> reported
         stages >> fail_run_if_a_stage_failed()
+        if spec.notifications.email:
+            notify(reported)
 
     return retraining()
 

@@ -27,7 +27,7 @@ import logging
 import pendulum
 from airflow.sdk import Asset, Param, dag, task
 
-from agent_retraining.spec import load_all_specs
+from agent_retraining.spec import ROLLBACK_DAG_ID, load_all_specs
 from retraining_runtime import S3_RETRIES
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ AGENT_IDS = [spec.agent_id for spec in load_all_specs()[0]]
 
 
 @dag(
-    dag_id="rollback_model",
+    dag_id=ROLLBACK_DAG_ID,
     description="Point an agent's manifest back at an earlier model version.",
     doc_md=__doc__,
     schedule=None,

@@ -10,8 +10,12 @@ offline estimate shows it.
 
 Logs are read from the validated days (each day read and judged by the data
 gate once, shared with the nightly runs); a day the gate refused, or whose logs
-are not complete, is left out and named. Sums are kept per arm, one day in
-memory at a time.
+are not complete, is left out and named. Sums are kept per arm and per
+session (the canary routes whole sessions, so sessions are the independent
+units of the intervals), one day in memory at a time. The interval is judged
+afresh every night, so a long-running canary gets several looks at its numbers:
+`margin` and `min_events_per_arm` are what keep an early look from deciding on
+noise.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from agent_retraining.client import routes_to_canary
 from agent_retraining.contract import canary_verdict_key
 from agent_retraining.days import validate_day
-from agent_retraining.evaluation import Z_95, greedy_matches
+from agent_retraining.evaluation import Z_95, RatioEstimate, greedy_matches
 from agent_retraining.features import action_indices, encode_context
 from agent_retraining.manifest import ArtifactError, load_live_model, read_manifest
 from agent_retraining.spec import AgentSpec, Release
@@ -36,59 +41,12 @@ from agent_retraining.training import LoadedModel, action_scores
 ARMS = ("champion", "canary")
 
 
-@dataclass
-class ArmRewards:
-    """Running sums of one arm's logged rewards: its mean and the variance of that mean."""
-
-    events: int = 0
-    total: float = 0.0
-    squares: float = 0.0
-
-    def add(self, rewards: np.ndarray) -> None:
-        self.events += len(rewards)
-        self.total += float(rewards.sum())
-        self.squares += float((rewards**2).sum())
-
-    @property
-    def mean(self) -> float | None:
-        return self.total / self.events if self.events else None
-
-    @property
-    def variance_of_mean(self) -> float | None:
-        if self.events < 2:
-            return None
-        variance = (self.squares - self.total**2 / self.events) / (self.events - 1)
-        return max(variance, 0.0) / self.events
-
-
-@dataclass
-class GreedyValue:
-    """Running sums for the SNIPS value of a model's greedy policy (and its delta-method interval): the value is
-    sum(w r) / sum(w) with w = matched / propensity; the variance needs sum(w^2), sum(w^2 r), sum(w^2 r^2)."""
-
-    matched: int = 0
-    sums: np.ndarray = field(default_factory=lambda: np.zeros(5))  # w, w r, w^2, w^2 r, w^2 r^2
-
-    def add(self, matches: np.ndarray, rewards: np.ndarray, propensities: np.ndarray) -> None:
-        w = matches / propensities
-        self.matched += int(matches.sum())
-        self.sums += [w.sum(), (w * rewards).sum(), (w**2).sum(), (w**2 * rewards).sum(), (w**2 * rewards**2).sum()]
-
-    def summary(self) -> dict:
-        w, wr, w2, w2r, w2r2 = self.sums
-        if w == 0:
-            return {"value": None, "ci": None, "matched_events": 0}
-        value = wr / w
-        stderr = math.sqrt(max(w2r2 - 2 * value * w2r + value**2 * w2, 0.0)) / w
-        return {"value": value, "ci": [value - Z_95 * stderr, value + Z_95 * stderr], "matched_events": self.matched}
-
-
-def difference(champion: ArmRewards, canary: ArmRewards) -> dict:
-    """Canary minus champion mean reward with a 95% interval (the two arms' events are independent)."""
-    if champion.variance_of_mean is None or canary.variance_of_mean is None:
+def difference(champion: RatioEstimate, canary: RatioEstimate) -> dict:
+    """Canary minus champion mean reward with a 95% interval (the arms serve disjoint sessions: independent)."""
+    if champion.variance is None or canary.variance is None:
         return {"value": None, "ci": None}
-    value = canary.mean - champion.mean
-    stderr = math.sqrt(champion.variance_of_mean + canary.variance_of_mean)
+    value = canary.value - champion.value
+    stderr = math.sqrt(champion.variance + canary.variance)
     return {"value": value, "ci": [value - Z_95 * stderr, value + Z_95 * stderr]}
 
 
@@ -107,26 +65,21 @@ class OperatorOverride:
             raise ValueError("promote_now and abort_now need a reason (5 characters or more), kept in the manifest")
 
 
-def verdict(release: Release, arms: dict[str, ArmRewards], diff: dict, days_run: int,
-            override: OperatorOverride) -> tuple[str, str]:  # fmt: skip
-    """promote, abort or wait, and why in one sentence with the numbers."""
-    if override.abort_now:
-        return "abort", f"aborted by the operator: {override.reason}"
-    if override.promote_now:
-        return "promote", f"promoted by the operator: {override.reason}"
-    events = ", ".join(f"{arm} {arms[arm].events}" for arm in ARMS)
-    enough = all(arms[arm].events >= release.min_events_per_arm for arm in ARMS)
+def verdict(release: Release, events: dict[str, int], diff: dict, days_run: int) -> tuple[str, str]:
+    """promote, abort or wait by the spec's rule, and why in one sentence with the numbers."""
+    counts = ", ".join(f"{arm} {events[arm]}" for arm in ARMS)
+    enough = all(events[arm] >= release.min_events_per_arm for arm in ARMS) and diff["ci"] is not None
     if enough:
         low, high = diff["ci"]
         measured = (f"canary minus champion mean reward {diff['value']:+.4f}, 95% interval [{low:+.4f}, "
-                    f"{high:+.4f}], on {events} events")  # fmt: skip
+                    f"{high:+.4f}], on {counts} events")  # fmt: skip
         if low > -release.margin:
             return "promote", f"{measured}: the lower bound is above -{release.margin}"
         if high < -release.margin:
             return "abort", f"{measured}: the upper bound is below -{release.margin}, the canary is worse"
         undecided = f"{measured}: the interval still spans -{release.margin}"
     else:
-        undecided = f"{events} events, at least {release.min_events_per_arm} per arm needed"
+        undecided = f"{counts} events, at least {release.min_events_per_arm} per arm needed"
     if days_run >= release.max_days:
         return "abort", f"no verdict after {days_run} day(s) of logs (max_days {release.max_days}): {undecided}"
     return "wait", undecided
@@ -139,32 +92,96 @@ def canary_days(canary: dict, day: date, max_days: int) -> list[date]:
     return [first + timedelta(days=n) for n in range(max(count, 0))]
 
 
-def _read_arms(
-    s3, buckets: Buckets, spec: AgentSpec, models: dict[str, tuple[str, LoadedModel]], days: list[date]
-) -> tuple[dict[str, ArmRewards], dict[str, GreedyValue], list[dict]]:
-    """Each arm's rewards, and each arm's model valued on every event either arm acted on, one day at a time."""
-    arms = {arm: ArmRewards() for arm in ARMS}
-    values = {arm: GreedyValue() for arm in ARMS}
-    versions = pa.array([version for version, _ in models.values()], pa.string())
-    left_out = []
+def operator_verdict(override: OperatorOverride) -> tuple[str, str] | None:
+    if override.abort_now:
+        return "abort", f"aborted by the operator: {override.reason}"
+    if override.promote_now:
+        return "promote", f"promoted by the operator: {override.reason}"
+    return None
+
+
+def _by_session(sessions: pa.ChunkedArray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-session sums: a canary routes whole sessions, so sessions, not events, are the independent units."""
+    table = pa.table({"session": sessions, "a": a, "b": b}).group_by("session").aggregate([("a", "sum"), ("b", "sum")])
+    return table.column("a_sum").to_numpy(), table.column("b_sum").to_numpy()
+
+
+@dataclass
+class CanaryEvidence:
+    """What the logs of the canary's days say: each arm's mean reward, each arm's model valued off-policy on the
+    events of both arms (SNIPS of its greedy policy), what was counted and what was not, and why."""
+
+    rewards: dict[str, RatioEstimate] = field(default_factory=lambda: {arm: RatioEstimate() for arm in ARMS})
+    greedy: dict[str, RatioEstimate] = field(default_factory=lambda: {arm: RatioEstimate() for arm in ARMS})
+    events: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ARMS, 0))
+    not_counted: dict[str, int] = field(default_factory=dict)
+    left_out: list[dict] = field(default_factory=list)
+    routing_since: object = None  # the first event the canary served: the comparison starts there
+
+    def skip(self, why: str, count: int) -> None:
+        if count:
+            self.not_counted[why] = self.not_counted.get(why, 0) + count
+
+    def add_day(self, spec: AgentSpec, rows: pa.Table, models: dict[str, tuple[str, LoadedModel]], share: float):
+        """Count the events each arm acted on, as the routing assigned them, from the canary's first event on.
+
+        Events of a session the hash sends to the canary but that the champion served (the agent had not polled
+        yet), and the champion's events before the canary's first one, would compare different hours or
+        sessions: they are not counted, and the record says how many.
+        """
+        (champion, _), (canary, _) = models["champion"], models["canary"]
+        rows = rows.filter(pc.fill_null(pc.is_in(rows.column("model_version"), pa.array([champion, canary])), False))
+        sessions = pc.unique(rows.column("session_id")).to_pylist()
+        routed = {key for key in sessions if routes_to_canary(key, canary, share)}
+        to_canary = pc.is_in(rows.column("session_id"), pa.array(list(routed), pa.string()))
+        served_by_canary = pc.equal(rows.column("model_version"), canary)
+        as_routed = pc.equal(to_canary, served_by_canary)
+        self.skip("served by the champion in a session routed to the canary", rows.num_rows - pc.sum(as_routed).as_py())
+        rows = rows.filter(as_routed)
+        canary_ts = pc.min(rows.filter(pc.equal(rows.column("model_version"), canary)).column("ts")).as_py()
+        self.routing_since = self.routing_since or canary_ts
+        if self.routing_since is None:
+            self.skip("before the canary served its first event", rows.num_rows)
+            return
+        since = pc.greater_equal(rows.column("ts"), pa.scalar(self.routing_since, rows.column("ts").type))
+        self.skip("before the canary served its first event", rows.num_rows - pc.sum(since).as_py())
+        rows = rows.filter(since)
+        rewards = rows.column("reward").to_numpy().astype(float)
+        propensities = rows.column("propensity").to_numpy()
+        acted = rows.column("model_version").to_numpy(zero_copy_only=False)
+        scores = action_scores(spec, encode_context(spec, rows), [model for _, model in models.values()])
+        logged = action_indices(spec, rows)
+        for (arm, (version, _)), per_action in zip(models.items(), scores, strict=True):
+            mine = acted == version
+            self.events[arm] += int(mine.sum())
+            self.rewards[arm].add(*_by_session(rows.column("session_id").filter(pa.array(mine)), rewards[mine],
+                                               np.ones(int(mine.sum()))))  # fmt: skip
+            weights = greedy_matches(per_action, logged) / propensities
+            self.greedy[arm].add(*_by_session(rows.column("session_id"), weights * rewards, weights))
+
+    def arms(self, versions: dict[str, str]) -> dict:
+        return {arm: {"version": versions[arm], "events": self.events[arm], "mean_reward": self.rewards[arm].value,
+                      "mean_reward_ci": self.rewards[arm].interval(), "greedy_snips": self.greedy[arm].value,
+                      "greedy_snips_ci": self.greedy[arm].interval()} for arm in ARMS}  # fmt: skip
+
+
+def read_evidence(s3, buckets: Buckets, spec: AgentSpec, canary: dict, models: dict, days: list[date]):
+    """The canary's days from the validated days (judged by the data gate once, shared with the nightly runs),
+    one day in memory at a time; a refused or incomplete day is left out and named."""
+    evidence = CanaryEvidence()
     for day in days:
         summary = validate_day(s3, buckets, spec, day)
         if not summary["passed"]:
             why = "refused by the data gate" if summary["complete"] else "its logs are not complete"
-            left_out.append({"day": day.isoformat(), "why": why, "verdict_key": summary["verdict_key"]})
+            evidence.left_out.append({"day": day.isoformat(), "why": why, "verdict_key": summary["verdict_key"]})
             continue
-        rows = read_parquet(s3, buckets.artifacts, read_json(s3, buckets.artifacts, summary["verdict_key"])["rows_key"])
-        rows = rows.filter(pc.fill_null(pc.is_in(rows.column("model_version"), value_set=versions), False))
-        rewards = rows.column("reward").to_numpy().astype(float)
-        propensities = rows.column("propensity").to_numpy()
-        logged = action_indices(spec, rows)
-        acted = rows.column("model_version").to_numpy(zero_copy_only=False)
-        scores = action_scores(spec, encode_context(spec, rows), [model for _, model in models.values()])
-        for (arm, (version, _)), per_action in zip(models.items(), scores, strict=True):
-            arms[arm].add(rewards[acted == version])
-            values[arm].add(greedy_matches(per_action, logged), rewards, propensities)
-        del rows
-    return arms, values, left_out
+        rows_key = read_json(s3, buckets.artifacts, summary["verdict_key"])["rows_key"]
+        evidence.add_day(spec, read_parquet(s3, buckets.artifacts, rows_key), models, canary["share"])
+    return evidence
+
+
+class NoCanary(Exception):
+    """An operator asked to promote or abort, and there is no canary."""
 
 
 def judge_canary(
@@ -178,27 +195,36 @@ def judge_canary(
 ) -> dict:
     """The verdict on the running canary from its logs up to `day`, stored as a record of its own and returned.
 
-    `records_only` ("backfill") judges and records but never acts. A canary whose
-    artifact fails its checksum is aborted (the client never served it); a
-    champion that cannot be loaded fails the run: nothing can be judged without it.
+    An operator's promote or abort reads no logs (it must work when they, or the
+    champion's artifact, cannot be read). `records_only` ("backfill") judges and
+    records but never acts. A canary whose artifact fails its checksum is aborted
+    (the client never served it); a champion that cannot be loaded fails the run.
     """
     live, _ = read_manifest(s3, buckets, spec.agent_id)
     canary = (live or {}).get("canary")
     if canary is None:
+        if override.promote_now or override.abort_now:
+            raise NoCanary(f"{spec.agent_id} has no canary running: nothing to promote or abort")
         return {"agent_id": spec.agent_id, "day": day.isoformat(), "verdict": "none", "acts": False,
                 "reason": "no canary is running"}  # fmt: skip
     days = canary_days(canary, day, spec.release.max_days)
-    arms, values = {arm: ArmRewards() for arm in ARMS}, {arm: GreedyValue() for arm in ARMS}
-    left_out, diff = [], {"value": None, "ci": None}
-    champion = (live["version"], load_live_model(s3, buckets, live))
-    try:
-        models = {"champion": champion, "canary": (canary["version"], load_live_model(s3, buckets, canary))}
-    except ArtifactError as exc:
-        action, reason = "abort", f"the canary cannot be served: {exc}"
-    else:
-        arms, values, left_out = _read_arms(s3, buckets, spec, models, days)
-        diff = difference(arms["champion"], arms["canary"])
-        action, reason = verdict(spec.release, arms, diff, len(days), override)
+    versions = {"champion": live["version"], "canary": canary["version"]}
+    evidence, diff, by = CanaryEvidence(), {"value": None, "ci": None}, "operator"
+    decided = operator_verdict(override)
+    if decided is None:
+        champion = load_live_model(s3, buckets, live)
+        try:
+            models = {
+                "champion": (live["version"], champion),
+                "canary": (canary["version"], load_live_model(s3, buckets, canary)),
+            }
+        except ArtifactError as exc:
+            decided, by = ("abort", f"the canary cannot be served: {exc}"), "checksum"
+        else:
+            evidence = read_evidence(s3, buckets, spec, canary, models, days)
+            diff = difference(evidence.rewards["champion"], evidence.rewards["canary"])
+            decided, by = verdict(spec.release, evidence.events, diff, len(days)), "rule"
+    action, reason = decided
     if records_only:
         reason = f"a {records_only} run leaves the canary alone; the verdict would have been: {action}, {reason}"
     record = {
@@ -208,23 +234,16 @@ def judge_canary(
         "canary": {k: canary[k] for k in ("version", "share", "first_day", "started_at", "run_id")},
         "champion": live["version"],
         "days": [d.isoformat() for d in days],
-        "left_out": left_out,
-        "arms": {
-            arm: {
-                "version": version,
-                "events": arms[arm].events,
-                "mean_reward": arms[arm].mean,
-                "greedy_snips": values[arm].summary(),
-            }
-            for arm, version in zip(ARMS, (live["version"], canary["version"]), strict=True)
-        },
+        "left_out": evidence.left_out,
+        "not_counted": evidence.not_counted,
+        "arms": evidence.arms(versions),
         "difference": diff,
         "release": spec.release.model_dump(),
         "verdict": action,
-        "by": "operator" if override.promote_now or override.abort_now else "rule",
+        "by": by,
         "acts": records_only is None and action != "wait",
         "reason": reason,
+        "record_key": canary_verdict_key(spec.agent_id, canary["version"], day, run_id),
     }
-    record["record_key"] = canary_verdict_key(spec.agent_id, canary["version"], day, run_id)
     write_json(s3, buckets.artifacts, record["record_key"], record)
     return record

@@ -30,7 +30,7 @@ import pyarrow as pa
 from agent_retraining.contract import context_column, manifest_key
 from agent_retraining.features import encode_context, encoding_id
 from agent_retraining.log_reader import FEATURE_TYPES
-from agent_retraining.manifest import fetch_verified
+from agent_retraining.manifest import ArtifactError, fetch_verified
 from agent_retraining.spec import AgentSpec
 from agent_retraining.training import LoadedModel, action_scores, load
 
@@ -77,9 +77,11 @@ class AgentModelClient:
     def version(self) -> str | None:
         return self.live.version if self.live else None
 
-    def _load(self, entry: dict, current: ServingModel | None) -> ServingModel:
-        if current and (current.version, current.sha256) == (entry["version"], entry["sha256"]):
-            return current
+    def _load(self, entry: dict, *loaded: ServingModel | None) -> ServingModel:
+        """The entry's model: one already loaded (a promoted canary, say), or downloaded, verified and loaded."""
+        for current in loaded:
+            if current and (current.version, current.sha256) == (entry["version"], entry["sha256"]):
+                return current
         if entry.get("encoding_id") != encoding_id(self.spec):
             raise ValueError(f"model {entry['version']} was trained for another feature encoding")
         body = fetch_verified(self.s3, self.models_bucket, entry["artifact_key"], entry["sha256"])
@@ -93,19 +95,21 @@ class AgentModelClient:
             if etag == self.manifest_etag:
                 return False
             manifest = json.loads(response["Body"].read())
-            live = self._load(manifest, self.live)
+            live = self._load(manifest, self.live, self.canary)
         except Exception as exc:  # anything at all: the agent keeps serving what it has
             self.last_error = f"{type(exc).__name__}: {exc}"
             return False
-        canary, error, entry = None, None, manifest.get("canary")
+        canary, error, retry, entry = None, None, False, manifest.get("canary")
         if entry:
             try:
                 canary = self._load(entry, self.canary)
             except Exception as exc:  # never served; the live model keeps every request
                 error = f"canary {entry.get('version')} not served: {type(exc).__name__}: {exc}"
+                # a bad artifact or encoding stays bad until the manifest changes; S3 trouble is tried again
+                retry = not isinstance(exc, ArtifactError | ValueError)
         before = (self.version, self.canary and self.canary.version)
         self.live, self.canary, self.canary_share = live, canary, entry["share"] if canary else 0.0
-        self.manifest_etag = None if error else etag  # a refused canary is tried again at the next poll
+        self.manifest_etag = None if retry else etag
         self.last_error = error
         return (self.version, canary and canary.version) != before
 
@@ -132,12 +136,14 @@ class AgentModelClient:
     def serve(self, contexts: list[dict], routing_keys: list[str]) -> tuple[np.ndarray, list[str]]:
         """The policy that acts on each request, greedy on its arm's model and exploring uniformly with probability
         `exploration` (propensities, contexts x actions), and the model version that acted, to log."""
-        scores = self.scores(contexts)
+        if self.live is None:
+            raise NoModel(f"no model loaded for {self.spec.agent_id}: {self.last_error or 'not polled yet'}")
         canary = self.in_canary(routing_keys)
-        if canary.any():
-            chosen = [context for context, served in zip(contexts, canary, strict=True) if served]
-            encoded = encode_context(self.spec, self._context_table(chosen))
-            scores[canary] = action_scores(self.spec, encoded, [self.canary.model])[0]
+        scores = np.zeros((len(contexts), len(self.spec.actions)))
+        for arm, rows in ((self.live, ~canary), (self.canary, canary)):
+            if rows.any():
+                chosen = self._context_table([context for context, mine in zip(contexts, rows, strict=True) if mine])
+                scores[rows] = action_scores(self.spec, encode_context(self.spec, chosen), [arm.model])[0]
         versions = np.where(canary, self.canary.version if self.canary else "", self.live.version)
         return greedy_policy(scores, self.exploration), versions.tolist()
 

@@ -14,7 +14,7 @@ decision at all.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -38,15 +38,22 @@ Z_95 = 1.959964
 CIRCUMSTANCE_RULES = ("run_may_move_manifest", "no_canary_running")
 
 
-def calibration_error(labels: np.ndarray, predictions: np.ndarray, bins: int = 10) -> float:
-    """Expected calibration error over equal-width probability bins."""
+def calibration_curve(labels: np.ndarray, predictions: np.ndarray, bins: int = 10) -> list[dict]:
+    """Mean prediction against the observed reward rate in each non-empty equal-width probability bin."""
     which = np.minimum((predictions * bins).astype(int), bins - 1)
-    total = 0.0
+    curve = []
     for b in range(bins):
         mask = which == b
         if mask.any():
-            total += mask.mean() * abs(predictions[mask].mean() - labels[mask].mean())
-    return float(total)
+            curve.append({"predicted": float(predictions[mask].mean()), "observed": float(labels[mask].mean()),
+                          "rows": int(mask.sum())})  # fmt: skip
+    return curve
+
+
+def calibration_error(curve: list[dict]) -> float:
+    """Expected calibration error: the bins' gaps between prediction and outcome, weighted by their rows."""
+    rows = sum(point["rows"] for point in curve)
+    return float(sum(point["rows"] * abs(point["predicted"] - point["observed"]) for point in curve) / rows)
 
 
 def _policy_influence(weights: np.ndarray, rewards: np.ndarray) -> tuple[float | None, np.ndarray]:
@@ -66,6 +73,41 @@ def _interval(value: float, influence: np.ndarray) -> list[float]:
     return [value - Z_95 * stderr, value + Z_95 * stderr]
 
 
+@dataclass
+class RatioEstimate:
+    """sum(a) / sum(b) with its delta-method variance, from per-cluster sums that can be added a day at a time.
+
+    A mean reward is a = reward, b = 1; a self-normalised IPS value is a = w * reward,
+    b = w. Clusters are rows, or sessions when the rows of a session are not
+    independent (a canary routes whole sessions): the variance sums each cluster's
+    (A - value * B)^2.
+    """
+
+    sums: np.ndarray = field(default_factory=lambda: np.zeros(5))  # A, B, A^2, A B, B^2 over clusters
+    clusters: int = 0
+
+    def add(self, a: np.ndarray, b: np.ndarray) -> None:
+        self.sums += [a.sum(), b.sum(), (a * a).sum(), (a * b).sum(), (b * b).sum()]
+        self.clusters += len(a)
+
+    @property
+    def value(self) -> float | None:
+        return float(self.sums[0] / self.sums[1]) if self.sums[1] > 0 else None
+
+    @property
+    def variance(self) -> float | None:
+        if self.value is None or self.clusters < 2:
+            return None
+        a, b, aa, ab, bb = self.sums
+        return float(max(aa - 2 * self.value * ab + self.value**2 * bb, 0.0) / b**2)
+
+    def interval(self) -> list[float] | None:
+        if self.variance is None:
+            return None
+        stderr = np.sqrt(self.variance)
+        return [self.value - Z_95 * stderr, self.value + Z_95 * stderr]
+
+
 def snips(matches: np.ndarray, rewards: np.ndarray, propensities: np.ndarray) -> dict:
     """Self-normalised IPS value of a deterministic policy, with a delta-method 95% interval.
 
@@ -73,11 +115,12 @@ def snips(matches: np.ndarray, rewards: np.ndarray, propensities: np.ndarray) ->
     No matched row means no evidence: the value is None (never NaN, which would
     compare false against everything and could win a selection).
     """
-    value, influence = _policy_influence(matches / propensities, rewards)
-    if value is None:
+    estimate, weights = RatioEstimate(), matches / propensities
+    estimate.add(weights * rewards, weights)
+    if estimate.value is None:
         return {"value": None, "ci_low": None, "ci_high": None, "matched_rows": 0}
-    low, high = _interval(value, influence)
-    return {"value": value, "ci_low": low, "ci_high": high, "matched_rows": int(matches.sum())}
+    low, high = estimate.interval() or (None, None)
+    return {"value": estimate.value, "ci_low": low, "ci_high": high, "matched_rows": int(matches.sum())}
 
 
 def paired_difference(weights_a: np.ndarray, weights_b: np.ndarray, rewards: np.ndarray) -> dict:
@@ -136,11 +179,13 @@ def model_metrics(per_action: np.ndarray, logged, rewards, propensities, masks) 
 
     predicted = np.clip(per_action[np.arange(len(logged)), logged], 1e-7, 1 - 1e-7)
     policy = snips(greedy_matches(per_action, logged), rewards, propensities)
+    curve = calibration_curve(rewards, predicted)
     return {
         "roc_auc": float(roc_auc_score(rewards, predicted)) if 0 < rewards.sum() < len(rewards) else None,
         "log_loss": float(log_loss(rewards, predicted, labels=[0, 1])),
         "brier": float(brier_score_loss(rewards, predicted)),
-        "calibration_error": calibration_error(rewards, predicted),
+        "calibration_error": calibration_error(curve),
+        "calibration_curve": curve,
         "policy_value": policy["value"],
         "policy_value_ci": [policy["ci_low"], policy["ci_high"]],
         "policy_matched_rows": policy["matched_rows"],

@@ -103,6 +103,9 @@ def publish_artifact(s3, buckets: Buckets, agent_id: str, candidate: dict) -> tu
     return version, key
 
 
+# The metrics a manifest entry keeps of its decision (slices and curves stay in the run's decision.json).
+MANIFEST_METRICS = ("roc_auc", "log_loss", "brier", "calibration_error", "policy_value", "policy_value_ci",
+                    "policy_matched_rows")  # fmt: skip
 # What a manifest entry needs so that the agent (or a rollback) can use the model on its own.
 MODEL_FIELDS = (
     "version", "framework", "artifact_key", "artifact_uri", "sha256", "params", "encoding_id", "metrics",
@@ -144,10 +147,12 @@ def compare_and_swap(s3, buckets: Buckets, agent_id: str, change) -> dict | Sett
     raise RuntimeError(f"manifest of {agent_id} kept changing during {CAS_ATTEMPTS} compare-and-swap attempts")
 
 
-def canary_event(canary: dict, event: str, run_id: str, reason: str) -> dict:
-    """One line of the manifest's `canary_history`: a canary started, promoted, aborted or cleared, and why."""
-    return {"event": event, "version": canary["version"], "run_id": run_id, "reason": reason,
+def with_canary_event(live: dict | None, canary: dict, event: str, run_id: str, reason: str) -> list[dict]:
+    """The manifest's `canary_history` with one more line, newest first: a canary started, promoted, aborted or
+    cleared, by which run, and why."""
+    line = {"event": event, "version": canary["version"], "run_id": run_id, "reason": reason,
             "at": datetime.now(UTC).isoformat()}  # fmt: skip
+    return [line, *(live or {}).get("canary_history", [])][:HISTORY_LIMIT]
 
 
 def swap(s3, buckets: Buckets, agent_id: str, decide, rolls_back: bool = False) -> dict:
@@ -170,7 +175,7 @@ def swap(s3, buckets: Buckets, agent_id: str, decide, rolls_back: bool = False) 
         canary = (live or {}).get("canary")
         if canary:
             ended = "promoted" if canary["version"] == entry["version"] else "cleared"
-            canary_history = [canary_event(canary, ended, entry["run_id"], entry["reason"]), *canary_history]
+            canary_history = with_canary_event(live, canary, ended, entry["run_id"], entry["reason"])
         return {
             "agent_id": agent_id,
             **entry,
@@ -179,7 +184,7 @@ def swap(s3, buckets: Buckets, agent_id: str, decide, rolls_back: bool = False) 
             "previous_version": live["version"] if live else None,
             "history": replaced[:HISTORY_LIMIT],
             "canary": None,
-            "canary_history": canary_history[:HISTORY_LIMIT],
+            "canary_history": canary_history,
         }
 
     manifest = compare_and_swap(s3, buckets, agent_id, change)
@@ -218,7 +223,7 @@ def _winner_entry(s3, buckets: Buckets, agent_id: str, decision: dict, run_id: s
         "sha256": winner["sha256"],
         "params": winner["params"],
         "encoding_id": winner["encoding_id"],
-        "metrics": {k: v for k, v in decision["metrics"][winner["candidate"]].items() if k != "slices"},
+        "metrics": {k: v for k, v in decision["metrics"][winner["candidate"]].items() if k in MANIFEST_METRICS},
         "trained_on": winner["trained_on"],
         "run_id": run_id,
         "reason": decision["reason"],
@@ -263,7 +268,7 @@ def deploy(s3, buckets: Buckets, agent_id: str, decision: dict, run_id: str, can
         _still_judged(live, etag, judged)
         if live and live["version"] == entry["version"]:
             already = f"{entry['version']} is live already"
-            return Settled({"deployed": False, "version": entry["version"], "reason": already})
+            return Settled({"deployed": False, "slot": "canary", "version": entry["version"], "reason": already})
         return entry
 
     return {**swap(s3, buckets, agent_id, decide), "slot": "live"}
@@ -288,11 +293,13 @@ def start_canary(s3, buckets: Buckets, agent_id: str, entry: dict, judged: dict,
             landed = f"the canary start of run {entry['run_id']} had landed on an earlier try"
             return Settled({"deployed": True, "slot": "canary", "version": entry["version"], "reason": landed})
         _still_judged(live, etag, judged)
+        if live["version"] == entry["version"]:  # content-addressed: the same day's run trained the same bytes
+            already = f"{entry['version']} is live already: a model is never its own canary"
+            return Settled({"deployed": False, "slot": "canary", "version": entry["version"], "reason": already})
         canary = {**entry, "share": share, "first_day": first_day, "started_at": datetime.now(UTC).isoformat()}
         reason = f"canary on {share:.0%} of routing keys from {first_day}: {entry['reason']}"
-        return {**live, "canary": canary,
-                "canary_history": [canary_event(canary, "started", entry["run_id"], reason),
-                                   *live.get("canary_history", [])][:HISTORY_LIMIT]}  # fmt: skip
+        started_now = with_canary_event(live, canary, "started", entry["run_id"], reason)
+        return {**live, "canary": canary, "canary_history": started_now}
 
     result = compare_and_swap(s3, buckets, agent_id, change)
     if isinstance(result, Settled):
@@ -301,26 +308,29 @@ def start_canary(s3, buckets: Buckets, agent_id: str, entry: dict, judged: dict,
             "live_version": result["version"]}  # fmt: skip
 
 
-def _judged_canary(live: dict | None, canary_version: str, champion_version: str) -> dict:
-    """The running canary, if it and the champion are still the pair the verdict was judged on."""
+def _judged_canary(live: dict | None, judged: dict) -> dict:
+    """The running canary, if it and the champion are still the pair the verdict was judged on (the same canary
+    start: a version aborted and started again is another canary)."""
     canary = (live or {}).get("canary")
-    if canary is None or canary["version"] != canary_version or live["version"] != champion_version:
-        now = f"live {live['version'] if live else 'none'}, canary {canary['version'] if canary else 'none'}"
-        raise CanaryChanged(f"the verdict was on canary {canary_version} against {champion_version}, the manifest "
-                            f"now has {now}; the next run judges what is there")  # fmt: skip
+    now = (live and live["version"], canary and canary["version"], canary and canary["started_at"])
+    if now != (judged["champion"], judged["canary"], judged["started_at"]):
+        raise CanaryChanged(f"the verdict was on canary {judged['canary']} (started {judged['started_at']}) against "
+                            f"{judged['champion']}; the manifest now has live {now[0]}, canary {now[1]} (started "
+                            f"{now[2]}); the next run judges what is there")  # fmt: skip
     return canary
 
 
-def promote_canary(
-    s3, buckets: Buckets, agent_id: str, canary_version: str, champion_version: str, reason: str, run_id: str
-) -> dict:
-    """Make the canary the live model (the champion joins the history, so a rollback can return to it)."""
+def promote_canary(s3, buckets: Buckets, agent_id: str, judged: dict, reason: str, run_id: str) -> dict:
+    """Make the judged canary the live model (the champion joins the history, so a rollback can return to it).
+
+    `judged` names the pair the verdict was on: `champion`, `canary` (versions) and the canary's `started_at`.
+    """
 
     def decide(live: dict | None, etag: str | None):
-        landed = _landed_earlier(live, run_id, canary_version)
+        landed = _landed_earlier(live, run_id, judged["canary"])
         if landed:
             return landed
-        canary = _judged_canary(live, canary_version, champion_version)
+        canary = _judged_canary(live, judged)
         fetch_verified(s3, buckets.models, canary["artifact_key"], canary["sha256"])
         model = {k: v for k, v in canary.items() if k not in CANARY_ONLY_FIELDS}
         return {**model, "run_id": run_id, "reason": f"canary promoted: {reason}", "deployed_by": "canary"}
@@ -328,24 +338,20 @@ def promote_canary(
     return swap(s3, buckets, agent_id, decide)
 
 
-def abort_canary(
-    s3, buckets: Buckets, agent_id: str, canary_version: str, champion_version: str, reason: str, run_id: str
-) -> dict:
+def abort_canary(s3, buckets: Buckets, agent_id: str, judged: dict, reason: str, run_id: str) -> dict:
     """Empty the canary slot; the champion serves every routing key again."""
 
     def change(live: dict | None, etag: str | None):
         if any(e["event"] == "aborted" and e["run_id"] == run_id for e in (live or {}).get("canary_history", [])):
-            return Settled({"aborted": True, "version": canary_version,
-                            "reason": f"the abort of run {run_id} had landed on an earlier try"})  # fmt: skip
-        canary = _judged_canary(live, canary_version, champion_version)
-        return {**live, "canary": None,
-                "canary_history": [canary_event(canary, "aborted", run_id, reason),
-                                   *live.get("canary_history", [])][:HISTORY_LIMIT]}  # fmt: skip
+            landed = f"the abort of run {run_id} had landed on an earlier try"
+            return Settled({"aborted": True, "version": judged["canary"], "reason": landed})
+        canary = _judged_canary(live, judged)
+        return {**live, "canary": None, "canary_history": with_canary_event(live, canary, "aborted", run_id, reason)}
 
     result = compare_and_swap(s3, buckets, agent_id, change)
     if isinstance(result, Settled):
         return result.result
-    return {"aborted": True, "version": canary_version, "live_version": result["version"], "reason": reason}
+    return {"aborted": True, "version": judged["canary"], "live_version": result["version"], "reason": reason}
 
 
 def rollback(

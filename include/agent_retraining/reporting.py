@@ -1,4 +1,4 @@
-"""The run report: one JSON document saying what a run did, whatever happened.
+"""The run report: what a run did, whatever happened, as report.json and a page, report.html.
 
 It is assembled from the records each stage left in the run's own folder in
 S3, so it tells the truth even when a stage failed half-way: a missing record
@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from agent_retraining.contract import latest_run_key
 from agent_retraining.manifest import read_manifest
 from agent_retraining.spec import AgentSpec
-from agent_retraining.storage import Buckets, delete_prefix, read_json_or_none, write_json
+from agent_retraining.storage import Buckets, delete_prefix, put_bytes, read_json_or_none, write_json
 from agent_retraining.window import Window
 
 RUN_RECORDS = ("validation.json", "decision.json", "deployment.json")
@@ -46,23 +46,43 @@ def outcome(records: dict) -> str:
     return f"failed before {stage} finished"
 
 
+def verdict_sentence(agent_id: str, day: str, result: str, records: dict) -> str:
+    """The run's verdict in one sentence, for the top of report.html and for notifications."""
+    validation, decision, deployment = (records[name] for name in RUN_RECORDS)
+    if deployment and deployment.get("refused"):
+        return f"{agent_id} {day}: deploy refused: {deployment['refused']}"
+    if decision:
+        return f"{agent_id} {day}: {result}. {decision['reason']}"
+    if validation and not validation["passed"]:
+        return f"{agent_id} {day}: data rejected: {validation['failures'][0]}"
+    return f"{agent_id} {day}: {result}"
+
+
 def build_report(s3, buckets: Buckets, spec: AgentSpec, window: Window, run_dir: str, run_id: str) -> dict:
+    """report.json and report.html in the run's folder, from whatever records the stages left."""
+    from agent_retraining.report_page import render
+
     records = {name: read_json_or_none(s3, buckets.artifacts, run_dir + name) for name in RUN_RECORDS}
     validation, decision, deployment = (records[name] for name in RUN_RECORDS)
     live, _ = read_manifest(s3, buckets, spec.agent_id)
+    result, day = outcome(records), window.last.isoformat()
     report = {
         "agent_id": spec.agent_id,
         "run_id": run_id,
-        "day": window.last.isoformat(),
-        "outcome": outcome(records),
+        "day": day,
+        "outcome": result,
+        "verdict": verdict_sentence(spec.agent_id, day, result, records),
         "validation": validation and {k: validation[k] for k in REPORTED_VALIDATION_FIELDS},
         "decision": decision and {k: decision[k] for k in REPORTED_DECISION_FIELDS},
         "winner": decision and decision["winner"]["candidate"],
         "deployment": deployment,
         "live_version": live["version"] if live else None,
         "report_key": run_dir + "report.json",
+        "report_html_key": run_dir + "report.html",
     }
     write_json(s3, buckets.artifacts, run_dir + "report.json", report)
+    page = render(report, report["verdict"], spec.description, validation, decision)
+    put_bytes(s3, buckets.artifacts, report["report_html_key"], page.encode(), "text/html; charset=utf-8")
     pointer = {"run_id": run_id, "run_dir": run_dir, "report_key": report["report_key"], "outcome": report["outcome"],
                "written_at": datetime.now(UTC).isoformat()}  # fmt: skip
     write_json(s3, buckets.artifacts, latest_run_key(spec.agent_id, window.last), pointer)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from agent_retraining.contract import AGENT_ID_PATTERN
 
 AGENTS_DIR = Path(__file__).resolve().parent.parent / "agents"
+ROLLBACK_DAG_ID = "rollback_model"  # one DAG for every agent
 
 
 class SpecError(ValueError):
@@ -191,6 +192,18 @@ class Release(_Strict):
     max_days: int = Field(default=7, ge=1, le=60)
 
 
+NOTIFY_EVENTS = ("failed", "data_rejected", "kept_champion", "deployed")
+
+
+class Notifications(_Strict):
+    """Who hears about a run, and on which outcomes: a failed run, a refusal by the data gate, a champion kept
+    by the model gate, a deploy (or a canary started). E-mail goes through Airflow's SMTP notifier and the
+    connection `smtp_default`."""
+
+    email: list[str] = Field(default_factory=list)
+    on: list[Literal[NOTIFY_EVENTS]] = Field(default_factory=lambda: ["failed", "data_rejected", "deployed"])
+
+
 class AgentSpec(_Strict):
     agent_id: str = Field(pattern=AGENT_ID_PATTERN)
     description: str
@@ -205,6 +218,7 @@ class AgentSpec(_Strict):
     validation: Validation = Field(default_factory=Validation)
     approval: Approval = Field(default_factory=Approval)
     release: Release = Field(default_factory=Release)
+    notifications: Notifications = Field(default_factory=Notifications)
     # How long after its day ends a run waits for the day's _SUCCESS marker before failing.
     wait_for_logs_hours: float = Field(default=6.0, gt=0.0)
 
@@ -260,6 +274,10 @@ class AgentSpec(_Strict):
     @property
     def dag_id(self) -> str:
         return f"retrain_{self.agent_id}"
+
+    @property
+    def canary_dag_id(self) -> str:
+        return f"canary_{self.agent_id}"
 
 
 def _describe(error: ValidationError) -> str:

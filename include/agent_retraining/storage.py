@@ -179,6 +179,16 @@ def list_keys(s3, bucket: str, prefix: str) -> list[dict[str, Any]]:
     return sorted(objects, key=lambda o: o["key"])
 
 
+def list_folders(s3, bucket: str, prefix: str) -> list[str]:
+    """The "folders" right under a prefix (common prefixes up to the next `/`), in key order, without listing
+    the objects inside them."""
+    folders = []
+    with s3_call("ListObjectsV2", bucket, prefix):
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+            folders.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
+    return sorted(folders)
+
+
 def read_json(s3, bucket: str, key: str) -> Any:
     return json.loads(get_bytes(s3, bucket, key)[0])
 

@@ -24,7 +24,7 @@ from agent_retraining.contract import canary_verdict_key
 from agent_retraining.manifest import read_manifest
 from agent_retraining.scenarios import evaluation_contexts, policy_value, scenario
 from agent_retraining.simulate import World, day_table, write_day
-from agent_retraining.storage import read_json
+from agent_retraining.storage import put_bytes, read_json
 from tests.conftest import REPO, load_dag_file, spec_variant
 
 START = date(2026, 4, 1)
@@ -162,7 +162,7 @@ def test_a_truly_better_model_is_canaried_and_promoted(install, s3, buckets, sup
     assert min(arm["events"] for arm in record["arms"].values()) >= 600
     assert record["difference"]["ci"][0] > -0.02
     # the off-policy value of each arm's greedy policy, beside the live numbers, sees the canary better too
-    assert record["arms"]["canary"]["greedy_snips"]["value"] > record["arms"]["champion"]["greedy_snips"]["value"]
+    assert record["arms"]["canary"]["greedy_snips"] > record["arms"]["champion"]["greedy_snips"]
     live, _ = read_manifest(s3, buckets, spec.agent_id)
     assert (live["version"], live["canary"], live["previous_version"]) == (canary, None, champion)
     assert [e["event"] for e in live["canary_history"]] == ["promoted", "started"]
@@ -206,7 +206,7 @@ def test_a_model_trained_on_shuffled_rewards_passes_offline_and_is_aborted_live(
     assert record["difference"]["ci"][1] < -0.02
     assert task_states(run)["abort"] == "success"
     # beside the live comparison, the off-policy value of each arm's model on every event agrees
-    assert record["arms"]["canary"]["greedy_snips"]["value"] < record["arms"]["champion"]["greedy_snips"]["value"]
+    assert record["arms"]["canary"]["greedy_snips"] < record["arms"]["champion"]["greedy_snips"]
     live, _ = read_manifest(s3, buckets, spec.agent_id)
     assert (live["version"], live["canary"]) == (champion, None)
     assert live["canary_history"][0]["event"] == "aborted"
@@ -237,7 +237,8 @@ def test_promote_and_abort_from_the_trigger_form_are_recorded(install, s3, bucke
     record = verdict_of(s3, buckets, spec, canary, day, waited)
     assert (record["verdict"], record["by"]) == ("wait", "rule")
     assert "at least 600 per arm needed" in record["reason"]
-    assert record["arms"]["champion"]["events"] + record["arms"]["canary"]["events"] == 600
+    counted = record["arms"]["champion"]["events"] + record["arms"]["canary"]["events"]
+    assert counted + record["not_counted"].get("before the canary served its first event", 0) == 600
     assert task_states(waited)["keep_waiting"] == "success"
 
     promoted = canary_run(spec, day, {"promote_now": True, "reason": "release train 42, signed off by ops"})
@@ -248,11 +249,17 @@ def test_promote_and_abort_from_the_trigger_form_are_recorded(install, s3, bucke
     assert "promoted by the operator: release train 42, signed off by ops" in live["canary_history"][0]["reason"]
 
     newer = _deploy_model(s3, buckets, spec, "lightgbm", "2026-05-03", 3, canary_share=SHARE)
-    # an operator acts at once, without waiting for the day's logs (there are none for 2026-05-04)
-    canary_run(spec, date(2026, 5, 4), {"abort_now": True, "reason": "incident 7: wrong answers in German"})
+    # an operator acts at once: without the day's logs (there are none for 2026-05-04), and even when the
+    # champion's artifact cannot be read, for nothing needs to be judged
+    put_bytes(s3, buckets.models, live["artifact_key"], b"lost in an incident")
+    aborted = canary_run(spec, date(2026, 5, 4), {"abort_now": True, "reason": "incident 7: wrong answers in German"})
+    assert task_states(aborted)["abort"] == "success"
     live, _ = read_manifest(s3, buckets, spec.agent_id)
     assert (live["version"], live["canary"]) == (canary, None)
     events = [(e["event"], e["version"]) for e in live["canary_history"]]
     assert events == [("aborted", newer), ("started", newer), ("promoted", canary), ("started", canary)]
     assert live["canary_history"][0]["reason"] == "aborted by the operator: incident 7: wrong answers in German"
     assert champion in [e["version"] for e in live["history"]]
+    nothing = canary_run(spec, date(2026, 5, 5), {"promote_now": True, "reason": "there is no canary now"})
+    assert nothing.state == "failed"  # told, not silently skipped
+    assert task_states(nothing)["judge"] == "failed"

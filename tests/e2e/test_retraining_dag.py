@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 from datetime import UTC, date, datetime, time, timedelta
+from html import escape
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -120,6 +121,14 @@ def test_next_day_is_judged_against_the_champion(build_dag, agent, s3, buckets):
     decision = record(s3, buckets, day, dag_run, "decision.json")
     assert decision["champion"]["version"] == champion_version
     assert decision["winner"]["candidate"] in decision["reason"]
+    report = record(s3, buckets, day, dag_run, "report.json")
+    assert report["verdict"].endswith(decision["reason"])
+    page = get_bytes(s3, buckets.artifacts, report["report_html_key"])[0].decode()
+    assert escape(report["verdict"]) in page[: page.index("<h2>")]  # the verdict first
+    assert page.count("<svg") == 4  # policy values, calibration, slices, drift: drawn on the server
+    assert all(f"<th>{name}</th>" in page for name in [*agent.candidates, "champion"])  # every model's column
+    assert all(f"<td>{name}</td>" in page for name in decision["metrics"]["champion"]["slices"])  # every slice
+    assert all(f"<td>{rule['rule']}</td>" in page for rule in decision["rules"])
     manifest, _ = read_manifest(s3, buckets, AGENT)
     if decision["deploy"]:
         assert manifest["previous_version"] == champion_version

@@ -5,16 +5,9 @@ from datetime import date
 import numpy as np
 import pytest
 
-from agent_retraining.canary_verdict import (
-    ArmRewards,
-    GreedyValue,
-    OperatorOverride,
-    canary_days,
-    difference,
-    verdict,
-)
+from agent_retraining.canary_verdict import OperatorOverride, canary_days, difference, operator_verdict, verdict
 from agent_retraining.client import routes_to_canary
-from agent_retraining.evaluation import snips
+from agent_retraining.evaluation import RatioEstimate
 from agent_retraining.manifest import (
     CanaryChanged,
     LiveModelChanged,
@@ -31,16 +24,22 @@ from tests.include.test_manifest import _decision
 SHARE = 0.2
 
 
-def _with_canary(s3, buckets, agent: str) -> tuple[str, str]:
-    """A live champion, then a challenger judged against it started as a canary; (champion, canary) versions."""
-    champion = deploy(s3, buckets, agent, _decision(s3, buckets, agent, "lightgbm", "2026-03-01"), "run-1")
+def _with_canary(s3, buckets, agent: str) -> dict:
+    """A live champion, then a challenger judged against it started as a canary: the pair a verdict judges."""
+    deploy(s3, buckets, agent, _decision(s3, buckets, agent, "lightgbm", "2026-03-01"), "run-1")
     started = deploy(s3, buckets, agent, _decision(s3, buckets, agent, "torch_mlp", "2026-03-02"), "run-2", SHARE)
     assert started["slot"] == "canary"
-    return champion["version"], started["version"]
+    live, _ = read_manifest(s3, buckets, agent)
+    return {
+        "champion": live["version"],
+        "canary": live["canary"]["version"],
+        "started_at": live["canary"]["started_at"],
+    }
 
 
 def test_a_canary_serves_beside_the_champion_it_was_judged_against(s3, buckets):
-    champion, canary = _with_canary(s3, buckets, "canary-start")
+    judged = _with_canary(s3, buckets, "canary-start")
+    champion, canary = judged["champion"], judged["canary"]
     live, _ = read_manifest(s3, buckets, "canary-start")
     assert live["version"] == champion
     assert live["canary"]["version"] == canary
@@ -65,6 +64,25 @@ def test_no_second_canary_starts_while_one_runs(s3, buckets):
     assert read_manifest(s3, buckets, agent) == before
 
 
+def test_a_model_is_never_its_own_canary(s3, buckets):
+    agent = "canary-same"
+    live = deploy(s3, buckets, agent, _decision(s3, buckets, agent, "lightgbm", "2026-03-01"), "run-1")
+    again = deploy(s3, buckets, agent, _decision(s3, buckets, agent, "lightgbm", "2026-03-01"), "run-1b", SHARE)
+    assert again == {"deployed": False, "version": live["version"], "slot": "canary",
+                     "reason": f"{live['version']} is live already: a model is never its own canary"}  # fmt: skip
+    assert read_manifest(s3, buckets, agent)[0]["canary"] is None
+
+
+def test_a_verdict_on_an_earlier_start_of_the_same_version_does_not_hold(s3, buckets):
+    agent = "canary-restart"
+    judged = _with_canary(s3, buckets, agent)
+    abort_canary(s3, buckets, agent, judged, "looked bad", "abort-1")
+    restart = _decision(s3, buckets, agent, "torch_mlp", "2026-03-02")  # the same bytes: the same version
+    assert deploy(s3, buckets, agent, restart, "run-3", SHARE)["version"] == judged["canary"]
+    with pytest.raises(CanaryChanged, match="started"):
+        promote_canary(s3, buckets, agent, judged, "a verdict on the first start", "promote-1")
+
+
 def test_the_first_model_has_no_champion_to_canary_against_and_goes_live(s3, buckets):
     first = deploy(s3, buckets, "canary-first", _decision(s3, buckets, "canary-first", "lightgbm", "2026-03-01"),
                    "run-1", SHARE)  # fmt: skip
@@ -74,23 +92,25 @@ def test_the_first_model_has_no_champion_to_canary_against_and_goes_live(s3, buc
 
 def test_promotion_makes_the_canary_live_and_keeps_the_champion_for_a_rollback(s3, buckets):
     agent = "canary-promote"
-    champion, canary = _with_canary(s3, buckets, agent)
-    result = promote_canary(s3, buckets, agent, canary, champion, "canary minus champion +0.03", "promote-1")
+    judged = _with_canary(s3, buckets, agent)
+    champion, canary = judged["champion"], judged["canary"]
+    result = promote_canary(s3, buckets, agent, judged, "canary minus champion +0.03", "promote-1")
     assert result == {"deployed": True, "version": canary, "previous_version": champion}
     live, _ = read_manifest(s3, buckets, agent)
     assert (live["version"], live["canary"], live["deployed_by"]) == (canary, None, "canary")
     assert "canary minus champion +0.03" in live["reason"]
     assert [e["version"] for e in history(live)] == [canary, champion]
     assert [e["event"] for e in live["canary_history"]] == ["promoted", "started"]
-    retry = promote_canary(s3, buckets, agent, canary, champion, "again", "promote-1")
+    retry = promote_canary(s3, buckets, agent, judged, "again", "promote-1")
     assert "earlier try" in retry["reason"]
     assert rollback(s3, buckets, agent, "previous", "live results were a fluke", "rb-1")["version"] == champion
 
 
 def test_abort_empties_the_slot_and_leaves_the_champion(s3, buckets):
     agent = "canary-abort"
-    champion, canary = _with_canary(s3, buckets, agent)
-    result = abort_canary(s3, buckets, agent, canary, champion, "upper bound -0.05 below -0.01", "abort-1")
+    judged = _with_canary(s3, buckets, agent)
+    champion = judged["champion"]
+    result = abort_canary(s3, buckets, agent, judged, "upper bound -0.05 below -0.01", "abort-1")
     assert result["aborted"]
     assert result["live_version"] == champion
     live, _ = read_manifest(s3, buckets, agent)
@@ -100,14 +120,17 @@ def test_abort_empties_the_slot_and_leaves_the_champion(s3, buckets):
         "upper bound -0.05 below -0.01",
     )
     assert [e["version"] for e in history(live)] == [champion]  # an aborted canary was never live
+    retry = abort_canary(s3, buckets, agent, judged, "upper bound -0.05 below -0.01", "abort-1")
+    assert "earlier try" in retry["reason"]
+    assert len(read_manifest(s3, buckets, agent)[0]["canary_history"]) == 2  # started, aborted: once
     with pytest.raises(CanaryChanged, match="now has live"):
-        promote_canary(s3, buckets, agent, canary, champion, "too late", "promote-2")
+        promote_canary(s3, buckets, agent, judged, "too late", "promote-2")
 
 
 def test_a_rollback_clears_the_canary_and_a_verdict_on_it_no_longer_holds(s3, buckets):
     agent = "canary-rollback"
     deploy(s3, buckets, agent, _decision(s3, buckets, agent, "logistic_regression", "2026-02-28"), "run-0")
-    champion, canary = _with_canary(s3, buckets, agent)
+    judged = _with_canary(s3, buckets, agent)
     rollback(s3, buckets, agent, "previous", "bad release elsewhere", "rb-1")
     live, _ = read_manifest(s3, buckets, agent)
     assert live["canary"] is None
@@ -115,7 +138,7 @@ def test_a_rollback_clears_the_canary_and_a_verdict_on_it_no_longer_holds(s3, bu
     assert "bad release elsewhere" in live["canary_history"][0]["reason"]
     for end in (promote_canary, abort_canary):
         with pytest.raises(CanaryChanged):
-            end(s3, buckets, agent, canary, champion, "judged before the rollback", "late-1")
+            end(s3, buckets, agent, judged, "judged before the rollback", "late-1")
     assert read_manifest(s3, buckets, agent)[0] == live
 
 
@@ -129,17 +152,18 @@ def test_routing_is_stable_and_serves_the_share_within_sampling_error():
     assert 0 < (routed & other).mean() < SHARE / 2  # another canary draws its own keys (about share^2 overlap)
 
 
-def _arm(rewards) -> ArmRewards:
-    arm = ArmRewards()
-    arm.add(np.asarray(rewards, float))
-    return arm
+def _estimate(rewards) -> RatioEstimate:
+    estimate = RatioEstimate()
+    rewards = np.asarray(rewards, float)
+    estimate.add(rewards, np.ones(len(rewards)))
+    return estimate
 
 
-def _arms(champion_rate: float, canary_rate: float, events: int) -> dict[str, ArmRewards]:
+def _arms(champion_rate: float, canary_rate: float, events: int) -> tuple[dict[str, int], dict]:
     def arm(rate):
-        return _arm(np.arange(events) < round(rate * events))
+        return _estimate(np.arange(events) < round(rate * events))
 
-    return {"champion": arm(champion_rate), "canary": arm(canary_rate)}
+    return {"champion": events, "canary": events}, difference(arm(champion_rate), arm(canary_rate))
 
 
 RELEASE = Release(mode="canary", share=SHARE, min_events_per_arm=1000, margin=0.01, max_days=5)
@@ -157,20 +181,17 @@ RELEASE = Release(mode="canary", share=SHARE, min_events_per_arm=1000, margin=0.
     ],
 )
 def test_the_verdict_follows_the_interval_and_the_evidence(champion, canary, events, days, expected, says):
-    arms = _arms(champion, canary, events)
-    action, reason = verdict(RELEASE, arms, difference(arms["champion"], arms["canary"]), days, OperatorOverride())
+    counts, diff = _arms(champion, canary, events)
+    action, reason = verdict(RELEASE, counts, diff, days)
     assert action == expected
     assert says in reason
 
 
-def test_the_operator_overrides_the_rule_and_must_say_why():
-    arms = _arms(0.30, 0.22, 4000)
-    diff = difference(arms["champion"], arms["canary"])
-    assert verdict(RELEASE, arms, diff, 1, OperatorOverride(promote_now=True, reason="business call"))[0] == "promote"
-    assert (
-        verdict(RELEASE, _arms(0.3, 0.4, 9000), diff, 1, OperatorOverride(abort_now=True, reason="incident 42"))[1]
-        == "aborted by the operator: incident 42"
-    )
+def test_the_operator_decides_and_must_say_why():
+    assert operator_verdict(OperatorOverride()) is None
+    assert operator_verdict(OperatorOverride(promote_now=True, reason="business call"))[0] == "promote"
+    aborted = operator_verdict(OperatorOverride(abort_now=True, reason="incident 42"))
+    assert aborted == ("abort", "aborted by the operator: incident 42")
     with pytest.raises(ValueError, match="need a reason"):
         OperatorOverride(abort_now=True)
     with pytest.raises(ValueError, match="choose one"):
@@ -178,25 +199,27 @@ def test_the_operator_overrides_the_rule_and_must_say_why():
 
 
 def test_the_difference_interval_is_the_two_sample_one():
-    champion, canary = _arm([0, 1] * 500), _arm([1, 1, 1, 0] * 250)
-    diff = difference(champion, canary)
-    stderr = np.sqrt(np.var([0, 1] * 500, ddof=1) / 1000 + np.var([1, 1, 1, 0] * 250, ddof=1) / 1000)
+    champion, canary = [0, 1] * 500, [1, 1, 1, 0] * 250
+    diff = difference(_estimate(champion), _estimate(canary))
+    stderr = np.sqrt(np.var(champion) / 1000 + np.var(canary) / 1000)
     assert diff["value"] == pytest.approx(0.25)
     assert diff["ci"] == pytest.approx([0.25 - 1.959964 * stderr, 0.25 + 1.959964 * stderr])
 
 
-def test_greedy_value_summed_day_by_day_equals_snips_on_all_rows():
+def test_sums_added_day_by_day_equal_the_whole_and_sessions_widen_the_interval():
     rng = np.random.default_rng(3)
-    matches, rewards = rng.random(3000) < 0.3, (rng.random(3000) < 0.4).astype(float)
-    propensities = rng.choice([0.04, 0.84], size=3000)
-    value = GreedyValue()
-    for part in np.array_split(np.arange(3000), 3):  # three days
-        value.add(matches[part], rewards[part], propensities[part])
-    expected = snips(matches, rewards, propensities)
-    summary = value.summary()
-    assert summary["value"] == pytest.approx(expected["value"])
-    assert summary["ci"] == pytest.approx([expected["ci_low"], expected["ci_high"]])
-    assert summary["matched_events"] == expected["matched_rows"]
+    rewards = (rng.random(3000) < 0.4).astype(float)
+    whole, by_day = _estimate(rewards), RatioEstimate()
+    for part in np.array_split(rewards, 3):
+        by_day.add(part, np.ones(len(part)))
+    assert by_day.value == pytest.approx(whole.value)
+    assert by_day.variance == pytest.approx(whole.variance)
+    # the same outcome three times per session: three times the events, but no more evidence than one each
+    sessions = RatioEstimate()
+    sessions.add(3 * rewards, np.full(3000, 3.0))
+    assert sessions.value == pytest.approx(whole.value)
+    assert sessions.variance == pytest.approx(whole.variance)
+    assert _estimate(np.repeat(rewards, 3)).variance == pytest.approx(whole.variance / 3)  # what ignoring them says
 
 
 def test_the_canary_is_judged_on_the_days_it_served():

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from agent_retraining.client import AgentModelClient, NoModel
-from agent_retraining.contract import day_prefix
+from agent_retraining.contract import day_prefix, manifest_key
 from agent_retraining.features import encode, encoding_id
 from agent_retraining.log_reader import parse_log_object
 from agent_retraining.manifest import deploy, judged_against, read_manifest
 from agent_retraining.simulate import World, day_events, simulate
-from agent_retraining.storage import get_bytes, list_keys, put_bytes
+from agent_retraining.storage import get_bytes, list_keys, put_bytes, put_if_match
 from agent_retraining.training import FRAMEWORKS, fit, hyperparameters
 from tests.conftest import spec_variant
 
@@ -147,8 +147,9 @@ def test_a_canary_serves_a_stable_share_of_sessions_and_every_event_names_its_mo
 
 def test_a_canary_whose_artifact_fails_its_checksum_is_never_served(agent_spec, s3, buckets):
     champion = _deploy_model(s3, buckets, agent_spec, "logistic_regression", "2026-06-01", 1)
-    _deploy_model(s3, buckets, agent_spec, "lightgbm", "2026-06-02", 2, canary_share=0.5)
+    canary = _deploy_model(s3, buckets, agent_spec, "lightgbm", "2026-06-02", 2, canary_share=0.5)
     manifest, _ = read_manifest(s3, buckets, agent_spec.agent_id)
+    good, _ = get_bytes(s3, buckets.models, manifest["canary"]["artifact_key"])
     put_bytes(s3, buckets.models, manifest["canary"]["artifact_key"], b"tree\nbut not really")
     client = AgentModelClient(agent_spec, s3, buckets.models)
     client.poll()
@@ -158,3 +159,11 @@ def test_a_canary_whose_artifact_fails_its_checksum_is_never_served(agent_spec, 
     assert "has sha256" in client.last_error
     _, versions = client.serve(_contexts(agent_spec, 200), [f"s{n}" for n in range(200)])
     assert set(versions) == {champion}
+    # a bad artifact is not fetched again at every poll: only a change of the manifest tries it again
+    put_bytes(s3, buckets.models, manifest["canary"]["artifact_key"], good)
+    assert client.poll() is False
+    assert client.canary is None
+    rewritten, etag = read_manifest(s3, buckets, agent_spec.agent_id)
+    put_if_match(s3, buckets.models, manifest_key(agent_spec.agent_id), json.dumps(rewritten).encode(), etag)
+    assert client.poll()
+    assert client.canary.version == canary

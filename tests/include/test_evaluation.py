@@ -6,6 +6,7 @@ import pytest
 from agent_retraining.evaluation import (
     HoldoutEvidence,
     RunContext,
+    calibration_curve,
     calibration_error,
     gate_rules,
     paired_difference,
@@ -59,8 +60,11 @@ def test_snips_interval_covers_the_true_value_at_about_its_rate():
 
 def test_calibration_error_is_zero_when_predictions_are_frequencies():
     labels = np.array([1, 0, 0, 0, 1, 1, 1, 1], float)
-    assert calibration_error(labels, np.array([0.25] * 4 + [1.0 - 1e-9] * 4)) == pytest.approx(0.0, abs=1e-8)
-    assert calibration_error(labels, np.full(8, 0.9)) == pytest.approx(abs(0.9 - labels.mean()))
+    curve = calibration_curve(labels, np.array([0.25] * 4 + [1.0 - 1e-9] * 4))
+    points = [value for p in curve for value in (p["predicted"], p["observed"], p["rows"])]
+    assert points == pytest.approx([0.25, 0.25, 4, 1.0, 1.0, 4])
+    assert calibration_error(curve) == pytest.approx(0.0, abs=1e-8)
+    assert calibration_error(calibration_curve(labels, np.full(8, 0.9))) == pytest.approx(abs(0.9 - labels.mean()))
 
 
 def test_winner_is_the_best_primary_metric_with_ties_to_the_earlier_candidate(support_bot):

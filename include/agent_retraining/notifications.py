@@ -1,0 +1,51 @@
+"""What an operator is told when a run ends: the verdict's sentence and a link, on the outcomes the spec names.
+
+An operator should not have to open the UI to learn that last night's run was
+refused or deployed. The message is built here from the run's report, plain and
+escaped (a refusal quotes values from the logs); sending it is Airflow's
+notifiers' job (the DAG's `notify` task).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from html import escape
+from urllib.parse import quote
+
+from agent_retraining.spec import AgentSpec
+
+
+def event_of(outcome: str) -> str:
+    """The notification event a report's outcome is (see `Notifications.on` in the spec)."""
+    if outcome in ("deployed", "canary started"):
+        return "deployed"
+    if outcome == "data rejected":
+        return "data_rejected"
+    if outcome.startswith("kept champion"):
+        return "kept_champion"
+    return "failed"  # a stage failed before the decision, or the deploy was refused
+
+
+def run_url(base_url: str, dag_id: str, run_id: str) -> str:
+    """The run's page in Airflow 3's UI."""
+    return f"{base_url.rstrip('/')}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+
+
+@dataclass(frozen=True)
+class Message:
+    event: str
+    subject: str
+    html: str
+
+
+def message_for(spec: AgentSpec, report: dict, url: str, report_uri: str) -> Message | None:
+    """The message for this run's outcome, or None when the spec does not ask to hear about it."""
+    event = event_of(report["outcome"])
+    if not spec.notifications.email or event not in spec.notifications.on:
+        return None
+    subject = f"[{spec.agent_id}] {report['day']}: {report['outcome']}"
+    html = (
+        f"<p>{escape(report['verdict'])}</p>"
+        f'<p><a href="{escape(url)}">The run in Airflow</a>; its report: {escape(report_uri)}</p>'
+    )
+    return Message(event, subject, html)

@@ -1,0 +1,187 @@
+"""The "Agent models" page, served by a real `airflow api-server` and read in a real browser (Debian's Chromium).
+
+One agent has a night that deployed, a night the data gate refused because its
+logs held `<script>` in a context value, a canary beside its champion, and a
+spec description holding `<script>` too: the page must show all of it, as text.
+Screenshots are kept in `.local/ui/`.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from agent_retraining.manifest import read_manifest
+from agent_retraining.simulate import World, day_events, write_day
+from tests.conftest import REPO, load_dag_file, spec_variant
+
+AGENT = "ui-bot"
+START = date(2026, 3, 1)
+INJECTED = "<script>alert('logs')</script>"
+DESCRIPTION = "<script>alert('spec')</script> support bot on the page"
+SCREENSHOTS = REPO / ".local" / "ui"
+
+
+@pytest.fixture(scope="module")
+def agent(support_bot, buckets, airflow_db, s3, tmp_path_factory):
+    """A night deployed, the next refused by the data gate, then a canary started beside the champion."""
+    from tests.include.test_client import _deploy_model
+
+    specs = tmp_path_factory.mktemp("ui-specs")
+    before = os.environ.get("AGENT_SPECS_DIR")
+    os.environ["AGENT_SPECS_DIR"] = str(specs)
+    training = {**support_bot.training.model_dump(), "window_days": 3, "lightgbm_search": []}
+    spec = spec_variant(support_bot, agent_id=AGENT, description=DESCRIPTION, candidates=["logistic_regression"],
+                        training=training)  # fmt: skip
+    (specs / f"{AGENT}.yaml").write_text(yaml.safe_dump(spec.model_dump(), sort_keys=False))
+    world = World.for_spec(spec, 0)
+    for n in range(4):
+        events = day_events(world, START + timedelta(days=n), 800, 1)
+        if n == 3:
+            for event in events[::10]:
+                event["context"]["language"] = INJECTED
+        write_day(s3, buckets.logs, spec, START + timedelta(days=n), events)
+    dag = load_dag_file("retrain_agents.py").build_retraining_dag(spec)
+    runs = [dag.test(logical_date=datetime.combine(START + timedelta(days=n + 1), clock(), UTC)) for n in (2, 3)]
+    assert [run.state for run in runs] == ["success", "failed"]
+    champion = read_manifest(s3, buckets, AGENT)[0]["version"]
+    canary = _deploy_model(s3, buckets, spec, "lightgbm", "2026-03-04", 11, canary_share=0.2)
+    yield {"spec": spec, "champion": champion, "canary": canary, "runs": runs}
+    os.environ.pop("AGENT_SPECS_DIR") if before is None else os.environ.update(AGENT_SPECS_DIR=before)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def api_server(agent, tmp_path_factory):
+    """`airflow api-server` on the session's Airflow home, with one user (admin / a password of the test's)."""
+    home = tmp_path_factory.mktemp("api-server")
+    (home / "passwords.json").write_text(json.dumps({"admin": "ui-test-password"}))
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "AGENT_SPECS_DIR": os.environ["AGENT_SPECS_DIR"],
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+           "AIRFLOW__API__BASE_URL": base, "AIRFLOW__API_AUTH__JWT_SECRET": "ui-test-secret",
+           "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False"}  # fmt: skip
+    log = (home / "api-server.log").open("wb")
+    server = subprocess.Popen([str(Path(sys.executable).with_name("airflow")), "api-server", "--host", "127.0.0.1",
+                               "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{base}/api/v2/monitor/health", timeout=2).status_code == 200:
+                break
+        except requests.ConnectionError:
+            pass
+        assert server.poll() is None, (home / "api-server.log").read_text()[-3000:]
+        time.sleep(1)
+    else:
+        pytest.fail("the api-server did not answer in 180 s: " + (home / "api-server.log").read_text()[-3000:])
+    token = requests.post(f"{base}/auth/token", json={"username": "admin", "password": "ui-test-password"}, timeout=10)
+    assert token.status_code == 201, token.text
+    yield {"base": base, "token": token.json()["access_token"]}
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def _report_key(agent, night: int = 1) -> str:
+    """The report.html of the deployed night (0) or the refused one (1)."""
+    from agent_retraining.contract import run_prefix
+
+    return run_prefix(AGENT, START + timedelta(days=2 + night), agent["runs"][night].run_id) + "report.html"
+
+
+def test_every_endpoint_refuses_a_request_without_a_valid_user(api_server, agent):
+    base = api_server["base"]
+    for path in ("/agent-models/", "/agent-models/api/agents", f"/agent-models/report?key={_report_key(agent)}"):
+        assert requests.get(base + path, timeout=30).status_code == 401, path
+        assert requests.get(base + path, cookies={"_token": "forged"}, timeout=30).status_code == 403, path
+        authorised = requests.get(base + path, cookies={"_token": api_server["token"]}, timeout=60)
+        assert authorised.status_code == 200, (path, authorised.text[:500])
+    headers = {"Authorization": f"Bearer {api_server['token']}"}
+    outside = requests.get(base + "/agent-models/report?key=ui-bot/manifest.json", headers=headers, timeout=30)
+    assert outside.status_code == 404  # only run reports of known agents, not any object of the bucket
+
+
+def test_the_json_tells_what_serves_and_why(api_server, agent):
+    headers = {"Authorization": f"Bearer {api_server['token']}"}
+    agents = requests.get(api_server["base"] + "/agent-models/api/agents", headers=headers, timeout=60).json()
+    ui_bot = next(a for a in agents if a["agent_id"] == AGENT)
+    assert ui_bot["live"]["version"] == agent["champion"]
+    assert ui_bot["canary"]["version"] == agent["canary"]
+    assert [r["outcome"] for r in ui_bot["runs"]] == ["data rejected", "deployed"]  # newest night first
+    refused = ui_bot["runs"][0]
+    assert refused["data_gate"]["passed"] is False
+    assert INJECTED in refused["data_gate"]["failures"][0]
+    assert [e["event"] for e in ui_bot["timeline"]][:2] == ["canary started", "night of 2026-03-04: data rejected"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1100"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    yield driver
+    driver.quit()
+
+
+def test_the_page_in_a_real_browser(api_server, agent, browser):
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    base = api_server["base"]
+    browser.get(base + "/api/v2/monitor/health")  # the cookie's site first
+    browser.add_cookie({"name": "_token", "value": api_server["token"], "path": "/"})
+    browser.get(base + "/agent-models/")
+    section = browser.find_element(By.ID, AGENT)
+    text = section.text
+    assert DESCRIPTION in text  # the spec's <script> is text on the page, not a script
+    assert agent["champion"] in text
+    assert agent["canary"] in text
+    assert "data rejected" in text
+    with pytest.raises(NoAlertPresentException):
+        browser.switch_to.alert.text  # noqa: B018 (no injected script ran)
+    for summary in section.find_elements(By.TAG_NAME, "summary"):  # open every rule list and data gate verdict
+        summary.click()
+    assert INJECTED in section.text  # the logged value, quoted by the refusal, as text
+    browser.save_screenshot(str(SCREENSHOTS / "agent-models.png"))
+
+    browser.get(base + "/agent-models/report?key=" + _report_key(agent, 1))
+    assert browser.find_element(By.TAG_NAME, "h1").text == f"{AGENT}: the run of {START + timedelta(days=3)}"
+    assert "data rejected" in browser.find_element(By.CLASS_NAME, "verdict").text
+    browser.save_screenshot(str(SCREENSHOTS / "report-refused.png"))
+    browser.get(base + "/agent-models/report?key=" + _report_key(agent, 0))
+    verdict = browser.find_element(By.CLASS_NAME, "verdict").text
+    assert verdict.startswith(f"{AGENT} {START + timedelta(days=2)}: deployed")
+    assert len(browser.find_elements(By.TAG_NAME, "svg")) == 4  # policy values, calibration, slices, drift
+    browser.save_screenshot(str(SCREENSHOTS / "report.png"))
+
+    browser.get(base + "/plugin/agent-models")  # inside Airflow's UI, under its nav entry
+    frame = WebDriverWait(browser, 60).until(expected_conditions.presence_of_element_located((By.TAG_NAME, "iframe")))
+    assert frame.get_attribute("src").endswith("/agent-models/")
+    browser.switch_to.frame(frame)
+    WebDriverWait(browser, 60).until(expected_conditions.presence_of_element_located((By.ID, AGENT)))
+    browser.switch_to.default_content()
+    browser.save_screenshot(str(SCREENSHOTS / "agent-models-in-airflow.png"))
