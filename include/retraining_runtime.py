@@ -91,13 +91,10 @@ class DayLogsSensor(BaseSensorOperator):
 
     def poke(self, context) -> bool:
         from agent_retraining.contract import success_key
-        from agent_retraining.storage import exists
+        from agent_retraining.storage import buckets_from_env, exists
 
         if any(context["params"].get(name) for name in self.operator_params):
             return True  # an operator acts now (abort a canary during an outage): the day's logs are not needed
-
-        from agent_retraining.storage import buckets_from_env
-
         day, logs_bucket = run_day(context["data_interval_start"]), buckets_from_env().logs
         marker = success_key(self.spec.agent_id, day)
         if exists(s3_client(), logs_bucket, marker):

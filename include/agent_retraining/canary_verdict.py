@@ -64,6 +64,14 @@ class OperatorOverride:
         if (self.promote_now or self.abort_now) and len(self.reason.strip()) < 5:
             raise ValueError("promote_now and abort_now need a reason (5 characters or more), kept in the manifest")
 
+    def verdict(self) -> tuple[str, str] | None:
+        """The operator's verdict and its reason, or None when the rule decides."""
+        if self.abort_now:
+            return "abort", f"aborted by the operator: {self.reason}"
+        if self.promote_now:
+            return "promote", f"promoted by the operator: {self.reason}"
+        return None
+
 
 def verdict(release: Release, events: dict[str, int], diff: dict, days_run: int) -> tuple[str, str]:
     """promote, abort or wait by the spec's rule, and why in one sentence with the numbers."""
@@ -90,14 +98,6 @@ def canary_days(canary: dict, day: date, max_days: int) -> list[date]:
     first = date.fromisoformat(canary["first_day"])
     count = min((day - first).days + 1, max_days)
     return [first + timedelta(days=n) for n in range(max(count, 0))]
-
-
-def operator_verdict(override: OperatorOverride) -> tuple[str, str] | None:
-    if override.abort_now:
-        return "abort", f"aborted by the operator: {override.reason}"
-    if override.promote_now:
-        return "promote", f"promoted by the operator: {override.reason}"
-    return None
 
 
 def _by_session(sessions: pa.ChunkedArray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -201,16 +201,15 @@ def judge_canary(
     (the client never served it); a champion that cannot be loaded fails the run.
     """
     live, _ = read_manifest(s3, buckets, spec.agent_id)
-    canary = (live or {}).get("canary")
+    canary, decided = (live or {}).get("canary"), override.verdict()
     if canary is None:
-        if override.promote_now or override.abort_now:
+        if decided:
             raise NoCanary(f"{spec.agent_id} has no canary running: nothing to promote or abort")
         return {"agent_id": spec.agent_id, "day": day.isoformat(), "verdict": "none", "acts": False,
                 "reason": "no canary is running"}  # fmt: skip
     days = canary_days(canary, day, spec.release.max_days)
     versions = {"champion": live["version"], "canary": canary["version"]}
     evidence, diff, by = CanaryEvidence(), {"value": None, "ci": None}, "operator"
-    decided = operator_verdict(override)
     if decided is None:
         champion = load_live_model(s3, buckets, live)
         try:

@@ -121,10 +121,14 @@ class AgentModelClient:
             }
         )
 
-    def scores(self, contexts: list[dict]) -> np.ndarray:
-        """The live model's predicted P(reward = 1) of every action for each context: shape (contexts, actions)."""
+    def _require_live(self) -> ServingModel:
         if self.live is None:
             raise NoModel(f"no model loaded for {self.spec.agent_id}: {self.last_error or 'not polled yet'}")
+        return self.live
+
+    def scores(self, contexts: list[dict]) -> np.ndarray:
+        """The live model's predicted P(reward = 1) of every action for each context: shape (contexts, actions)."""
+        self._require_live()
         return action_scores(self.spec, encode_context(self.spec, self._context_table(contexts)), [self.live.model])[0]
 
     def in_canary(self, routing_keys: list[str]) -> np.ndarray:
@@ -136,15 +140,13 @@ class AgentModelClient:
     def serve(self, contexts: list[dict], routing_keys: list[str]) -> tuple[np.ndarray, list[str]]:
         """The policy that acts on each request, greedy on its arm's model and exploring uniformly with probability
         `exploration` (propensities, contexts x actions), and the model version that acted, to log."""
-        if self.live is None:
-            raise NoModel(f"no model loaded for {self.spec.agent_id}: {self.last_error or 'not polled yet'}")
-        canary = self.in_canary(routing_keys)
+        live, canary = self._require_live(), self.in_canary(routing_keys)
         scores = np.zeros((len(contexts), len(self.spec.actions)))
-        for arm, rows in ((self.live, ~canary), (self.canary, canary)):
+        for arm, rows in ((live, ~canary), (self.canary, canary)):
             if rows.any():
                 chosen = self._context_table([context for context, mine in zip(contexts, rows, strict=True) if mine])
                 scores[rows] = action_scores(self.spec, encode_context(self.spec, chosen), [arm.model])[0]
-        versions = np.where(canary, self.canary.version if self.canary else "", self.live.version)
+        versions = np.where(canary, self.canary.version if self.canary else "", live.version)
         return greedy_policy(scores, self.exploration), versions.tolist()
 
     def choose(self, context: dict, routing_key: str, rng: np.random.Generator) -> tuple[str, float, str]:

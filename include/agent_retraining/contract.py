@@ -26,6 +26,7 @@ EVENT_FIELDS: dict[str, tuple[str, bool]] = {
     "reward": ("double", False),
 }
 SUCCESS_MARKER = "_SUCCESS"
+LATEST_RUN = "latest.json"  # in each day's runs folder: which run of the day finished last
 CONTEXT_PREFIX = "ctx_"
 
 _SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=-]{0,127}$")
@@ -51,9 +52,14 @@ def success_key(agent_id: str, day: date) -> str:
     return day_prefix(agent_id, day) + SUCCESS_MARKER
 
 
+def runs_prefix(agent_id: str) -> str:
+    """Every run of the agent, one folder per day under here."""
+    return f"{safe_key_part(agent_id, 'agent id')}/runs/"
+
+
 def day_runs_prefix(agent_id: str, day: date) -> str:
     """Every run that owned `day` (scheduled, manual, backfill, dry run) has a folder under here."""
-    return f"{safe_key_part(agent_id, 'agent id')}/runs/dt={day.isoformat()}/"
+    return runs_prefix(agent_id) + f"dt={day.isoformat()}/"
 
 
 def run_folder_name(run_id: str) -> str:
@@ -73,7 +79,7 @@ def run_prefix(agent_id: str, day: date, run_id: str) -> str:
 
 def latest_run_key(agent_id: str, day: date) -> str:
     """A small pointer to the folder of the latest run of `day` to finish, for readers that want just that."""
-    return day_runs_prefix(agent_id, day) + "latest.json"
+    return day_runs_prefix(agent_id, day) + LATEST_RUN
 
 
 def validated_days_prefix(agent_id: str, day: date | None = None) -> str:

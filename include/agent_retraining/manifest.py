@@ -155,6 +155,11 @@ def with_canary_event(live: dict | None, canary: dict, event: str, run_id: str, 
     return [line, *(live or {}).get("canary_history", [])][:HISTORY_LIMIT]
 
 
+def _canary_event_landed(live: dict | None, event: str, run_id: str) -> bool:
+    """Whether this run's canary `event` is in the manifest already: a retried task must not write it twice."""
+    return any(e["event"] == event and e["run_id"] == run_id for e in (live or {}).get("canary_history", []))
+
+
 def swap(s3, buckets: Buckets, agent_id: str, decide, rolls_back: bool = False) -> dict:
     """Swap the live model for `decide(live, etag)`'s entry by compare-and-swap (see `compare_and_swap`).
 
@@ -268,7 +273,7 @@ def deploy(s3, buckets: Buckets, agent_id: str, decision: dict, run_id: str, can
         _still_judged(live, etag, judged)
         if live and live["version"] == entry["version"]:
             already = f"{entry['version']} is live already"
-            return Settled({"deployed": False, "slot": "canary", "version": entry["version"], "reason": already})
+            return Settled({"deployed": False, "version": entry["version"], "reason": already})
         return entry
 
     return {**swap(s3, buckets, agent_id, decide), "slot": "live"}
@@ -288,8 +293,7 @@ def start_canary(s3, buckets: Buckets, agent_id: str, entry: dict, judged: dict,
     first_day = (date.fromisoformat(entry["trained_on"]["last"]) + timedelta(days=1)).isoformat()
 
     def change(live: dict | None, etag: str | None):
-        started = [e for e in (live or {}).get("canary_history", []) if e["event"] == "started"]
-        if any(e["run_id"] == entry["run_id"] for e in started):
+        if _canary_event_landed(live, "started", entry["run_id"]):
             landed = f"the canary start of run {entry['run_id']} had landed on an earlier try"
             return Settled({"deployed": True, "slot": "canary", "version": entry["version"], "reason": landed})
         _still_judged(live, etag, judged)
@@ -342,7 +346,7 @@ def abort_canary(s3, buckets: Buckets, agent_id: str, judged: dict, reason: str,
     """Empty the canary slot; the champion serves every routing key again."""
 
     def change(live: dict | None, etag: str | None):
-        if any(e["event"] == "aborted" and e["run_id"] == run_id for e in (live or {}).get("canary_history", [])):
+        if _canary_event_landed(live, "aborted", run_id):
             landed = f"the abort of run {run_id} had landed on an earlier try"
             return Settled({"aborted": True, "version": judged["canary"], "reason": landed})
         canary = _judged_canary(live, judged)

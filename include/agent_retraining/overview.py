@@ -10,7 +10,7 @@ its own believes.
 
 from __future__ import annotations
 
-from agent_retraining.contract import safe_key_part
+from agent_retraining.contract import LATEST_RUN, runs_prefix
 from agent_retraining.manifest import read_manifest
 from agent_retraining.spec import ROLLBACK_DAG_ID, AgentSpec
 from agent_retraining.storage import Buckets, list_folders, read_json_or_none
@@ -20,10 +20,10 @@ RECENT_DAYS = 7  # nights shown per agent
 
 def recent_runs(s3, buckets: Buckets, agent_id: str, days: int = RECENT_DAYS) -> list[dict]:
     """The latest run of each of the agent's newest days that have one, newest first, from their reports."""
-    folders = list_folders(s3, buckets.artifacts, f"{safe_key_part(agent_id, 'agent id')}/runs/")
+    folders = list_folders(s3, buckets.artifacts, runs_prefix(agent_id))
     runs = []
     for folder in reversed(folders):
-        pointer = read_json_or_none(s3, buckets.artifacts, folder + "latest.json")
+        pointer = read_json_or_none(s3, buckets.artifacts, folder + LATEST_RUN)
         report = pointer and read_json_or_none(s3, buckets.artifacts, pointer["report_key"])
         if report:
             decision, validation = report.get("decision") or {}, report.get("validation") or {}
@@ -82,7 +82,7 @@ def agent_overview(s3, buckets: Buckets, spec: AgentSpec) -> dict:
 
 def report_page_key(agent_ids: list[str], key: str) -> str | None:
     """`key` if it names a run's report.html of a known agent, else None: the page serves nothing else."""
-    agent, _, rest = key.partition("/runs/dt=")
-    if agent not in agent_ids or not key.endswith("/report.html") or ".." in key or rest.count("/") != 2:
+    prefix = next((runs_prefix(a) for a in agent_ids if key.startswith(runs_prefix(a) + "dt=")), None)
+    if prefix is None or not key.endswith("/report.html") or ".." in key or key[len(prefix) :].count("/") != 2:
         return None
     return key

@@ -9,9 +9,10 @@ reasons is HTML-escaped.
 from __future__ import annotations
 
 from html import escape
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
-from agent_retraining.report_page import METRICS, STYLE
+from agent_retraining.notifications import run_url
+from agent_retraining.report_page import METRICS, STYLE, html_table
 
 PAGE_STYLE = (
     STYLE
@@ -28,7 +29,7 @@ def _run_link(dag_id: str, run_id: str | None, text: str | None = None) -> str:
     """A link to the run in Airflow's own view (from /agent-models/ up to the API server's root)."""
     if not run_id:
         return ""
-    href = f"../dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+    href = run_url("..", dag_id, run_id)
     return f'<a href="{escape(href)}" target="_top">{escape(text or run_id)}</a>'
 
 
@@ -67,12 +68,10 @@ def canary_card(agent: dict) -> str:
 
 
 def timeline_table(agent: dict) -> str:
-    rows = "".join(
-        f"<tr><td>{escape(str(e['at']))}</td><td>{escape(e['event'])}</td><td><code>{escape(e['version'] or '')}"
-        f"</code></td><td>{escape(e['reason'] or '')}</td><td>{_run_link(e['dag_id'], e['run_id'], 'run')}</td></tr>"
-        for e in agent["timeline"]
-    )
-    return f"<table><tr><th>when</th><th>what</th><th>version</th><th>why</th><th></th></tr>{rows}</table>"
+    rows = [[escape(str(e["at"])), escape(e["event"]), f"<code>{escape(e['version'] or '')}</code>",
+             escape(e["reason"] or ""), _run_link(e["dag_id"], e["run_id"], "run")]
+            for e in agent["timeline"]]  # fmt: skip
+    return html_table(["when", "what", "version", "why", ""], rows)
 
 
 def _rules(run: dict) -> str:
@@ -94,13 +93,11 @@ def _data_gate(run: dict) -> str:
 
 
 def runs_table(agent: dict) -> str:
-    rows = "".join(
-        f"<tr><td>{escape(r['day'])}</td><td>{escape(r['outcome'])}</td><td>{escape(r['winner'] or '')}</td>"
-        f"<td>{escape(r['verdict'])}{_rules(r)}{_data_gate(r)}</td>"
-        f"<td>{_run_link(agent['dag_id'], r['run_id'], 'run')} {_report_link(r['report_html_key'])}</td></tr>"
-        for r in agent["runs"]
-    )
-    return f"<table><tr><th>night</th><th>outcome</th><th>winner</th><th>why</th><th></th></tr>{rows}</table>"
+    rows = [[escape(r["day"]), escape(r["outcome"]), escape(r["winner"] or ""),
+             f"{escape(r['verdict'])}{_rules(r)}{_data_gate(r)}",
+             f"{_run_link(agent['dag_id'], r['run_id'], 'run')} {_report_link(r['report_html_key'])}"]
+            for r in agent["runs"]]  # fmt: skip
+    return html_table(["night", "outcome", "winner", "why", ""], rows)
 
 
 def render(agents: list[dict]) -> str:

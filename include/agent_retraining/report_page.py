@@ -28,7 +28,8 @@ def _number(value) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
-def _table(header: list[str], rows: list[list], numeric: set[int] = frozenset()) -> str:
+def html_table(header: list[str], rows: list[list], numeric: set[int] = frozenset()) -> str:
+    """A table of cells that are HTML already (escaped by the caller); `numeric` columns align right."""
     head = "".join(f"<th>{escape(str(h))}</th>" for h in header)
     cells = ("".join(f"<td{' class=num' if i in numeric else ''}>{cell}</td>" for i, cell in enumerate(row))
              for row in rows)  # fmt: skip
@@ -80,7 +81,7 @@ def models_table(decision: dict) -> str:
             cells.append(shown)
         rows.append(cells)
     note = "in brackets: the difference from the champion" if champion else "no champion: judged on the floors"
-    return _table(["metric", *names], rows, set(range(1, len(names) + 1))) + f"<p>{escape(note)}</p>"
+    return html_table(["metric", *names], rows, set(range(1, len(names) + 1))) + f"<p>{escape(note)}</p>"
 
 
 def policy_value_plot(decision: dict) -> str:
@@ -140,7 +141,7 @@ def slice_table(decision: dict) -> str:
     names = _model_names(decision)
     rows = [[escape(s), *(_number((decision["metrics"][n]["slices"].get(s) or {}).get("roc_auc")) for n in names)]
             for s in _slices(decision)]  # fmt: skip
-    return _table(["slice", *names], rows, set(range(1, len(names) + 1)))
+    return html_table(["slice", *names], rows, set(range(1, len(names) + 1)))
 
 
 def drift_plot(validation: dict) -> str:
@@ -164,7 +165,7 @@ def decision_section(decision: dict) -> str:
         "<h2>Models against the champion</h2>" + models_table(decision)
         + "<h2>Plots</h2><div class=plots>" + policy_value_plot(decision) + calibration_plot(decision) + "</div>"
         + "<h2>ROC AUC per slice</h2>" + slice_plot(decision) + slice_table(decision)
-        + "<h2>The gate's rules</h2>" + _table(["rule", "result", "what was compared"], rules)
+        + "<h2>The gate's rules</h2>" + html_table(["rule", "result", "what was compared"], rules)
     )  # fmt: skip
 
 
@@ -177,8 +178,8 @@ def validation_section(validation: dict) -> str:
     verdict = "passed" if validation["passed"] else "refused: " + "; ".join(validation["failures"])
     return (
         f"<h2>The data gate</h2><p>{escape(verdict)}</p>"
-        + _table(["day", "usable", "verdict", "rows"], days, {3})
-        + f"<h3>Rules on {escape(day)}</h3>" + _table(["rule", "tier", "result", "message"], rules)
+        + html_table(["day", "usable", "verdict", "rows"], days, {3})
+        + f"<h3>Rules on {escape(day)}</h3>" + html_table(["rule", "tier", "result", "message"], rules)
         + "<h3>Drift</h3>" + drift_plot(validation)
     )  # fmt: skip
 

@@ -5,7 +5,7 @@ from datetime import date
 import numpy as np
 import pytest
 
-from agent_retraining.canary_verdict import OperatorOverride, canary_days, difference, operator_verdict, verdict
+from agent_retraining.canary_verdict import OperatorOverride, canary_days, difference, verdict
 from agent_retraining.client import routes_to_canary
 from agent_retraining.evaluation import RatioEstimate
 from agent_retraining.manifest import (
@@ -188,9 +188,9 @@ def test_the_verdict_follows_the_interval_and_the_evidence(champion, canary, eve
 
 
 def test_the_operator_decides_and_must_say_why():
-    assert operator_verdict(OperatorOverride()) is None
-    assert operator_verdict(OperatorOverride(promote_now=True, reason="business call"))[0] == "promote"
-    aborted = operator_verdict(OperatorOverride(abort_now=True, reason="incident 42"))
+    assert OperatorOverride().verdict() is None
+    assert OperatorOverride(promote_now=True, reason="business call").verdict()[0] == "promote"
+    aborted = OperatorOverride(abort_now=True, reason="incident 42").verdict()
     assert aborted == ("abort", "aborted by the operator: incident 42")
     with pytest.raises(ValueError, match="need a reason"):
         OperatorOverride(abort_now=True)
