@@ -73,12 +73,13 @@ demo: s3-up airflow-db
 	$(PY) scripts/retrain.py --agent $(AGENT) --day $(DAY)
 
 # The closed loop: the agent acts every day in a moving world, the real DAG retrains it every night;
-# a table, .local/loop/<scenario>.json and a PNG plot. SCENARIO: stationary, gradual_drift,
-# sudden_shift, new_value, broken_release.
+# a table, .local/loop/<scenario>.json and a PNG plot (<scenario>-seed<N> for SEED=N other than 0).
+# SCENARIO: stationary, gradual_drift, sudden_shift, new_value, broken_release.
 SCENARIO ?= gradual_drift
+SEED ?= 0
 LOOP_DAYS := $(if $(filter command line,$(origin DAYS)),$(DAYS),30)
 loop: s3-up airflow-db
-	$(PY) scripts/loop.py --agent $(AGENT) --scenario $(SCENARIO) --days $(LOOP_DAYS)
+	$(PY) scripts/loop.py --agent $(AGENT) --scenario $(SCENARIO) --days $(LOOP_DAYS) --seed $(SEED)
 
 # Airflow with its UI on http://localhost:8080 (scheduler, API server, DAG processor,
 # triggerer) on the embedded default; the admin password is printed on start.

@@ -210,6 +210,8 @@ def build_retraining_dag(spec: AgentSpec):
                 )
             except ChampionUnavailable as exc:  # fail closed: never a floors-only decision by accident
                 raise AirflowFailException(str(exc)) from exc
+            if decision["alert"]:  # the spec's failing_champion: alert; the run ends red and notifies `failed`
+                raise AirflowFailException(decision["reason"])
             failed = [rule["rule"] for rule in decision["rules"] if not rule["passed"]]
             return {"deploy": decision["deploy"], "winner": decision["winner"]["candidate"],
                     "reason": decision["reason"], "failed_rules": failed}  # fmt: skip

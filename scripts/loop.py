@@ -14,7 +14,8 @@ world of that day (see include/agent_retraining/scenarios.py):
 3. the night's run of the real retraining DAG (`dag.test()`, as `make retrain`)
    on that day, and what it decided.
 
-Writes `.local/loop/<scenario>.json` and `.local/loop/<scenario>.png` and
+Writes `.local/loop/<scenario>.json` and `.local/loop/<scenario>.png` (`<scenario>-seed<N>` for another
+seed than 0) and
 prints a table. The loop's agent is `<agent>-<scenario>` with the agent's spec,
 in the same local buckets; its logs, models and runs are cleared at the start.
 
@@ -151,6 +152,7 @@ def summarise(records: list[dict]) -> dict:
         "winners": winners,
         "nights_deployed": sum(r["outcome"] == "deployed" for r in records),
         "nights_refused_data": [r["day"] for r in records if r["outcome"] == "data rejected"],
+        "nights_refused_by_reward_rate": [r["day"] for r in records if "[reward_rate]" in (r["reason"] or "")],
         "broken_days_deployed": [r["day"] for r in records if r["logs_corrupt"] and r["outcome"] == "deployed"],
     }
 
@@ -197,7 +199,8 @@ def table(result: dict) -> str:
     closed = "n/a" if s["gap_closed"] is None else f"{s['gap_closed']:.1%}"
     lines += [f"gap between frozen and oracle closed over the last {s['last_days']} days: {closed}",
               f"nights deployed: {s['nights_deployed']} of {len(result['records'])}; winners: {s['winners']}",
-              f"nights refused by the data gate: {s['nights_refused_data'] or 'none'}; "
+              f"nights refused by the data gate: {s['nights_refused_data'] or 'none'} (by reward_rate: "
+              f"{s['nights_refused_by_reward_rate'] or 'none'}); "
               f"corrupt days deployed: {s['broken_days_deployed'] or 'none'}"]  # fmt: skip
     return "\n".join(lines)
 
@@ -220,10 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["AGENT_SPECS_DIR"] = str(install_spec(spec))
     result = run_loop(spec, args.scenario, args.days, args.events_per_day, args.seed, args.strength)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.scenario}.json").write_text(json.dumps(result, indent=2))
-    plot(result, args.out / f"{args.scenario}.png")
+    name = args.scenario if args.seed == 0 else f"{args.scenario}-seed{args.seed}"
+    (args.out / f"{name}.json").write_text(json.dumps(result, indent=2))
+    plot(result, args.out / f"{name}.png")
     print(table(result))
-    print(f"wrote {args.out / (args.scenario + '.json')} and {args.out / (args.scenario + '.png')}")
+    print(f"wrote {args.out / (name + '.json')} and {args.out / (name + '.png')}")
     return 0
 
 

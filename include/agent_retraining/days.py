@@ -4,7 +4,8 @@ A nightly run with a 7-day window used to read seven days to learn about one.
 Here a day is judged on its own rows into a folder of its own in the artifacts
 bucket (`<agent>/days/dt=<day>/<fingerprint>/`): its rows as Parquet, its
 verdict (every check, with the faults and example rows), GX Data Docs, a
-histogram per feature, its reward count and its event ids (hashed). The
+histogram per feature, its rows and rewards per acting model version and its
+event ids (hashed). The
 fingerprint covers the day's source objects (keys and ETags) and everything the
 verdict depends on in the spec, so:
 
@@ -31,6 +32,7 @@ from agent_retraining import drift
 from agent_retraining.checks import describe, failed
 from agent_retraining.contract import SUCCESS_MARKER, quarantine_prefix, validated_day_prefix
 from agent_retraining.log_reader import list_day, read_day
+from agent_retraining.reward_rate import by_version
 from agent_retraining.spec import AgentSpec
 from agent_retraining.storage import Buckets, put_bytes, read_json_or_none, write_json, write_parquet
 from agent_retraining.validation import data_docs_html, gate_checks
@@ -38,7 +40,7 @@ from agent_retraining.validation import data_docs_html, gate_checks
 log = logging.getLogger(__name__)
 
 # Bump when a day-level rule changes meaning: every stored verdict then stops matching and days are re-judged.
-GATE_VERSION = 2
+GATE_VERSION = 3
 
 
 def day_settings(spec: AgentSpec) -> dict:
@@ -80,7 +82,7 @@ def _judge(s3, buckets: Buckets, spec: AgentSpec, day: date, objects: list[dict]
     logs = read_day(s3, buckets, spec, day, objects)
     prefix = validated_day_prefix(spec.agent_id, day, fingerprint(spec, logs.sources))
     table = logs.table
-    rows, reward_sum = table.num_rows, float(np.nansum(table.column("reward").to_numpy(zero_copy_only=False)))
+    rows, rewards = table.num_rows, by_version(table)
     histograms = drift.histograms(spec, table)
     hashes = event_id_hashes(table)
     order = np.argsort(hashes, kind="stable")  # sorted, so the window verdict compares days in one pass
@@ -105,7 +107,7 @@ def _judge(s3, buckets: Buckets, spec: AgentSpec, day: date, objects: list[dict]
         "lines": logs.lines,
         "bad_lines": logs.bad_lines,
         "rows": rows,
-        "reward_sum": reward_sum,
+        "by_version": rewards,
         "histograms": histograms,
         "passed": not blocking,
         "failures": [describe(c) for c in blocking],

@@ -1,7 +1,7 @@
-"""Shift: a day's feature distributions and reward rate against the earlier days of the window.
+"""Drift: a day's feature distributions against the earlier days of the window.
 
 Each validated day stores a small summary of itself (a histogram per context
-feature on bins fixed by the spec, its rows and rewards), so a run compares its
+feature on bins fixed by the spec), so a run compares its
 new day with the week before it without reading the week again. The bins depend
 only on the spec: every category of the vocabulary plus one for the rest;
 `FINE_BINS` equal slices of a number's declared range plus one below, one above;
@@ -78,12 +78,8 @@ def feature_psi(spec: AgentSpec, name: str, reference: list[int], current: list[
     return population_stability(reference_counts, current_counts)
 
 
-def shift_checks(spec: AgentSpec, day: dict, earlier: list[dict]) -> list[dict]:
-    """The day's drift per feature and its reward rate against the earlier usable days (stored summaries).
-
-    Every row of a broken reward join is valid on its own (a reward of 0 is
-    allowed), so no per-row rule sees it; only the day's rate does.
-    """
+def drift_checks(spec: AgentSpec, day: dict, earlier: list[dict]) -> list[dict]:
+    """The day's drift per feature against the earlier usable days (stored summaries)."""
     if not earlier or not day["rows"]:
         return []
     checks, limit = [], spec.validation.max_drift_psi
@@ -95,11 +91,4 @@ def shift_checks(spec: AgentSpec, day: dict, earlier: list[dict]) -> list[dict]:
                    f"the window: PSI {psi:.3f}, limit {limit}")  # fmt: skip
         checks.append(check(f"drift:{column}", tier_of(spec, "drift", name), psi <= limit, message, column=column,
                             observed=psi))  # fmt: skip
-    earlier_rows = sum(e["rows"] for e in earlier)
-    if earlier_rows:
-        rate, earlier_rate = day["reward_sum"] / day["rows"], sum(e["reward_sum"] for e in earlier) / earlier_rows
-        band = spec.validation.max_reward_rate_change
-        checks.append(check("reward_rate", tier_of(spec, "reward_rate"), abs(rate - earlier_rate) <= band,
-                            f"{day['day']}: reward rate {rate:.3f} against {earlier_rate:.3f} on the earlier usable "
-                            f"days of the window, allowed change {band}", column="reward", observed=rate))  # fmt: skip
     return checks

@@ -28,6 +28,8 @@ from agent_retraining.window import Window
 
 HIGHER_IS_BETTER = {
     "roc_auc": True,
+    "log_loss_skill": True,
+    "brier_skill": True,
     "log_loss": False,
     "brier": False,
     "calibration_error": False,
@@ -180,10 +182,16 @@ def model_metrics(per_action: np.ndarray, logged, rewards, propensities, masks) 
     predicted = np.clip(per_action[np.arange(len(logged)), logged], 1e-7, 1 - 1e-7)
     policy = snips(greedy_matches(per_action, logged), rewards, propensities)
     curve = calibration_curve(rewards, predicted)
+    loss, brier = float(log_loss(rewards, predicted, labels=[0, 1])), float(brier_score_loss(rewards, predicted))
+    base_rate = float(np.clip(rewards.mean(), 1e-7, 1 - 1e-7))  # the predictor that knows only the holdout's rate
+    base_loss = -(base_rate * np.log(base_rate) + (1 - base_rate) * np.log(1 - base_rate))
+    one_class = not 0 < rewards.sum() < len(rewards)
     return {
-        "roc_auc": float(roc_auc_score(rewards, predicted)) if 0 < rewards.sum() < len(rewards) else None,
-        "log_loss": float(log_loss(rewards, predicted, labels=[0, 1])),
-        "brier": float(brier_score_loss(rewards, predicted)),
+        "roc_auc": None if one_class else float(roc_auc_score(rewards, predicted)),
+        "log_loss_skill": None if one_class else float(1 - loss / base_loss),
+        "brier_skill": None if one_class else float(1 - brier / (base_rate * (1 - base_rate))),
+        "log_loss": loss,
+        "brier": brier,
         "calibration_error": calibration_error(curve),
         "calibration_curve": curve,
         "policy_value": policy["value"],
@@ -212,6 +220,21 @@ def select_winner(spec: AgentSpec, metrics: dict[str, dict]) -> str:
     return best
 
 
+def _ranked(spec: AgentSpec, metrics: dict[str, dict], names: list[str]) -> list[str]:
+    """`names`, best first by the primary metric (unmeasured last; ties keep the spec's order)."""
+    remaining, ranked = list(names), []
+    while remaining:
+        best = select_winner(spec, {name: metrics[name] for name in remaining})
+        ranked.append(best)
+        remaining.remove(best)
+    return ranked
+
+
+def _model_failures(rules: list[dict]) -> list[dict]:
+    """The failed rules that are about the model (a run's circumstances, such as a backfill, are not)."""
+    return [r for r in rules if not r["passed"] and r["rule"] not in CIRCUMSTANCE_RULES]
+
+
 def _rule(name: str, passed: bool, detail: str) -> dict:
     return {"rule": name, "passed": bool(passed), "detail": detail}
 
@@ -234,6 +257,20 @@ def _at_least(metric: str, value: float | None, bound: float | None, how: str) -
     relation = ">=" if HIGHER_IS_BETTER[metric] else "<="
     passed = value >= bound if HIGHER_IS_BETTER[metric] else value <= bound
     return _rule(f"{how}_{metric}", passed, f"{metric} {value:.4f} {relation} {bound:.4f}")
+
+
+# Each floor of the spec and the metric it bounds, in the order the rules are listed.
+FLOORS = (
+    ("min_roc_auc", "roc_auc"), ("min_log_loss_skill", "log_loss_skill"), ("min_brier_skill", "brier_skill"),
+    ("max_log_loss", "log_loss"), ("max_brier", "brier"), ("max_calibration_error", "calibration_error"),
+)  # fmt: skip
+
+
+def floor_rules(spec: AgentSpec, metrics: dict) -> list[dict]:
+    """The spec's floors on one model's metrics (a floor the spec leaves out is not judged)."""
+    floors = spec.gate.floors
+    return [_at_least(metric, metrics[metric], getattr(floors, key), "floor")
+            for key, metric in FLOORS if getattr(floors, key) is not None]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -311,16 +348,15 @@ def gate_rules(
     window: Window,
     run: RunContext,
     evidence: HoldoutEvidence,
+    champion_failures: list[dict] = (),
 ) -> list:
-    """Each rule of the gate with the numbers it compared; deploy only if all pass."""
-    floors = spec.gate.floors
-    rules = [
-        *evidence_rules(spec, evidence),
-        _at_least("roc_auc", challenger["roc_auc"], floors.min_roc_auc, "floor"),
-        _at_least("log_loss", challenger["log_loss"], floors.max_log_loss, "floor"),
-        _at_least("brier", challenger["brier"], floors.max_brier, "floor"),
-        _at_least("calibration_error", challenger["calibration_error"], floors.max_calibration_error, "floor"),
-    ]
+    """Each rule of the gate with the numbers it compared; deploy only if all pass.
+
+    `champion_failures` are the floors the champion itself fails on this holdout: with the spec's
+    `failing_champion: replace`, a challenger is then not held to "no regression" against it (only to the
+    floors and to its policy value).
+    """
+    rules = [*evidence_rules(spec, evidence), *floor_rules(spec, challenger)]
     if run.records_only:
         what = {"backfill": "a backfill run", "dry run": "a dry run"}[run.records_only]
         rules.append(_rule("run_may_move_manifest", False, f"{what} records the decision it would take, moves nothing"))
@@ -343,15 +379,17 @@ def gate_rules(
         rules.append(_policy_rule("policy_value_vs_logging", "logging policy", challenger, None, evidence.vs_logging,
                                   spec))  # fmt: skip
         return rules
-    for metric, allowed in spec.gate.max_regression.model_dump().items():
-        theirs = champion[metric]
-        bound = None if theirs is None else theirs - allowed if HIGHER_IS_BETTER[metric] else theirs + allowed
-        rules.append(_at_least(metric, challenger[metric], bound, "no_regression"))
     rules.append(
         _policy_rule(
             "policy_value", "champion", challenger, champion["policy_matched_rows"], evidence.vs_champion, spec
         )
     )
+    if champion_failures and spec.gate.failing_champion == "replace":
+        return rules
+    for metric, allowed in spec.gate.max_regression.model_dump().items():
+        theirs = champion[metric]
+        bound = None if theirs is None else theirs - allowed if HIGHER_IS_BETTER[metric] else theirs + allowed
+        rules.append(_at_least(metric, challenger[metric], bound, "no_regression"))
     drop = spec.gate.slices.max_auc_drop
     for name, mine in challenger["slices"].items():
         theirs = champion["slices"].get(name)
@@ -437,36 +475,69 @@ def evaluate_and_decide(
         name: model_metrics(per_action, logged, rewards, propensities, masks) for name, per_action in scores.items()
     }
     champion = metrics.get("champion")
-
-    winner_name = select_winner(spec, metrics)
-    winner = next(c for c in candidates if c["candidate"] == winner_name)
+    champion_floors = floor_rules(spec, champion) if champion else []
+    champion_failures = [r for r in champion_floors if not r["passed"]]
+    validation = read_json_or_none(s3, buckets.artifacts, run_dir + "validation.json")
+    data = data_rule(validation)
 
     def greedy_weights(name: str) -> np.ndarray:
         return greedy_matches(scores[name], logged) / propensities
 
-    evidence = HoldoutEvidence(
-        rows=holdout.num_rows,
-        positive_rewards=int(rewards.sum()),
-        vs_logging=paired_difference(greedy_weights(winner_name), np.ones(len(rewards)), rewards),
-        vs_champion=paired_difference(greedy_weights(winner_name), greedy_weights("champion"), rewards)
-        if champion
-        else None,
-    )
-    validation = read_json_or_none(s3, buckets.artifacts, run_dir + "validation.json")
-    rules = [data_rule(validation), *gate_rules(spec, metrics[winner_name], champion, live, window, run, evidence)]
-    failed = [r for r in rules if not r["passed"]]
-    judged = [r for r in failed if r["rule"] not in CIRCUMSTANCE_RULES]
-    if judged:
-        reason = (
-            f"keep the champion: {winner_name} failed {', '.join(r['rule'] + ' (' + r['detail'] + ')' for r in judged)}"
+    def judge(name: str) -> tuple[HoldoutEvidence, list[dict]]:
+        evidence = HoldoutEvidence(
+            rows=holdout.num_rows,
+            positive_rewards=int(rewards.sum()),
+            vs_logging=paired_difference(greedy_weights(name), np.ones(len(rewards)), rewards),
+            vs_champion=paired_difference(greedy_weights(name), greedy_weights("champion"), rewards)
+            if champion
+            else None,
         )
-    elif champion and spec.release.mode == "canary":
-        reason = (f"canary {winner_name} on {spec.release.share:.0%} of traffic: it passed every rule against the "
-                  f"floors and champion {live['version']}; live results decide its promotion")  # fmt: skip
-    elif champion:
-        reason = f"deploy {winner_name}: it passed every rule against the floors and champion {live['version']}"
+        return evidence, [data, *gate_rules(spec, metrics[name], champion, live, window, run, evidence,
+                                            champion_failures)]  # fmt: skip
+
+    # Every candidate is judged by every rule; the best by the primary metric among those that pass is deployed.
+    judged = {candidate["candidate"]: judge(candidate["candidate"]) for candidate in candidates}
+    verdicts = {name: _model_failures(rules) for name, (_, rules) in judged.items()}
+    passing = {name: metrics[name] for name, failures in verdicts.items() if not failures}
+    ranked = _ranked(spec, metrics, list(judged))
+    winner_name = select_winner(spec, passing) if passing else ranked[0]
+    winner = next(c for c in candidates if c["candidate"] == winner_name)
+    evidence, rules = judged[winner_name]
+    failed = [r for r in rules if not r["passed"]]
+    failing = verdicts[winner_name]
+    champion_fails = ""
+    if champion_failures:
+        champion_fails = (f"the champion {live['version']} itself fails today's floors ("
+                          + ", ".join(f"{r['rule']}: {r['detail']}" for r in champion_failures) + ")")  # fmt: skip
+    alert = bool(champion_failures) and bool(failing) and spec.gate.failing_champion == "alert"
+
+    def with_failures(names: list[str]) -> str:
+        return "; ".join(f"{name} ({', '.join(r['rule'] for r in verdicts[name])})" for name in names)
+
+    if failing:
+        others = [name for name in ranked if name != winner_name]
+        reason = f"keep the champion: {winner_name} failed " + ", ".join(
+            f"{r['rule']} ({r['detail']})" for r in failing
+        )  # fmt: skip
+        if others:
+            reason += "; so did " + with_failures(others)
+        if alert:
+            reason += f"; {champion_fails}, and the spec's failing_champion is alert: an operator must decide"
+        elif champion_fails:
+            reason += f"; {champion_fails}"
     else:
-        reason = f"deploy {winner_name}: {champion_note}, and it passed every rule"
+        if champion and spec.release.mode == "canary":
+            reason = (f"canary {winner_name} on {spec.release.share:.0%} of traffic: it passed every rule against "
+                      f"the floors and champion {live['version']}; live results decide its promotion")  # fmt: skip
+        elif champion:
+            reason = f"deploy {winner_name}: it passed every rule against the floors and champion {live['version']}"
+        else:
+            reason = f"deploy {winner_name}: {champion_note}, and it passed every rule"
+        if champion_fails:
+            reason += f" ({champion_fails}: no regression or slice rule against it)"
+        passed_over = [name for name in ranked[: ranked.index(winner_name)] if verdicts[name]]
+        if passed_over:
+            reason += f"; better by {spec.gate.primary_metric} but failing: {with_failures(passed_over)}"
     if validation and validation["left_out"]:
         reason += f" (the data gate left out {', '.join(d['day'] for d in validation['left_out'])})"
     if run.records_only:
@@ -489,12 +560,27 @@ def evaluate_and_decide(
         "logging_policy_value": {"value": logging_value, "ci": _interval(logging_value, logging_influence)},
         "policy_value_vs_logging": evidence.vs_logging,
         "policy_value_vs_champion": evidence.vs_champion,
-        "champion": {"version": live["version"] if champion else None, "note": champion_note},
+        "champion": {
+            "version": live["version"] if champion else None,
+            "note": champion_note,
+            "floors": champion_floors,
+            "fails_floors": bool(champion_failures),
+        },
+        "candidates": [
+            {
+                "candidate": name,
+                "passed": not verdicts[name],
+                "failed": verdicts[name],
+                spec.gate.primary_metric: metrics[name][spec.gate.primary_metric],
+            }
+            for name in ranked
+        ],
         "judged_against": judged_against(live, live_etag),
         "winner": winner,
         "rules": rules,
         "deploy": not failed,
-        "would_deploy": not judged,
+        "would_deploy": not failing,
+        "alert": alert,
         "older_than_live_allowed": run.older_than_live_allowed,
         "judged_without_champion": judged_without_champion,  # only ever by the operator's override
         "run_type": run.run_type,

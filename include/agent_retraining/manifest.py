@@ -104,8 +104,8 @@ def publish_artifact(s3, buckets: Buckets, agent_id: str, candidate: dict) -> tu
 
 
 # The metrics a manifest entry keeps of its decision (slices and curves stay in the run's decision.json).
-MANIFEST_METRICS = ("roc_auc", "log_loss", "brier", "calibration_error", "policy_value", "policy_value_ci",
-                    "policy_matched_rows")  # fmt: skip
+MANIFEST_METRICS = ("roc_auc", "log_loss_skill", "brier_skill", "log_loss", "brier", "calibration_error",
+                    "policy_value", "policy_value_ci", "policy_matched_rows")  # fmt: skip
 # What a manifest entry needs so that the agent (or a rollback) can use the model on its own.
 MODEL_FIELDS = (
     "version", "framework", "artifact_key", "artifact_uri", "sha256", "params", "encoding_id", "metrics",

@@ -32,7 +32,7 @@ def recent_runs(s3, buckets: Buckets, agent_id: str, days: int = RECENT_DAYS) ->
                 "verdict": report.get("verdict", report["outcome"]), "winner": report.get("winner"),
                 "finished_at": pointer["written_at"], "rules": decision.get("rules", []),
                 "data_gate": {"passed": validation.get("passed"), "failures": validation.get("failures", []),
-                              "days": validation.get("days", [])},
+                              "days": validation.get("days", []), "reward_rates": validation.get("reward_rates") or []},
                 "report_html_key": report.get("report_html_key"),
             })  # fmt: skip
         if len(runs) == days:

@@ -88,6 +88,8 @@ def _data_gate(run: dict) -> str:
         f"{escape(d['day'])} {'usable' if d['usable'] else '<span class=fail>left out</span>'}" for d in gate["days"]
     )
     failures = "".join(f"<li class=fail>{escape(f)}</li>" for f in gate["failures"])
+    failures += "".join(f"<li class={'pass' if c['success'] else 'fail'}>{escape(c['message'])}</li>"
+                        for c in gate["reward_rates"])  # fmt: skip
     verdict = "no verdict" if gate["passed"] is None else "passed" if gate["passed"] else "refused"
     return f"<details><summary>data gate: {verdict}</summary><p>{days}</p><ul>{failures}</ul></details>"
 

@@ -21,7 +21,7 @@ table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ddd;paddin
 td.num{text-align:right;font-variant-numeric:tabular-nums}.fail{color:#b00020}.pass{color:#137333}
 .plots{display:flex;flex-wrap:wrap;gap:1em}
 """
-METRICS = ("roc_auc", "log_loss", "brier", "calibration_error", "policy_value")
+METRICS = ("roc_auc", "log_loss_skill", "brier_skill", "log_loss", "brier", "calibration_error", "policy_value")
 
 
 def _number(value) -> str:
@@ -74,9 +74,9 @@ def models_table(decision: dict) -> str:
     for metric in METRICS:
         cells = [escape(metric)]
         for name in names:
-            value = decision["metrics"][name][metric]
+            value = decision["metrics"][name].get(metric)
             shown = _number(value)
-            if champion and name != "champion" and value is not None and champion[metric] is not None:
+            if champion and name != "champion" and value is not None and champion.get(metric) is not None:
                 shown += f" ({value - champion[metric]:+.4f})"
             cells.append(shown)
         rows.append(cells)
@@ -159,14 +159,39 @@ def drift_plot(validation: dict) -> str:
     return _svg(figure)
 
 
+def candidates_table(decision: dict) -> str:
+    """Every candidate's verdict, best first by the primary metric, and the champion's on today's floors."""
+    metric = decision["primary_metric"]
+    rows = [[escape(c["candidate"]), _number(c.get(metric)), _passed(c["passed"]),
+             escape("; ".join(f"{r['rule']}: {r['detail']}" for r in c["failed"]))]
+            for c in decision.get("candidates") or []]  # fmt: skip
+    champion = decision["champion"]
+    if champion.get("floors"):
+        failed = [r for r in champion["floors"] if not r["passed"]]
+        rows.append([f"champion {escape(champion['version'])} (today's floors)", "", _passed(not failed),
+                     escape("; ".join(f"{r['rule']}: {r['detail']}" for r in failed))])  # fmt: skip
+    return html_table(["model", metric, "verdict", "failed rules"], rows, {1})
+
+
 def decision_section(decision: dict) -> str:
     rules = [[escape(r["rule"]), _passed(r["passed"]), escape(r["detail"])] for r in decision["rules"]]
     return (
         "<h2>Models against the champion</h2>" + models_table(decision)
+        + "<h2>Each candidate's verdict</h2>" + candidates_table(decision)
         + "<h2>Plots</h2><div class=plots>" + policy_value_plot(decision) + calibration_plot(decision) + "</div>"
         + "<h2>ROC AUC per slice</h2>" + slice_plot(decision) + slice_table(decision)
         + "<h2>The gate's rules</h2>" + html_table(["rule", "result", "what was compared"], rules)
     )  # fmt: skip
+
+
+def reward_rate_table(validation: dict) -> str:
+    """The run's own day's reward rate per model version that acted, against what it was tested on."""
+    rows = [[f"<code>{escape(c['version'] or 'logging policy')}</code>", f"{c['rows']:,}", _number(c["observed"]),
+             _number(c.get("reference")), "n/a" if c.get("p_value") is None else f"{c['p_value']:.2g}",
+             _passed(c["success"])] for c in validation.get("reward_rates") or []]  # fmt: skip
+    if not rows:
+        return "<p>not judged (no earlier usable day to compare with)</p>"
+    return html_table(["version", "events", "reward rate", "reference", "p", "result"], rows, {1, 2, 3, 4})
 
 
 def validation_section(validation: dict) -> str:
@@ -180,6 +205,7 @@ def validation_section(validation: dict) -> str:
         f"<h2>The data gate</h2><p>{escape(verdict)}</p>"
         + html_table(["day", "usable", "verdict", "rows"], days, {3})
         + f"<h3>Rules on {escape(day)}</h3>" + html_table(["rule", "tier", "result", "message"], rules)
+        + "<h3>Reward rate by acting version</h3>" + reward_rate_table(validation)
         + "<h3>Drift</h3>" + drift_plot(validation)
     )  # fmt: skip
 

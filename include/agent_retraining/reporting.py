@@ -18,9 +18,11 @@ from agent_retraining.window import Window
 
 RUN_RECORDS = ("validation.json", "decision.json", "deployment.json")
 REPORTED_VALIDATION_FIELDS = ("passed", "failures", "warnings", "rows", "window", "usable_days", "left_out", "days",
-                              "rule_counts", "data_docs_key")  # fmt: skip
-REPORTED_DECISION_FIELDS = ("deploy", "reason", "rules", "metrics", "logging_policy_value", "champion",
-                            "judged_against", "policy_value_vs_logging", "policy_value_vs_champion")  # fmt: skip
+                              "rule_counts", "data_docs_key", "reward_rates")  # fmt: skip
+REPORTED_DECISION_FIELDS = (
+    "deploy", "alert", "reason", "rules", "candidates", "metrics", "logging_policy_value", "champion",
+    "judged_against", "policy_value_vs_logging", "policy_value_vs_champion",
+)  # fmt: skip
 
 
 def clear_run(s3, buckets: Buckets, run_dir: str) -> int:
@@ -38,6 +40,8 @@ def outcome(records: dict) -> str:
         return "kept champion: the same model is live already"
     if decision and decision["deploy"]:
         return "kept champion: the deploy was not approved or did not run"
+    if decision and decision.get("alert"):
+        return "alert: the champion fails today's floors and no candidate passed"
     if decision:
         return "kept champion"
     if records["validation.json"] and not records["validation.json"]["passed"]:
@@ -73,7 +77,7 @@ def build_report(s3, buckets: Buckets, spec: AgentSpec, window: Window, run_dir:
         "outcome": result,
         "verdict": verdict_sentence(spec.agent_id, day, result, records),
         "validation": validation and {k: validation[k] for k in REPORTED_VALIDATION_FIELDS},
-        "decision": decision and {k: decision[k] for k in REPORTED_DECISION_FIELDS},
+        "decision": decision and {k: decision.get(k) for k in REPORTED_DECISION_FIELDS},
         "winner": decision and decision["winner"]["candidate"],
         "deployment": deployment,
         "live_version": live["version"] if live else None,

@@ -15,7 +15,7 @@ import gzip
 import hashlib
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 import numpy as np
@@ -79,6 +79,20 @@ class World:
         for column, bonus in self.segment_bonus.items():
             logits += signals[:, [column]] * bonus
         return 1.0 / (1.0 + np.exp(-logits))
+
+    def with_reward_rate(self, rate: float, rows: int = 20_000) -> World:
+        """The same world with every action's base logit moved by one shift, so that the logging policy earns
+        `rate` per decision on average: an agent whose rewards are rare (clicks) or common (resolutions)."""
+        _, signals = sample_contexts(self, rows, seeded_rng("reward-rate", self.spec.agent_id, rate))
+        low, high = -15.0, 15.0
+        for _ in range(50):
+            shift = (low + high) / 2
+            weights = self.true_weights.copy()
+            weights[:, -1] += shift  # the logging policy's choices do not change: every action moves alike
+            world = replace(self, true_weights=weights)
+            earned = (world.reward_probability(signals) * world.policy_propensities(signals)).sum(axis=1).mean()
+            low, high = (shift, high) if earned < rate else (low, shift)
+        return world
 
     def signal_column(self, feature: str, value: str) -> int:
         """Where one category value's indicator is among the signals (for segments of the truth)."""

@@ -99,21 +99,38 @@ CONTRACT_RULES = ("not_null", "unique_event_id", "agent_id", "action_in_set", "p
 FEATURE_RULES = {"context_non_null": "any", "drift": "any", "in_vocabulary": "category", "in_range": "number"}
 
 
+class RewardRate(_Strict):
+    """Outcomes are data too: a broken reward join logs every reward as 0. Each acting version's rate on a day is
+    tested against its own earlier days (or its deploy-time estimate); a change is refused when it is larger than
+    `max_change` (a share of the reference rate with `scale: relative`, a rate difference with `absolute`) and
+    significant at `alpha` (see reward_rate.py)."""
+
+    max_change: float = Field(default=0.25, gt=0.0, le=1.0)
+    scale: Literal["relative", "absolute"] = "relative"
+    alpha: float = Field(default=0.02, gt=0.0, lt=0.5)
+
+
 class Validation(_Strict):
     """How strict the data gate is; `tiers` overrides a rule kind, or one kind for one feature."""
 
     min_rows_per_day: int = Field(default=1, ge=0)
     max_bad_line_fraction: float = Field(default=0.001, ge=0.0, le=1.0)
     max_drift_psi: float = Field(default=0.2, gt=0.0)
-    # Outcomes are data too: a day whose reward rate moves further than this from the earlier days' rate (a
-    # broken reward join logs every reward as 0) is refused like any other bad day.
-    max_reward_rate_change: float = Field(default=0.25, gt=0.0, le=1.0)
+    reward_rate: RewardRate = Field(default_factory=RewardRate)
     tiers: dict[str, Tier] = Field(default_factory=dict)
     # A day of the window before the run's own that the gate refused: left out of training and evaluation
     # (named in the decision and report), or `block` to refuse the whole run as long as it is in the window.
     refused_past_days: Literal["exclude", "block"] = "exclude"
     # Fewer usable days than this (after leaving refused ones out) refuses the run; default holdout_days + 1.
     min_usable_days: int | None = Field(default=None, ge=2)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and "max_reward_rate_change" in raw:
+            raise ValueError("max_reward_rate_change is now reward_rate: {max_change: ..., scale: relative|absolute, "
+                             "alpha: ...}; the old value was an absolute change (scale: absolute)")  # fmt: skip
+        return raw
 
     @model_validator(mode="after")
     def _known_rules(self) -> Validation:
@@ -129,10 +146,20 @@ class Validation(_Strict):
 
 
 class Floors(_Strict):
-    min_roc_auc: float = Field(ge=0.0, le=1.0)
-    max_log_loss: float = Field(gt=0.0)
-    max_brier: float = Field(gt=0.0, le=1.0)
-    max_calibration_error: float = Field(gt=0.0, le=1.0)
+    """The least a model must reach on today's holdout, whatever the champion does; a floor left out is not judged.
+
+    Log loss and Brier score depend on the reward rate (a model of a 3% rate has a log loss near 0.13, one of a
+    40% rate near 0.6), so they are best stated as skill against the base-rate predictor of the same holdout:
+    1 - loss / loss of predicting the holdout's mean reward for every row (0: no better than the base rate).
+    The absolute forms stay for agents whose rate never moves.
+    """
+
+    min_roc_auc: float | None = Field(default=None, ge=0.0, le=1.0)
+    min_log_loss_skill: float | None = Field(default=None, gt=-1.0, lt=1.0)
+    min_brier_skill: float | None = Field(default=None, gt=-1.0, lt=1.0)
+    max_log_loss: float | None = Field(default=None, gt=0.0)
+    max_brier: float | None = Field(default=None, gt=0.0, le=1.0)
+    max_calibration_error: float | None = Field(default=None, gt=0.0, le=1.0)
 
 
 class MaxRegression(_Strict):
@@ -165,6 +192,11 @@ class Gate(_Strict):
     policy_value_margin: float = Field(ge=0.0)
     slices: Slices = Field(default_factory=Slices)
     evidence: Evidence = Field(default_factory=Evidence)
+    # The champion is held to today's floors too. When it fails one, keeping it is no safe default: `replace`
+    # judges the candidates on the floors and the policy value against it (no regression or slice rules against
+    # a model that fails the floors) and deploys the best that passes; `alert` keeps it, and the run ends red so
+    # that its notification (`failed`) reaches an operator.
+    failing_champion: Literal["replace", "alert"] = "replace"
 
 
 class Approval(_Strict):

@@ -3,7 +3,8 @@
 Every day of the window has been judged on its own rows (see days.py). What
 only the window can tell is judged here, from what each day stored, day by day
 in date order against the usable days before it: event ids repeated from an
-earlier day, feature drift and the reward rate (see drift.py). Then:
+earlier day, feature drift (drift.py) and each acting version's reward rate
+(reward_rate.py). Then:
 
 - the run's own day must be usable, or the run is refused;
 - an earlier day that was refused or whose logs never completed is left out of
@@ -24,6 +25,8 @@ import numpy as np
 from agent_retraining import drift
 from agent_retraining.checks import EXAMPLES, DataRejected, check, describe, failed
 from agent_retraining.contract import SUCCESS_MARKER, success_key
+from agent_retraining.manifest import read_manifest
+from agent_retraining.reward_rate import Estimate, estimates_from_manifest, reward_rate_checks
 from agent_retraining.spec import AgentSpec
 from agent_retraining.storage import Buckets, read_json, read_parquet, write_json
 from agent_retraining.window import Window
@@ -75,7 +78,9 @@ def _repeated_ids_check(s3, buckets: Buckets, verdict: dict, seen: _SeenEventIds
                  examples=examples), hashes  # fmt: skip
 
 
-def _judge_days(s3, buckets: Buckets, spec: AgentSpec, window: Window, checked: dict[str, dict]) -> list[dict]:
+def _judge_days(
+    s3, buckets: Buckets, spec: AgentSpec, window: Window, checked: dict[str, dict], estimates: dict[str, Estimate]
+) -> list[dict]:
     """Each day of the window, oldest first, with every check of it and whether it is usable."""
     judged, usable, seen = [], [], _SeenEventIds()
     for day in window.days:
@@ -90,7 +95,8 @@ def _judge_days(s3, buckets: Buckets, spec: AgentSpec, window: Window, checked: 
         checks = list(verdict["checks"])
         if verdict["passed"]:
             repeated, hashes = _repeated_ids_check(s3, buckets, verdict, seen)
-            checks += [repeated, *drift.shift_checks(spec, verdict, usable)]
+            checks += [repeated, *drift.drift_checks(spec, verdict, usable),
+                       *reward_rate_checks(spec, verdict, usable, estimates)]  # fmt: skip
         entry.update(
             usable=not failed(checks, "block"),
             reused=summary["reused"],
@@ -132,7 +138,9 @@ def _refusals(spec: AgentSpec, window: Window, days: list[dict]) -> list[str]:
 
 def judge_window(s3, buckets: Buckets, spec: AgentSpec, window: Window, checked: list[dict], run_dir: str) -> dict:
     """Assemble the window's verdict from the days' summaries; write `validation.json`; raise if refused."""
-    days = _judge_days(s3, buckets, spec, window, {summary["day"]: summary for summary in checked})
+    live, _ = read_manifest(s3, buckets, spec.agent_id)  # what each deployed version was estimated to earn
+    days = _judge_days(s3, buckets, spec, window, {summary["day"]: summary for summary in checked},
+                       estimates_from_manifest(live))  # fmt: skip
     refusals = _refusals(spec, window, days)
     every_check = [c for entry in days for c in entry["checks"]]
     own_day = days[-1]
@@ -150,6 +158,7 @@ def judge_window(s3, buckets: Buckets, spec: AgentSpec, window: Window, checked:
         "rule_counts": dict(Counter(f"{c['tier']}:{'pass' if c['success'] else 'fail'}" for c in every_check)),
         "checks": every_check,
         "data_docs_key": own_day.get("data_docs_key"),
+        "reward_rates": [c for c in own_day["checks"] if c["rule"] == "reward_rate"],  # per acting version
         "min_usable_days": spec.min_usable_days,
     }
     write_json(s3, buckets.artifacts, run_dir + "validation.json", record)

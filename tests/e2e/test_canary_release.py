@@ -148,6 +148,13 @@ def test_a_truly_better_model_is_canaried_and_promoted(install, s3, buckets, sup
     assert night["outcome"] == "kept champion"
     assert night["decision"]["reason"].startswith(f"canary {canary} is running, manifest left alone")
     assert read_manifest(s3, buckets, spec.agent_id)[0]["canary"]["version"] == canary
+    # the data gate judged each arm's reward rate on its own terms: the champion against its earlier days, the
+    # canary (no earlier day) against its deploy-time estimate; neither arm's day was refused
+    validation = read_json(s3, buckets.artifacts, night["report_key"].removesuffix("report.json") + "validation.json")
+    rates = {c["version"]: c for c in validation["checks"] if c["rule"] == "reward_rate" and c["day"] == str(day)}
+    assert set(rates) == {champion, canary}
+    assert all(c["success"] for c in rates.values()), [c["message"] for c in rates.values()]
+    assert "the policy value its evaluation estimated" in rates[canary]["message"]
 
     for _ in range(spec.release.max_days):  # the nights until the evidence suffices
         run = canary_run(spec, day)

@@ -111,7 +111,7 @@ CORPUS = {
     ),
     "every_reward_zero": (  # a broken reward join: every row is valid, the day is not
         _jsonl_with(lambda ev: _every(ev, 1, lambda e: e.update(reward=0.0))),
-        "reward_rate", ["reward rate 0.000 against", "allowed change 0.25"],
+        "reward_rate", ["reward rate of the logging policy 0.0000 (0 of 600)", "Fisher's exact test", "change -100%"],
     ),
     "invalid_reward": (
         _jsonl_with(lambda ev: _every(ev, 100, lambda e: e.update(reward=2))),

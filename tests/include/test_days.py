@@ -94,7 +94,9 @@ def test_changing_the_day_level_settings_judges_every_day_again(support_bot, s3,
     window = _write_week(s3, buckets, spec)
     before = {day: validate_day(s3, buckets, spec, day) for day in window.days}
     stricter = _agent(support_bot, "settings-bot", min_rows_per_day=ROWS + 1)
-    window_level_only = _agent(support_bot, "settings-bot", max_drift_psi=0.05, max_reward_rate_change=0.1)
+    window_level_only = _agent(
+        support_bot, "settings-bot", max_drift_psi=0.05, reward_rate={"max_change": 0.1, "scale": "absolute"}
+    )
 
     after = {day: validate_day(s3, buckets, stricter, day) for day in window.days}
     unaffected = {day: validate_day(s3, buckets, window_level_only, day) for day in window.days}

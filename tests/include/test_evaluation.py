@@ -17,7 +17,8 @@ from agent_retraining.window import Window
 from tests.conftest import spec_variant
 
 GOOD = {
-    "roc_auc": 0.80, "log_loss": 0.45, "brier": 0.15, "calibration_error": 0.02, "policy_value": 0.70,
+    "roc_auc": 0.80, "log_loss_skill": 0.30, "brier_skill": 0.25, "log_loss": 0.45, "brier": 0.15,
+    "calibration_error": 0.02, "policy_value": 0.70,
     "policy_matched_rows": 400, "slices": {"channel=chat": {"rows": 300, "roc_auc": 0.78, "log_loss": 0.5}},
 }  # fmt: skip
 WINDOW = Window(date(2026, 3, 1), date(2026, 3, 7), 1)
@@ -244,3 +245,53 @@ def test_the_champion_is_only_left_out_for_a_first_deploy_or_a_new_encoding(supp
     model, note = champion_model(support_bot, live, lost, RunContext("manual", judge_without_champion=True))
     assert model is None
     assert "operator set judge_without_champion" in note
+
+
+def _simulated_holdout(spec, base_rate: float, rows: int = 20_000):
+    """A simulated agent whose rewards happen at `base_rate` on average: its logged actions, rewards, propensities
+    and the truth's probability of a reward for every action (what a perfect model would predict)."""
+    from agent_retraining.simulate import World, sample_contexts, seeded_rng
+
+    world = World.for_spec(spec, 3).with_reward_rate(base_rate)
+    rng = seeded_rng("floors", base_rate)
+    _, signals = sample_contexts(world, rows, rng)
+    truth, propensities = world.reward_probability(signals), world.policy_propensities(signals)
+    logged = (rng.random((rows, 1)) > propensities.cumsum(axis=1)).sum(axis=1)
+    rewards = (rng.random(rows) < truth[np.arange(rows), logged]).astype(float)
+    return truth, logged, rewards, propensities[np.arange(rows), logged]
+
+
+@pytest.mark.parametrize("base_rate", [0.40, 0.03])
+def test_relative_floors_mean_the_same_at_a_common_and_a_rare_reward_rate(support_bot, base_rate):
+    """The example spec's floors refuse a model no better than the base rate and pass one that knows the truth,
+    at 40% and at 3%; the old example's absolute floors (log loss 0.69, Brier 0.25) pass the base rate at both."""
+    from agent_retraining.evaluation import floor_rules, model_metrics
+
+    truth, logged, rewards, propensities = _simulated_holdout(support_bot, base_rate)
+    assert rewards.mean() == pytest.approx(base_rate, rel=0.15)
+    noise = np.random.default_rng(0).normal(0, 1e-3, truth.shape)  # ranks at random: AUC about 0.5
+    base_rate_model = np.clip(np.full(truth.shape, rewards.mean()) + noise, 1e-4, 1)
+    good, weak = (model_metrics(m, logged, rewards, propensities, {}) for m in (truth, base_rate_model))
+    assert _failed(floor_rules(support_bot, good)) == set(), good
+    assert {"floor_log_loss_skill", "floor_brier_skill"} <= _failed(floor_rules(support_bot, weak))
+    absolute = spec_variant(support_bot, gate={**support_bot.gate.model_dump(), "floors": {
+        "max_log_loss": 0.69, "max_brier": 0.25}})  # fmt: skip
+    assert _failed(floor_rules(absolute, weak)) == set()
+
+
+def test_a_champion_failing_the_floors_is_not_a_bar_to_clear():
+    """With failing_champion: replace, a challenger that passes the floors is not held to 'no regression' against
+    a champion that fails them; the policy value against it still counts."""
+    live = {"trained_on": {"last": "2026-03-06"}}
+    champion = {**GOOD, "roc_auc": 0.90, "calibration_error": 0.25}  # ranks well, predicts badly
+    failures = [{"rule": "floor_calibration_error", "passed": False, "detail": "0.25 <= 0.10"}]
+    held = _rules(GOOD, champion, live)
+    assert _failed(held) == {"no_regression_roc_auc"}
+    from agent_retraining.spec import load_agent
+
+    replaced = gate_rules(load_agent("support-bot"), GOOD, champion, live, WINDOW, RUN, EVIDENCE, failures)
+    assert _failed(replaced) == set()
+    assert not any(r["rule"].startswith(("no_regression", "slice_")) for r in replaced)
+    behind = HoldoutEvidence(2000, 600, vs_logging=AHEAD, vs_champion=BEHIND)
+    still_worse = gate_rules(load_agent("support-bot"), GOOD, champion, live, WINDOW, RUN, behind, failures)
+    assert _failed(still_worse) == {"policy_value"}

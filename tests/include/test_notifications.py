@@ -15,6 +15,7 @@ from tests.conftest import spec_variant
         ("kept champion", "kept_champion"),
         ("kept champion: the deploy was not approved or did not run", "kept_champion"),
         ("deploy refused", "failed"),
+        ("alert: the champion fails today's floors and no candidate passed", "failed"),
         ("failed before decision finished", "failed"),
     ],
 )
