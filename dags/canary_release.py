@@ -43,6 +43,7 @@ OPERATOR_PARAMS = ("promote_now", "abort_now")
 def build_canary_dag(spec: AgentSpec):
     @dag(
         dag_id=spec.canary_dag_id,
+        auto_register=False,  # registered by the loop at the bottom, so a DAG that fails half-built never is
         description=f"Promote or abort the canary of {spec.agent_id} from its live logs",
         doc_md=__doc__,
         schedule=CronDataIntervalTimetable(spec.schedule, timezone="UTC"),  # each run owns a day, as retraining's
@@ -140,4 +141,7 @@ def build_canary_dag(spec: AgentSpec):
 
 
 for _spec in load_all_specs()[0]:
-    globals()[_spec.canary_dag_id] = build_canary_dag(_spec)
+    try:
+        globals()[_spec.canary_dag_id] = build_canary_dag(_spec)
+    except Exception:  # noqa: BLE001 - one agent's DAG that cannot be built must not hide the others'
+        log.exception("canary DAG of %s not built; its retraining DAG shows why", _spec.agent_id)

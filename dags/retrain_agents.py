@@ -115,6 +115,7 @@ def run_params(spec: AgentSpec) -> dict:
 def build_retraining_dag(spec: AgentSpec):
     @dag(
         dag_id=spec.dag_id,
+        auto_register=False,  # registered by the loop at the bottom, so a DAG that fails half-built never is
         description=f"Nightly retraining of {spec.agent_id}: {spec.description}",
         doc_md=__doc__,
         # A data-interval timetable: each run owns [start, end) of logs. A bare cron
@@ -347,7 +348,10 @@ def build_broken_spec_dag(stem: str, error: Exception):
 
 _specs, _spec_errors = load_all_specs()
 for _spec in _specs:
-    globals()[_spec.dag_id] = build_retraining_dag(_spec)
+    try:
+        globals()[_spec.dag_id] = build_retraining_dag(_spec)
+    except Exception as _exc:  # noqa: BLE001 - a spec that parses but cannot be built hides only its own agent
+        _spec_errors[_spec.agent_id] = _exc
 for _stem, _error in _spec_errors.items():
     log.error("agent spec not loaded: %s", _error)
     globals()[f"broken_spec_{_stem}"] = build_broken_spec_dag(_stem, _error)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from agent_retraining.contract import context_column, manifest_key
+from agent_retraining.contract import MANIFEST_SCHEMA_VERSION, context_column, manifest_key
 from agent_retraining.features import encode_context, encoding_id
 from agent_retraining.log_reader import FEATURE_TYPES
 from agent_retraining.manifest import ArtifactError, fetch_verified
@@ -50,6 +50,35 @@ def greedy_policy(scores: np.ndarray, exploration: float) -> np.ndarray:
     return probabilities
 
 
+def manifest_problem(manifest: object) -> str | None:
+    """Why this client cannot fully understand a manifest, if it cannot: then nothing in it is served.
+
+    The manifest is input like any other: a newer schema, or a canary whose fields are missing or out of range,
+    would otherwise crash `poll` or route every session to the canary.
+    """
+    if not isinstance(manifest, dict):
+        return f"the manifest is {type(manifest).__name__}, not an object"
+    version = manifest.get("schema_version", 1)
+    if type(version) is not int or version > MANIFEST_SCHEMA_VERSION:
+        return f"manifest schema_version {version!r}: this client reads up to {MANIFEST_SCHEMA_VERSION}"
+    for slot, entry in (("live", manifest), ("canary", manifest.get("canary"))):
+        if slot == "canary" and entry is None:
+            continue
+        if not isinstance(entry, dict):
+            return f"the {slot} entry is {type(entry).__name__}, not an object"
+        for name in ("version", "sha256", "artifact_key", "framework", "encoding_id"):
+            if not isinstance(entry.get(name), str):
+                return f"the {slot} entry's {name} is {entry.get(name)!r}, not text"
+        if not isinstance(entry.get("params", {}), dict):
+            return f"the {slot} entry's params are not an object"
+    canary = manifest.get("canary")
+    if canary is not None:
+        share = canary.get("share")
+        if type(share) not in (int, float) or not 0.0 <= share <= 1.0:
+            return f"the canary's share is {share!r}, not a number in [0, 1]"
+    return None
+
+
 class NoModel(Exception):
     """No model has been loaded yet (no manifest, or every artifact so far was refused)."""
 
@@ -70,7 +99,7 @@ class AgentModelClient:
         self.live: ServingModel | None = None
         self.canary: ServingModel | None = None
         self.canary_share = 0.0
-        self.manifest_etag: str | None = None  # the manifest whose models serve now
+        self.manifest_etag: str | None = None  # the manifest last acted on: served, or refused until it changes
         self.last_error: str | None = None
 
     @property
@@ -95,6 +124,10 @@ class AgentModelClient:
             if etag == self.manifest_etag:
                 return False
             manifest = json.loads(response["Body"].read())
+            problem = manifest_problem(manifest)
+            if problem:  # stays wrong until the manifest changes: not fetched again before that
+                self.manifest_etag, self.last_error = etag, f"manifest not used, current model kept: {problem}"
+                return False
             live = self._load(manifest, self.live, self.canary)
         except Exception as exc:  # anything at all: the agent keeps serving what it has
             self.last_error = f"{type(exc).__name__}: {exc}"
@@ -108,7 +141,7 @@ class AgentModelClient:
                 # a bad artifact or encoding stays bad until the manifest changes; S3 trouble is tried again
                 retry = not isinstance(exc, ArtifactError | ValueError)
         before = (self.version, self.canary and self.canary.version)
-        self.live, self.canary, self.canary_share = live, canary, entry["share"] if canary else 0.0
+        self.live, self.canary, self.canary_share = live, canary, float(entry["share"]) if canary else 0.0
         self.manifest_etag = None if retry else etag
         self.last_error = error
         return (self.version, canary and canary.version) != before

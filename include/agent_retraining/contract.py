@@ -26,6 +26,9 @@ EVENT_FIELDS: dict[str, tuple[str, bool]] = {
     "reward": ("double", False),
 }
 SUCCESS_MARKER = "_SUCCESS"
+# The manifest's shape. A reader that meets a higher number does not guess: the agent's client keeps its current
+# model. A manifest without the field was written before it existed and is version 1.
+MANIFEST_SCHEMA_VERSION = 1
 LATEST_RUN = "latest.json"  # in each day's runs folder: which run of the day finished last
 CONTEXT_PREFIX = "ctx_"
 

@@ -29,12 +29,12 @@ import numpy as np
 import pyarrow as pa
 
 from agent_retraining import drift
-from agent_retraining.checks import describe, failed
+from agent_retraining.checks import check, describe, failed
 from agent_retraining.contract import SUCCESS_MARKER, quarantine_prefix, validated_day_prefix
 from agent_retraining.log_reader import list_day, read_day
 from agent_retraining.reward_rate import by_version
 from agent_retraining.spec import AgentSpec
-from agent_retraining.storage import Buckets, put_bytes, read_json_or_none, write_json, write_parquet
+from agent_retraining.storage import Buckets, S3Error, put_bytes, read_json_or_none, write_json, write_parquet
 from agent_retraining.validation import data_docs_html, gate_checks
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,9 @@ def day_settings(spec: AgentSpec) -> dict:
             "min_rows_per_day": validation.min_rows_per_day,
             "tiers": validation.tiers,
             "max_bad_line_fraction": validation.max_bad_line_fraction,
+            "max_object_bytes": validation.max_object_bytes,
+            "max_decompressed_bytes": validation.max_decompressed_bytes,
+            "max_line_bytes": validation.max_line_bytes,
         },  # fmt: skip
     }
 
@@ -123,6 +126,22 @@ def _judge(s3, buckets: Buckets, spec: AgentSpec, day: date, objects: list[dict]
     return verdict
 
 
+def _refused(s3, buckets: Buckets, spec: AgentSpec, day: date, sources: list[dict], error: Exception) -> dict:
+    """The verdict of a day whose judging failed for a reason nobody foresaw: refused, naming the error, so the
+    window's exclude/block rules apply to it like to any refused day instead of a crash every night."""
+    prefix = validated_day_prefix(spec.agent_id, day, fingerprint(spec, sources))
+    message = f"judging the day's logs failed: {type(error).__name__}: {error}"[:2000]
+    rejected = check("unreadable_object", "block", False, message, examples=[])
+    verdict = {
+        "agent_id": spec.agent_id, "day": day.isoformat(), "prefix": prefix, "settings": day_settings(spec),
+        "sources": sources, "lines": 0, "bad_lines": 0, "rows": 0, "by_version": [], "histograms": {},
+        "passed": False, "failures": [describe(rejected)], "warnings": [], "checks": [rejected], "quarantined": [],
+        "rows_key": None, "event_ids_key": None, "data_docs_key": None, "judged_at": datetime.now(UTC).isoformat(),
+    }  # fmt: skip
+    write_json(s3, buckets.artifacts, prefix + "verdict.json", verdict)
+    return verdict
+
+
 def validate_day(s3, buckets: Buckets, spec: AgentSpec, day: date) -> dict:
     """The day's verdict, judged now or reused; a summary small enough for XCom.
 
@@ -138,7 +157,13 @@ def validate_day(s3, buckets: Buckets, spec: AgentSpec, day: date) -> dict:
     verdict = read_json_or_none(s3, buckets.artifacts, verdict_key)
     reused = verdict is not None
     if not reused:
-        verdict = _judge(s3, buckets, spec, day, sources)
+        try:
+            verdict = _judge(s3, buckets, spec, day, sources)
+        except (S3Error, MemoryError):
+            raise  # S3 trouble is retried by the task; memory is the worker's, not the day's
+        except Exception as exc:  # noqa: BLE001 - a verdict, never a crash that comes back every night
+            log.exception("judging %s failed", day)
+            verdict = _refused(s3, buckets, spec, day, sources, exc)
         verdict_key = verdict["prefix"] + "verdict.json"
     log.info("%s: %s, %s, %d rows (%s)", day, "reused" if reused else "judged",
              "passed" if verdict["passed"] else "refused", verdict["rows"], verdict_key)  # fmt: skip

@@ -31,12 +31,16 @@ MASTER_PORT, VOLUME_PORT, FILER_PORT = 9333, 9334, 8888
 
 
 def ensure_env_file(path: Path = ENV_FILE, template: Path = ENV_TEMPLATE) -> Path:
-    """Create local.env from the template with fresh random keys; never overwrite it."""
+    """Create local.env from the template with fresh random keys, readable by its owner only; never overwrite it."""
     if not path.exists():
         text = template.read_text()
         while PLACEHOLDER in text:
             text = text.replace(PLACEHOLDER, secrets.token_hex(16), 1)
-        path.write_text(text)
+        descriptor = os.open(
+            path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600
+        )  # never world-readable, not even briefly
+        with os.fdopen(descriptor, "w") as file:
+            file.write(text)
     return path
 
 

@@ -9,6 +9,16 @@ Faults found while reading (an unreadable object, a line that is not JSON or
 has a value of the wrong type, an empty day) do not stop the reading: they are
 recorded with object key, line and field, the offending lines or objects are
 copied to the day's quarantine prefix, and the data gate decides.
+
+Every byte is hostile until checked. Whatever a line holds (a number beyond
+float or int64, NaN, a lone surrogate, bytes that are not UTF-8, brackets nested
+beyond any parser's depth, a line longer than `max_line_bytes`) it becomes rows
+or a fault naming the object, the line, the field and the rule; whatever an
+object holds, it becomes rows or an `unreadable_object` fault. Memory is bounded
+by the spec's caps, checked before anything is held: an object whose stored size
+is above `max_object_bytes` is never fetched, and decompression streams and
+stops at `max_decompressed_bytes`; either is an `object_too_large` fault, and
+the object is quarantined by reference (a reason naming it), not copied.
 """
 
 from __future__ import annotations
@@ -16,6 +26,8 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import logging
+import math
 import re
 import zlib
 from dataclasses import dataclass, field
@@ -37,6 +49,8 @@ from agent_retraining.contract import (
 from agent_retraining.spec import AgentSpec
 from agent_retraining.storage import Buckets, get_bytes, list_keys, put_bytes, write_json
 
+log = logging.getLogger(__name__)
+
 FEATURE_TYPES = {"category": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
 _SCALARS = {"string": pa.string(), "double": pa.float64(), "timestamp": pa.string()}
 _RFC3339_WITH_OFFSET = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$"
@@ -52,9 +66,19 @@ def fault(rule: str, message: str, key: str | None = None, line: int | None = No
 class UnreadableObject(Exception):
     """A whole object that cannot be read as contract v1 (wrong format, corrupt, missing columns)."""
 
+    rule = "unreadable_object"
+    copied = True  # quarantined as a copy; too large an object is quarantined by reference only
+
     def __init__(self, key: str, message: str, field: str | None = None):
         super().__init__(f"{key}: {message}")
-        self.fault = fault("unreadable_object", str(self), key=key, field=field)
+        self.fault = fault(self.rule, str(self), key=key, field=field)
+
+
+class ObjectTooLarge(UnreadableObject):
+    """An object above the spec's caps on stored or decompressed size: refused before it can exhaust memory."""
+
+    rule = "object_too_large"
+    copied = False
 
 
 @dataclass
@@ -73,15 +97,40 @@ def read_schema(spec: AgentSpec) -> pa.Schema:
     return pa.schema(fields)
 
 
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def _shown(value: object) -> str:
+    return f"{type(value).__name__} {json.dumps(value, ensure_ascii=True)[:40]}"
+
+
+def _value_fault(value: object, kind: str) -> str | None:
+    """Why a JSON value of the right type still cannot be a row's value (text or number), if it cannot."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"must be valid UTF-8 text, got a lone surrogate in {_shown(value)}"
+    elif isinstance(value, float) and not math.isfinite(value):
+        return f"must be a finite number, got {value}"
+    elif isinstance(value, int) and kind == "int" and not INT64[0] <= value <= INT64[1]:
+        return f"must fit a 64-bit integer, got {str(value)[:40]}"
+    return None
+
+
 def _type_fault(event: object, spec: AgentSpec) -> tuple[str | None, str] | None:
-    """The first field whose JSON value has the wrong type, as (field, rule); presence is the gate's job."""
+    """The first field whose JSON value has the wrong type or an unusable value, as (field, message); presence
+    is the gate's job."""
     if not isinstance(event, dict):
         return None, f"an event must be a JSON object, got {type(event).__name__}"
     for name, (kind, _) in EVENT_FIELDS.items():
         value = event.get(name)
         allowed = _JSON_TYPES[kind]
         if value is not None and (not isinstance(value, allowed) or isinstance(value, bool)):
-            return name, f"must be a {kind}, got {type(value).__name__} {json.dumps(value)[:40]}"
+            return name, f"must be a {kind}, got {_shown(value)}"
+        problem = value is not None and _value_fault(value, kind)
+        if problem:
+            return name, problem
     ts = event.get("ts")
     if isinstance(ts, str) and not _is_rfc3339(ts):
         return "ts", f"must be an RFC 3339 timestamp with an offset (at most microseconds), got {ts!r}"
@@ -90,8 +139,28 @@ def _type_fault(event: object, spec: AgentSpec) -> tuple[str | None, str] | None
         allowed = _FEATURE_JSON_TYPES[feature.type]
         wrong_bool = isinstance(value, bool) and feature.type != "bool"
         if value is not None and (not isinstance(value, allowed) or wrong_bool):
-            return f"context.{name}", f"must be {feature.type}, got {type(value).__name__} {json.dumps(value)[:40]}"
+            return f"context.{name}", f"must be {feature.type}, got {_shown(value)}"
+        problem = value is not None and _value_fault(value, feature.type)
+        if problem:
+            return f"context.{name}", problem
     return None
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _row(event: dict, spec: AgentSpec) -> dict:
+    """The event as the read schema's row: only its fields, numbers of double fields as floats."""
+    row = {name: event.get(name) for name in EVENT_FIELDS if name != "context"}
+    for name in ("propensity", "reward"):
+        row[name] = None if row[name] is None else float(row[name])
+    context = event.get("context") or {}
+    row["context"] = {
+        name: float(context[name]) if feature.type == "float" and context.get(name) is not None else context.get(name)
+        for name, feature in spec.context.items()
+    }
+    return row
 
 
 def _is_rfc3339(value: str) -> bool:
@@ -104,43 +173,100 @@ def _is_rfc3339(value: str) -> bool:
     return True
 
 
-def _read_jsonl(data: bytes, schema: pa.Schema) -> pa.Table:
+def _read_jsonl(data: bytes, schema: pa.Schema, max_line_bytes: int) -> pa.Table:
+    """Arrow's parse of a whole object; its blocks are as large as the longest line allowed, so a longer line
+    fails it (as straddling two blocks) and goes to the line-by-line path, which names it."""
     options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
-    return pj.read_json(pa.BufferReader(data), parse_options=options)
+    return pj.read_json(pa.BufferReader(data), parse_options=options,
+                        read_options=pj.ReadOptions(block_size=max_line_bytes))  # fmt: skip
+
+
+_FLOAT_COLUMNS = ("propensity", "reward")
+
+
+def _trusted(table: pa.Table, spec: AgentSpec, line_count: int) -> bool:
+    """Whether Arrow's fast parse can be kept as is: one row per line, valid UTF-8 everywhere, finite numbers
+    (Arrow reads a bare NaN), timestamps with an offset. Anything else goes line by line, to name the culprits."""
+    if table.num_rows != line_count:
+        return False  # Arrow skips blank lines: line numbers would be ambiguous
+    table.validate(full=True)  # raises on invalid UTF-8
+    context = table.column("context")
+    floats = [table.column(name) for name in _FLOAT_COLUMNS]
+    floats += [pc.struct_field(context, name) for name, f in spec.context.items() if f.type == "float"]
+    finite = all(pc.all(pc.is_finite(column)).as_py() in (True, None) for column in floats)
+    timestamps_ok = pc.all(pc.match_substring_regex(table.column("ts"), _RFC3339_WITH_OFFSET)).as_py()
+    return finite and timestamps_ok in (True, None)
+
+
+RAW_LINE_KEPT = 65_536  # bytes of a rejected line copied to the quarantine; a longer line is cut, and says so
+
+
+def _line_fault(key: str, number: int, raw: bytes, field: str | None, message: str) -> dict:
+    """A rejected line's fault, with (the start of) the raw line for the quarantine."""
+    shown = raw[:RAW_LINE_KEPT].decode(errors="replace") + (
+        f"... ({len(raw):,} bytes)" if len(raw) > RAW_LINE_KEPT else ""
+    )
+    return {**fault("bad_lines", message, key, number, field), "raw": shown}
 
 
 def _parse_jsonl(key: str, data: bytes, spec: AgentSpec) -> tuple[pa.Table, np.ndarray, list[dict]]:
     """Rows, their line numbers, and one fault per rejected line.
 
-    The fast path hands the whole object to Arrow and keeps its rows when there
-    is one per line (Arrow skips blank lines, so a count that differs means line
-    numbers would be ambiguous); otherwise the object is parsed line by line to
-    find the culprits.
+    The fast path hands the whole object to Arrow and keeps its rows when they can be trusted (see `_trusted`);
+    otherwise every line is parsed on its own, checked, and the good ones are built into rows from the values
+    that were checked, so nothing reaches the table that a check did not see.
     """
     schema = read_schema(spec)
     line_count = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
     try:
-        table = _read_jsonl(data, schema)
-        timestamps_ok = pc.all(pc.match_substring_regex(table.column("ts"), _RFC3339_WITH_OFFSET)).as_py()
-        if table.num_rows == line_count and timestamps_ok in (True, None):
+        table = _read_jsonl(data, schema, spec.validation.max_line_bytes)
+        if _trusted(table, spec, line_count):
             return table, np.arange(1, line_count + 1, dtype=np.int32), []
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         pass
-    good, numbers, bad = [], [], []
+    rows, numbers, bad = [], [], []
+    limit = spec.validation.max_line_bytes
     for number, raw in enumerate(data.split(b"\n")[:line_count], start=1):
         if not raw.strip():
             continue
+        if len(raw) > limit:
+            bad.append(
+                _line_fault(key, number, raw, None, f"line of {len(raw):,} bytes, above max_line_bytes {limit:,}")
+            )
+            continue
         try:
-            problem = _type_fault(json.loads(raw), spec)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            event = json.loads(raw, parse_constant=_no_constant)
+            problem = _type_fault(event, spec)
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
             problem = (None, f"malformed JSON: {exc}")
+        except RecursionError:
+            problem = (None, "malformed JSON: nested too deeply to parse")
         if problem:
-            bad.append({**fault("bad_lines", problem[1], key, number, problem[0]), "raw": raw.decode(errors="replace")})
+            bad.append(_line_fault(key, number, raw, problem[0], problem[1]))
         else:
-            good.append(raw)
+            rows.append(_row(event, spec))
             numbers.append(number)
-    table = _read_jsonl(b"\n".join(good), schema) if good else schema.empty_table()
-    return table, np.array(numbers, dtype=np.int32), bad
+    return _rows_table(key, rows, numbers, bad, schema)
+
+
+def _rows_table(key: str, rows: list[dict], numbers: list[int], bad: list[dict], schema: pa.Schema):
+    """The checked rows as a table; a row Arrow still refuses becomes one more bad line, naming Arrow's reason."""
+    try:
+        return pa.Table.from_pylist(rows, schema=schema), np.array(numbers, dtype=np.int32), bad
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        pass
+    kept, kept_numbers = [], []
+    for row, number in zip(rows, numbers, strict=True):
+        try:
+            pa.Table.from_pylist([row], schema=schema)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
+            raw = json.dumps(row, ensure_ascii=True).encode()
+            bad.append(_line_fault(key, number, raw, None, f"value Arrow cannot hold: {exc}"))
+            continue
+        kept.append(row)
+        kept_numbers.append(number)
+    bad.sort(key=lambda b: b["line"])
+    return pa.Table.from_pylist(kept, schema=schema), np.array(kept_numbers, dtype=np.int32), bad
 
 
 def _parse_parquet(key: str, body: bytes, spec: AgentSpec) -> pa.Table:
@@ -154,13 +280,39 @@ def _parse_parquet(key: str, body: bytes, spec: AgentSpec) -> pa.Table:
         raise UnreadableObject(key, f"missing contract field(s) {missing}", field=missing[0])
     columns = []
     for target in schema:
+        column, found = table.column(target.name), table.schema.field(target.name).type
+        if target.name == "ts" and pa.types.is_timestamp(found):
+            if found.tz is None:
+                raise UnreadableObject(key, "field 'ts' is a timestamp without a time zone; UTC is required", "ts")
+            column = pc.strftime(column.cast(pa.timestamp("us", tz="UTC")), "%Y-%m-%dT%H:%M:%SZ")
         try:
-            columns.append(table.column(target.name).cast(target.type))
+            columns.append(column.cast(target.type))
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-            found = table.schema.field(target.name).type
             message = f"field '{target.name}' is {found}, expected {target.type}: {exc}"
             raise UnreadableObject(key, message, target.name) from exc
-    return pa.Table.from_arrays(columns, schema=schema)
+    table = pa.Table.from_arrays(columns, schema=schema)
+    try:
+        table.validate(full=True)
+    except pa.ArrowInvalid as exc:
+        raise UnreadableObject(key, f"a text column is not valid UTF-8: {exc}") from exc
+    stamps = pc.match_substring_regex(table.column("ts"), _RFC3339_WITH_OFFSET)
+    wrong = table.num_rows - pc.sum(pc.fill_null(stamps, True).cast(pa.int64())).as_py() if table.num_rows else 0
+    if wrong:
+        raise UnreadableObject(key, f"field 'ts': {wrong} row(s) are not RFC 3339 timestamps with an offset", "ts")
+    return table
+
+
+def gunzip(key: str, body: bytes, cap: int) -> bytes:
+    """The decompressed bytes, streamed and stopped one byte past `cap`: a small bomb never inflates in memory."""
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(body)) as stream:
+            data = stream.read(cap + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise UnreadableObject(key, f"truncated or corrupt gzip: {exc}") from exc
+    if len(data) > cap:
+        raise ObjectTooLarge(key, f"decompresses to more than max_decompressed_bytes ({cap:,} bytes) from "
+                                  f"{len(body):,} bytes")  # fmt: skip
+    return data
 
 
 def parse_log_object(key: str, body: bytes, spec: AgentSpec, day: date) -> ParsedObject:
@@ -169,11 +321,11 @@ def parse_log_object(key: str, body: bytes, spec: AgentSpec, day: date) -> Parse
         table = _parse_parquet(key, body, spec)
         numbers, bad = np.arange(1, table.num_rows + 1, dtype=np.int32), []
     elif key.endswith((".jsonl", ".jsonl.gz")):
+        cap = spec.validation.max_decompressed_bytes
         if key.endswith(".gz"):
-            try:
-                body = gzip.decompress(body)
-            except (OSError, EOFError, zlib.error) as exc:
-                raise UnreadableObject(key, f"truncated or corrupt gzip: {exc}") from exc
+            body = gunzip(key, body, cap)
+        elif len(body) > cap:
+            raise ObjectTooLarge(key, f"{len(body):,} bytes, above max_decompressed_bytes ({cap:,})")
         table, numbers, bad = _parse_jsonl(key, body, spec)
     else:
         raise UnreadableObject(key, "unknown log file type (expected .jsonl, .jsonl.gz or .parquet)")
@@ -200,10 +352,14 @@ def _quarantine_lines(s3, buckets: Buckets, spec: AgentSpec, day: date, key: str
     return target
 
 
-def _quarantine_object(s3, buckets: Buckets, spec: AgentSpec, day: date, key: str, body: bytes, why: dict) -> str:
+def _quarantine_object(s3, buckets: Buckets, spec: AgentSpec, day: date, key: str, body: bytes | None,
+                       why: dict) -> str:  # fmt: skip
+    """A copy of the object beside its reason; without `body` (too large to hold) the reason alone, naming it."""
     target = quarantine_prefix(spec.agent_id, day) + key.rsplit("/", 1)[-1]
-    put_bytes(s3, buckets.artifacts, target, body)
-    write_json(s3, buckets.artifacts, target + ".reason.json", {**why, "source": f"s3://{buckets.logs}/{key}"})
+    if body is not None:
+        put_bytes(s3, buckets.artifacts, target, body)
+    write_json(s3, buckets.artifacts, target + ".reason.json", {**why, "source": f"s3://{buckets.logs}/{key}",
+                                                                 "copied": body is not None})  # fmt: skip
     return target
 
 
@@ -235,14 +391,28 @@ def list_day(s3, buckets: Buckets, spec: AgentSpec, day: date) -> tuple[list[dic
 def read_day(s3, buckets: Buckets, spec: AgentSpec, day: date, objects: list[dict]) -> DayOfLogs:
     """Read and parse the listed objects of one day (as `list_day` lists them)."""
     tables, sources, faults, quarantined, lines, bad_lines = [empty_rows(spec, day)], [], [], [], 0, 0
+    limit = spec.validation.max_object_bytes
     for obj in objects:
+        if obj["size"] > limit:  # never fetched: the listing's size is enough to refuse it
+            sources.append({"key": obj["key"], "etag": obj["etag"], "size": obj["size"]})
+            exc = ObjectTooLarge(obj["key"], f"{obj['size']:,} bytes stored, above max_object_bytes ({limit:,})")
+            faults.append(exc.fault)
+            quarantined.append(_quarantine_object(s3, buckets, spec, day, obj["key"], None, exc.fault))
+            continue
         body, etag = get_bytes(s3, buckets.logs, obj["key"])
         sources.append({"key": obj["key"], "etag": etag, "size": len(body)})
         try:
             parsed = parse_log_object(obj["key"], body, spec, day)
         except UnreadableObject as exc:
             faults.append(exc.fault)
-            quarantined.append(_quarantine_object(s3, buckets, spec, day, obj["key"], body, exc.fault))
+            kept = body if exc.copied else None
+            quarantined.append(_quarantine_object(s3, buckets, spec, day, obj["key"], kept, exc.fault))
+            continue
+        except Exception as exc:  # noqa: BLE001 - whatever nobody foresaw is a named fault of this object, not a crash
+            log.exception("reading %s failed", obj["key"])
+            unforeseen = UnreadableObject(obj["key"], f"could not be read: {type(exc).__name__}: {exc}")
+            faults.append(unforeseen.fault)
+            quarantined.append(_quarantine_object(s3, buckets, spec, day, obj["key"], body, unforeseen.fault))
             continue
         if parsed.bad_lines:
             faults.extend({k: v for k, v in b.items() if k != "raw"} for b in parsed.bad_lines)

@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from agent_retraining.contract import manifest_key, model_prefix, safe_key_part
+from agent_retraining.contract import MANIFEST_SCHEMA_VERSION, manifest_key, model_prefix, safe_key_part
 from agent_retraining.storage import (
     Buckets,
     ObjectMissing,
@@ -182,6 +182,7 @@ def swap(s3, buckets: Buckets, agent_id: str, decide, rolls_back: bool = False) 
             ended = "promoted" if canary["version"] == entry["version"] else "cleared"
             canary_history = with_canary_event(live, canary, ended, entry["run_id"], entry["reason"])
         return {
+            "schema_version": MANIFEST_SCHEMA_VERSION,
             "agent_id": agent_id,
             **entry,
             "rolled_back_by": None,

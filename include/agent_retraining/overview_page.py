@@ -102,12 +102,18 @@ def runs_table(agent: dict) -> str:
     return html_table(["night", "outcome", "winner", "why", ""], rows)
 
 
+def _section(agent: dict) -> str:
+    """One agent's section; an agent whose records could not be read shows only that error."""
+    if "error" in agent:
+        body = f"<p class=fail>{escape(agent['error'])}</p>"
+    else:
+        body = (f"<div class=cards>{live_card(agent)}{canary_card(agent)}</div><h3>Timeline</h3>"
+                f"{timeline_table(agent)}<h3>Last nights</h3>{runs_table(agent)}")  # fmt: skip
+    return (f'<section class="agent" id="{escape(agent["agent_id"])}"><h2>{escape(agent["agent_id"])}</h2>'
+            f"<p>{escape(agent['description'])}</p>{body}</section>")  # fmt: skip
+
+
 def render(agents: list[dict]) -> str:
-    sections = "".join(
-        f'<section class="agent" id="{escape(a["agent_id"])}"><h2>{escape(a["agent_id"])}</h2>'
-        f"<p>{escape(a['description'])}</p><div class=cards>{live_card(a)}{canary_card(a)}</div>"
-        f"<h3>Timeline</h3>{timeline_table(a)}<h3>Last nights</h3>{runs_table(a)}</section>"
-        for a in agents
-    )
+    sections = "".join(_section(a) for a in agents) or "<p>no agent whose retraining DAG you may read</p>"
     return (f"<!doctype html><html><head><meta charset=utf-8><title>Agent models</title><style>{PAGE_STYLE}</style>"
-            f"</head><body><h1>Agent models</h1>{sections or '<p>no agent specs</p>'}</body></html>")  # fmt: skip
+            f"</head><body><h1>Agent models</h1>{sections}</body></html>")  # fmt: skip

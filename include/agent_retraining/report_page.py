@@ -56,7 +56,9 @@ def _figure(width: float = 5.2, height: float = 3.4):
     import matplotlib
 
     matplotlib.use("Agg")
-    matplotlib.rcParams.update({"svg.fonttype": "path", "svg.hashsalt": "report", "font.size": 8})
+    # text.parse_math off: a slice or action name from the logs ("$\sqrt{$") is text, never math to parse
+    matplotlib.rcParams.update({"svg.fonttype": "path", "svg.hashsalt": "report", "font.size": 8,
+                                "text.parse_math": False})  # fmt: skip
     import matplotlib.pyplot as plt
 
     return plt.subplots(figsize=(width, height))

@@ -9,6 +9,7 @@ other agent's DAG keeps working.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -27,7 +28,9 @@ class SpecError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinity are no thresholds: a NaN floor compares false against everything, an infinite timeout
+    # overflows a timedelta when the DAG is built.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class CategoryFeature(_Strict):
@@ -63,10 +66,57 @@ class Reward(_Strict):
     type: Literal["binary"]
 
 
+# What each candidate's parameters may be, for training on this machine: a kind and a closed range or a set.
+# LightGBM takes only these of its many parameters: nothing that opens sockets (`machines`, `tree_learner`),
+# reads or writes files, or needs a GPU.
+_NUMBER, _INT, _BOOL = (int, float), (int,), (bool,)
+CANDIDATE_PARAMETERS: dict[str, dict[str, tuple]] = {
+    "logistic_regression": {"C": (_NUMBER, 1e-6, 1e6), "max_iter": (_INT, 1, 100_000)},
+    "lightgbm": {
+        "objective": ({"binary", "cross_entropy"},), "learning_rate": (_NUMBER, 1e-4, 1.0),
+        "num_leaves": (_INT, 2, 4096), "min_data_in_leaf": (_INT, 1, 1_000_000), "max_depth": (_INT, -1, 64),
+        "lambda_l1": (_NUMBER, 0.0, 1e4), "lambda_l2": (_NUMBER, 0.0, 1e4), "num_boost_round": (_INT, 1, 10_000),
+        "feature_fraction": (_NUMBER, 0.01, 1.0), "bagging_fraction": (_NUMBER, 0.01, 1.0),
+        "bagging_freq": (_INT, 0, 1000), "min_gain_to_split": (_NUMBER, 0.0, 1e4), "max_bin": (_INT, 2, 1024),
+        "min_sum_hessian_in_leaf": (_NUMBER, 0.0, 1e4), "scale_pos_weight": (_NUMBER, 1e-3, 1e3),
+        "is_unbalance": (_BOOL,), "extra_trees": (_BOOL,), "deterministic": (_BOOL,), "force_row_wise": (_BOOL,),
+        "num_threads": (_INT, 1, 64), "verbose": (_INT, -1, 2),
+    },
+    "torch_mlp": {
+        "hidden": ("layers", 1, 4096), "epochs": (_INT, 1, 1000), "batch_size": (_INT, 1, 1_000_000),
+        "max_steps_per_epoch": (_INT, 1, 1_000_000), "learning_rate": (_NUMBER, 1e-6, 1.0),
+    },
+}  # fmt: skip
+MAX_LAYERS = 8
+
+
+def _check_parameters(where: str, candidate: str, values: dict[str, Any]) -> None:
+    allowed = CANDIDATE_PARAMETERS[candidate]
+    for key, value in values.items():
+        rule = allowed.get(key)
+        if rule is None:
+            raise ValueError(f"{where}: '{key}' is not a parameter this project trains {candidate} with "
+                             f"(allowed: {', '.join(allowed)})")  # fmt: skip
+        if isinstance(rule[0], set):
+            ok, wanted = value in rule[0], f"one of {sorted(rule[0])}"
+        elif rule[0] == "layers":
+            ok = isinstance(value, list) and 1 <= len(value) <= MAX_LAYERS and all(
+                type(v) is int and rule[1] <= v <= rule[2] for v in value)  # fmt: skip
+            wanted = f"a list of 1 to {MAX_LAYERS} layer widths from {rule[1]} to {rule[2]}"
+        elif rule[0] == _BOOL:
+            ok, wanted = type(value) is bool, "true or false"
+        else:
+            kinds, low, high = rule
+            ok = type(value) in kinds and math.isfinite(value) and low <= value <= high
+            wanted = f"{'an integer' if kinds == _INT else 'a number'} from {low} to {high}"
+        if not ok:
+            raise ValueError(f"{where}.{key}: {value!r} is not {wanted}")
+
+
 class Training(_Strict):
     window_days: int = Field(ge=2, le=365)
     holdout_days: int = Field(ge=1)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)  # what every library's seed accepts
     # Per candidate, parameters that replace the defaults in training.py.
     hyperparameters: dict[Literal["logistic_regression", "lightgbm", "torch_mlp"], dict[str, Any]] = Field(
         default_factory=dict
@@ -79,6 +129,14 @@ class Training(_Strict):
     max_train_rows: int | None = Field(default=None, ge=1000)
 
     @model_validator(mode="after")
+    def _parameters_for_local_training(self) -> Training:
+        for name, overrides in self.hyperparameters.items():
+            _check_parameters(f"hyperparameters.{name}", name, overrides)
+        for index, setting in enumerate(self.lightgbm_search):
+            _check_parameters(f"lightgbm_search.{index}", "lightgbm", setting)
+        return self
+
+    @model_validator(mode="after")
     def _holdout_inside_window(self) -> Training:
         if self.holdout_days >= self.window_days:
             raise ValueError("holdout_days must be smaller than window_days, or nothing is left to train on")
@@ -87,7 +145,7 @@ class Training(_Strict):
 
 Tier = Literal["block", "warn"]
 RULE_KINDS = (
-    "unreadable_object", "empty_day", "bad_lines", "not_null", "unique_event_id", "agent_id",
+    "unreadable_object", "object_too_large", "empty_day", "bad_lines", "not_null", "unique_event_id", "agent_id",
     "action_in_set", "propensity_range", "reward_valid", "ts_in_day", "context_non_null", "in_range",
     "in_vocabulary", "rows_per_day", "drift", "reward_rate",
 )  # fmt: skip
@@ -115,7 +173,13 @@ class Validation(_Strict):
 
     min_rows_per_day: int = Field(default=1, ge=0)
     max_bad_line_fraction: float = Field(default=0.001, ge=0.0, le=1.0)
-    max_drift_psi: float = Field(default=0.2, gt=0.0)
+    max_drift_psi: float = Field(default=0.2, gt=0.0, le=100.0)
+    # Caps that bound a day's reading whatever its objects hold (see log_reader.py): an object stored larger
+    # than max_object_bytes is never fetched, one that decompresses past max_decompressed_bytes is stopped
+    # there, and a line longer than max_line_bytes is a bad line. Above a cap the object is `object_too_large`.
+    max_object_bytes: int = Field(default=512 * 2**20, ge=2**10, le=16 * 2**30)
+    max_decompressed_bytes: int = Field(default=2 * 2**30, ge=2**10, le=16 * 2**30)
+    max_line_bytes: int = Field(default=2**20, ge=2**10, le=2**30)
     reward_rate: RewardRate = Field(default_factory=RewardRate)
     tiers: dict[str, Tier] = Field(default_factory=dict)
     # A day of the window before the run's own that the gate refused: left out of training and evaluation
@@ -189,7 +253,7 @@ class Gate(_Strict):
     primary_metric: Literal["roc_auc", "log_loss", "brier", "calibration_error", "policy_value"]
     floors: Floors
     max_regression: MaxRegression
-    policy_value_margin: float = Field(ge=0.0)
+    policy_value_margin: float = Field(ge=0.0, le=1.0)
     slices: Slices = Field(default_factory=Slices)
     evidence: Evidence = Field(default_factory=Evidence)
     # The champion is held to today's floors too. When it fails one, keeping it is no safe default: `replace`
@@ -203,7 +267,7 @@ class Approval(_Strict):
     """A human approves each deploy in the Airflow UI; no answer within the timeout keeps the champion."""
 
     required: bool = False
-    timeout_hours: float = Field(default=24.0, gt=0.0)
+    timeout_hours: float = Field(default=24.0, gt=0.0, le=24 * 30)
 
 
 class Release(_Strict):
@@ -252,7 +316,15 @@ class AgentSpec(_Strict):
     release: Release = Field(default_factory=Release)
     notifications: Notifications = Field(default_factory=Notifications)
     # How long after its day ends a run waits for the day's _SUCCESS marker before failing.
-    wait_for_logs_hours: float = Field(default=6.0, gt=0.0)
+    wait_for_logs_hours: float = Field(default=6.0, gt=0.0, le=24 * 30)
+
+    @model_validator(mode="after")
+    def _schedule_is_a_cron(self) -> AgentSpec:
+        from croniter import croniter  # the parser Airflow's cron timetables use
+
+        if not croniter.is_valid(self.schedule):
+            raise ValueError(f'schedule {self.schedule!r} is not a cron expression (e.g. "0 0 * * *")')
+        return self
 
     @model_validator(mode="after")
     def _no_duplicates(self) -> AgentSpec:

@@ -104,6 +104,32 @@ def test_one_broken_spec_among_three_hides_only_that_agent(tmp_path, monkeypatch
     assert placeholder.task_ids == ["spec_error"]
 
 
+def test_a_spec_that_parses_but_cannot_be_built_hides_only_that_agent(tmp_path, monkeypatch):
+    """Whatever goes wrong while one agent's DAG is built (here: its sensor refuses to be made) turns into that
+    agent's placeholder, never an import error that takes every agent's DAG away."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    import retraining_runtime
+    from tests.conftest import write_specs_with_one_broken
+
+    write_specs_with_one_broken(tmp_path)
+    monkeypatch.setenv("AGENT_SPECS_DIR", str(tmp_path))
+    real_sensor = retraining_runtime.DayLogsSensor
+
+    def sensor(*args, spec, **kwargs):
+        if spec.agent_id == "beta-bot":
+            raise OverflowError("date value out of range")
+        return real_sensor(*args, spec=spec, **kwargs)
+
+    monkeypatch.setattr(retraining_runtime, "DayLogsSensor", sensor)
+    bag = DagBag(dag_folder=str(REPO / "dags" / "retrain_agents.py"))
+    assert bag.import_errors == {}
+    assert "train" in bag.get_dag("retrain_alpha-bot").task_ids
+    placeholder = bag.get_dag("retrain_beta-bot")
+    assert placeholder.task_ids == ["spec_error"]
+    assert "date value out of range" in placeholder.description
+
+
 def test_the_retry_policy_retries_what_is_transient_and_fails_the_rest_at_once(dag_bag, support_bot):
     from airflow.sdk import RetryAction
     from botocore.exceptions import ClientError

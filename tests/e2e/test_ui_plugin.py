@@ -22,9 +22,11 @@ import yaml
 
 from agent_retraining.manifest import read_manifest
 from agent_retraining.simulate import World, day_events, write_day
+from agent_retraining.storage import put_bytes
 from tests.conftest import REPO, load_dag_file, spec_variant
 
 AGENT = "ui-bot"
+OTHER = "ui-other"  # a second agent, whose overview record is broken
 START = date(2026, 3, 1)
 INJECTED = "<script>alert('logs')</script>"
 DESCRIPTION = "<script>alert('spec')</script> support bot on the page"
@@ -43,6 +45,9 @@ def agent(support_bot, buckets, airflow_db, s3, tmp_path_factory):
     spec = spec_variant(support_bot, agent_id=AGENT, description=DESCRIPTION, candidates=["logistic_regression"],
                         training=training)  # fmt: skip
     (specs / f"{AGENT}.yaml").write_text(yaml.safe_dump(spec.model_dump(), sort_keys=False))
+    other = spec_variant(spec, agent_id=OTHER, description="the other agent")
+    (specs / f"{OTHER}.yaml").write_text(yaml.safe_dump(other.model_dump(), sort_keys=False))
+    put_bytes(s3, buckets.models, f"{OTHER}/manifest.json", b"{not json")  # one agent's record broken
     world = World.for_spec(spec, 0)
     for n in range(4):
         events = day_events(world, START + timedelta(days=n), 800, 1)
@@ -65,15 +70,23 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+USERS = {"admin": "admin", "alice": "viewer", "bob": "viewer"}  # user -> role
+PER_DAG_ACCESS = {"alice": [f"retrain_{AGENT}"], "bob": [f"retrain_{OTHER}"]}  # admin: every DAG
+
+
 @pytest.fixture(scope="module")
 def api_server(agent, tmp_path_factory):
-    """`airflow api-server` on the session's Airflow home, with one user (admin / a password of the test's)."""
+    """`airflow api-server` on the session's Airflow home, with an auth manager that grants per-DAG access: admin
+    reads every DAG, alice only ui-bot's, bob only ui-other's (each with a password of the test's)."""
     home = tmp_path_factory.mktemp("api-server")
-    (home / "passwords.json").write_text(json.dumps({"admin": "ui-test-password"}))
+    (home / "passwords.json").write_text(json.dumps({user: f"{user}-test-password" for user in USERS}))
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "AGENT_SPECS_DIR": os.environ["AGENT_SPECS_DIR"],
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+           "AIRFLOW__CORE__AUTH_MANAGER": "tests.e2e.per_dag_auth_manager.PerDagAuthManager",
+           "PER_DAG_ACCESS": json.dumps(PER_DAG_ACCESS),
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in USERS.items()),
            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
            "AIRFLOW__API__BASE_URL": base, "AIRFLOW__API_AUTH__JWT_SECRET": "ui-test-secret",
            "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False"}  # fmt: skip
@@ -91,9 +104,13 @@ def api_server(agent, tmp_path_factory):
         time.sleep(1)
     else:
         pytest.fail("the api-server did not answer in 180 s: " + (home / "api-server.log").read_text()[-3000:])
-    token = requests.post(f"{base}/auth/token", json={"username": "admin", "password": "ui-test-password"}, timeout=10)
-    assert token.status_code == 201, token.text
-    yield {"base": base, "token": token.json()["access_token"]}
+    tokens = {}
+    for user in USERS:
+        answer = requests.post(f"{base}/auth/token", json={"username": user, "password": f"{user}-test-password"},
+                               timeout=10)  # fmt: skip
+        assert answer.status_code == 201, answer.text
+        tokens[user] = answer.json()["access_token"]
+    yield {"base": base, "token": tokens["admin"], "tokens": tokens}
     server.terminate()
     server.wait(timeout=30)
 
@@ -128,6 +145,51 @@ def test_the_json_tells_what_serves_and_why(api_server, agent):
     assert refused["data_gate"]["passed"] is False
     assert INJECTED in refused["data_gate"]["failures"][0]
     assert [e["event"] for e in ui_bot["timeline"]][:2] == ["canary started", "night of 2026-03-04: data rejected"]
+
+
+def _get(api_server, user: str, path: str) -> requests.Response:
+    headers = {"Authorization": f"Bearer {api_server['tokens'][user]}"}
+    return requests.get(api_server["base"] + path, headers=headers, timeout=60)
+
+
+def test_each_user_sees_only_the_agents_whose_retraining_dag_they_may_read(api_server, agent):
+    def agents(user: str, query: str = "") -> list[str]:
+        answer = _get(api_server, user, "/agent-models/api/agents" + query)
+        assert answer.status_code == 200, answer.text[:300]
+        return [a["agent_id"] for a in answer.json()]
+
+    assert agents("admin") == [AGENT, OTHER]
+    assert agents("alice") == [AGENT]
+    assert agents("bob") == [OTHER]
+    for query in (f"?dag_id=retrain_{OTHER}", "?dag_id=~", f"?dag_id=retrain_{AGENT}&dag_id=retrain_{OTHER}"):
+        assert agents("alice", query) == [AGENT], query  # no query parameter widens access
+    assert f'id="{AGENT}"' not in _get(api_server, "bob", f"/agent-models/?dag_id=retrain_{AGENT}").text
+    report = f"/agent-models/report?key={_report_key(agent)}"
+    assert _get(api_server, "alice", report).status_code == 200
+    assert _get(api_server, "bob", report).status_code == 404
+    assert _get(api_server, "bob", report + f"&dag_id=retrain_{AGENT}").status_code == 404
+
+
+def test_no_docs_or_schema_routes_and_a_policy_that_allows_no_script_and_no_foreign_frame(api_server, agent):
+    for path in ("/agent-models/docs", "/agent-models/redoc", "/agent-models/openapi.json"):
+        assert requests.get(api_server["base"] + path, timeout=30).status_code in (401, 404), path
+        assert _get(api_server, "admin", path).status_code == 404, path
+    policy = _get(api_server, "admin", "/agent-models/").headers["Content-Security-Policy"]
+    for directive in ("default-src 'none'", "frame-ancestors 'self'", "form-action 'none'", "base-uri 'none'"):
+        assert directive in policy
+
+
+def test_one_agents_broken_record_is_an_error_in_its_own_section_only(api_server, agent):
+    agents = {a["agent_id"]: a for a in _get(api_server, "admin", "/agent-models/api/agents").json()}
+    assert agents[OTHER]["error"].startswith("its records could not be read (JSONDecodeError)")
+    assert agents[AGENT]["live"]["version"] == agent["champion"]
+    page = _get(api_server, "admin", "/agent-models/")
+    assert page.status_code == 200
+    assert "its records could not be read" in page.text.split(f'id="{OTHER}"')[1]
+    missing = _get(api_server, "admin", f"/agent-models/report?key={AGENT}/runs/dt=2026-03-09/run=x-1/report.html")
+    assert missing.status_code == 404
+    assert os.environ["ARTIFACTS_BUCKET"] not in missing.text  # says what failed, not where it looked
+    assert "NoSuchKey" not in missing.text
 
 
 @pytest.fixture(scope="module")

@@ -167,3 +167,48 @@ def test_a_canary_whose_artifact_fails_its_checksum_is_never_served(agent_spec, 
     put_if_match(s3, buckets.models, manifest_key(agent_spec.agent_id), json.dumps(rewritten).encode(), etag)
     assert client.poll()
     assert client.canary.version == canary
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        (lambda m: m.update(schema_version=2), "manifest schema_version 2: this client reads up to 1"),
+        (lambda m: m.update(schema_version="1"), "manifest schema_version '1'"),
+        (lambda m: m["canary"].pop("share"), "the canary's share is None, not a number in [0, 1]"),
+        (lambda m: m["canary"].update(share="0.1"), "the canary's share is '0.1'"),
+        (lambda m: m["canary"].update(share=5.0), "the canary's share is 5.0"),
+        (lambda m: m["canary"].update(share=True), "the canary's share is True"),
+        (lambda m: m["canary"].update(version=None), "the canary entry's version is None, not text"),
+        (lambda m: m.update(canary=[1, 2]), "the canary entry is list, not an object"),
+        (lambda m: m.update(sha256=7), "the live entry's sha256 is 7, not text"),
+    ],
+)
+def test_a_manifest_the_client_cannot_fully_understand_leaves_the_current_model_serving(agent_spec, s3, buckets,
+                                                                                       change, why):  # fmt: skip
+    agent_spec = spec_variant(agent_spec, agent_id=f"client-manifest-{hashlib.sha256(why.encode()).hexdigest()[:8]}")
+    live = _deploy_model(s3, buckets, agent_spec, "logistic_regression", "2026-06-01", 1)
+    _deploy_model(s3, buckets, agent_spec, "lightgbm", "2026-06-02", 2, canary_share=0.3)
+    client = AgentModelClient(agent_spec, s3, buckets.models)
+    assert client.poll()
+    assert client.canary is not None
+    manifest, etag = read_manifest(s3, buckets, agent_spec.agent_id)
+    assert manifest["schema_version"] == 1
+    change(manifest)
+    put_if_match(s3, buckets.models, manifest_key(agent_spec.agent_id), json.dumps(manifest).encode(), etag)
+    assert client.poll() is False
+    assert why in client.last_error
+    assert client.version == live
+    probabilities, versions = client.serve(_contexts(agent_spec), [f"s{n}" for n in range(5)])
+    assert np.allclose(probabilities.sum(axis=1), 1.0)
+    assert set(versions) <= {live, client.canary.version}  # what served before still serves
+    assert client.poll() is False  # the same bad manifest is not acted on again
+
+
+def test_a_manifest_written_before_schema_versions_is_read_as_version_one(agent_spec, s3, buckets):
+    live = _deploy_model(s3, buckets, agent_spec, "logistic_regression", "2026-06-01", 1)
+    manifest, etag = read_manifest(s3, buckets, agent_spec.agent_id)
+    del manifest["schema_version"]
+    put_if_match(s3, buckets.models, manifest_key(agent_spec.agent_id), json.dumps(manifest).encode(), etag)
+    client = AgentModelClient(agent_spec, s3, buckets.models)
+    assert client.poll()
+    assert (client.version, client.last_error) == (live, None)

@@ -70,6 +70,33 @@ def test_the_example_spec_is_a_support_bot_with_mixed_features(support_bot):
             "gate.evidence.min_positive_rewards",
             "greater than or equal to 1",
         ),
+        # every number finite and in a sensible range; a bad one never reaches the DAG file or a library
+        (lambda r: r["approval"].update(timeout_hours=float("inf")), "approval.timeout_hours", "finite number"),
+        (lambda r: r["approval"].update(timeout_hours=1e300), "approval.timeout_hours", "less than or equal to 720"),
+        (lambda r: r["gate"]["floors"].update(min_roc_auc=float("nan")), "gate.floors.min_roc_auc", "finite"),
+        (lambda r: r["context"]["sentiment"].update(max=float("inf")), "context.sentiment", "finite number"),
+        (lambda r: r["training"].update(seed=2**70), "training.seed", "less than or equal to 4294967295"),
+        (lambda r: r.update(schedule="61 * * * *"), "<top level>", "schedule '61 * * * *' is not a cron"),
+        (
+            lambda r: r["training"]["hyperparameters"].update(torch_mlp={"epochs": 10**9}),
+            "training",
+            "hyperparameters.torch_mlp.epochs: 1000000000 is not an integer from 1 to 1000",
+        ),
+        (
+            lambda r: r["training"]["hyperparameters"].update(torch_mlp={"hidden": [64] * 20}),
+            "training",
+            "hyperparameters.torch_mlp.hidden: [64, 64",
+        ),
+        (
+            lambda r: r["training"]["hyperparameters"].update(lightgbm={"machines": "10.0.0.1:12400"}),
+            "training",
+            "hyperparameters.lightgbm: 'machines' is not a parameter this project trains lightgbm with",
+        ),
+        (
+            lambda r: r["training"]["lightgbm_search"].append({"tree_learner": "data"}),
+            "training",
+            "lightgbm_search.2: 'tree_learner' is not a parameter",
+        ),
     ],
 )
 def test_a_bad_spec_is_refused_naming_the_field_and_rule(change, field, rule):
