@@ -98,6 +98,22 @@ def support_bot():
     return load_agent("support-bot")
 
 
+@pytest.fixture
+def install(airflow_db, buckets, monkeypatch, tmp_path):
+    """Install specs as an operator adding agents would (AGENT_SPECS_DIR, read by the DAG files), with
+    scripts/ importable for `retrain.retrain_day`, the DAG run `make retrain` does; returns each spec."""
+    import yaml
+
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    monkeypatch.setenv("AGENT_SPECS_DIR", str(tmp_path))
+
+    def install_spec(spec):
+        (tmp_path / f"{spec.agent_id}.yaml").write_text(yaml.safe_dump(spec.model_dump(), sort_keys=False))
+        return spec
+
+    return install_spec
+
+
 def spec_variant(spec, **changes):
     """A copy of a spec with top-level fields replaced (validated like a file would be)."""
     from agent_retraining.spec import AgentSpec

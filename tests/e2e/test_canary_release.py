@@ -16,7 +16,6 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import numpy as np
 import pyarrow as pa
-import pytest
 
 from agent_retraining.canary_verdict import judge_canary
 from agent_retraining.client import AgentModelClient
@@ -25,7 +24,7 @@ from agent_retraining.manifest import read_manifest
 from agent_retraining.scenarios import evaluation_contexts, policy_value, scenario
 from agent_retraining.simulate import World, day_table, write_day
 from agent_retraining.storage import put_bytes, read_json
-from tests.conftest import REPO, load_dag_file, spec_variant
+from tests.conftest import load_dag_file, spec_variant
 
 START = date(2026, 4, 1)
 EVENTS = 5000
@@ -39,20 +38,6 @@ def canary_spec(support_bot, agent_id: str, **gate):
     training = {**support_bot.training.model_dump(), "window_days": 4, "lightgbm_search": []}
     return spec_variant(support_bot, agent_id=agent_id, release=release, training=training,
                         candidates=["logistic_regression"], gate={**support_bot.gate.model_dump(), **gate})  # fmt: skip
-
-
-@pytest.fixture
-def install(airflow_db, buckets, monkeypatch, tmp_path):
-    """Install specs for the DAG files (AGENT_SPECS_DIR) and give the nightly and canary runs of a day."""
-    import yaml
-
-    monkeypatch.syspath_prepend(str(REPO / "scripts"))
-    monkeypatch.setenv("AGENT_SPECS_DIR", str(tmp_path))
-
-    def install_spec(spec):
-        (tmp_path / f"{spec.agent_id}.yaml").write_text(yaml.safe_dump(spec.model_dump(), sort_keys=False))
-
-    return install_spec
 
 
 def nightly(spec, day: date) -> dict:

@@ -16,29 +16,14 @@ from agent_retraining.manifest import read_manifest
 from agent_retraining.scenarios import scenario
 from agent_retraining.simulate import World, day_table, write_day
 from agent_retraining.storage import get_bytes, read_json
-from tests.conftest import REPO, spec_variant
+from tests.conftest import spec_variant
 
 START = date(2026, 6, 1)
 WINDOW_DAYS = 7
 
 
-@pytest.fixture
-def install(airflow_db, buckets, monkeypatch, tmp_path):
-    """Install a spec for the DAG file (AGENT_SPECS_DIR), as an operator adding an agent would."""
-    import yaml
-
-    monkeypatch.syspath_prepend(str(REPO / "scripts"))
-    monkeypatch.setenv("AGENT_SPECS_DIR", str(tmp_path))
-
-    def install_spec(spec):
-        (tmp_path / f"{spec.agent_id}.yaml").write_text(yaml.safe_dump(spec.model_dump(), sort_keys=False))
-        return spec
-
-    return install_spec
-
-
 def nightly(spec, day: date):
-    from retrain import retrain_day  # scripts/retrain.py: the retraining DAG with dag.test(), as `make retrain`
+    from retrain import retrain_day  # scripts/retrain.py, importable through `install`: the run `make retrain` does
 
     return retrain_day(spec, day)
 

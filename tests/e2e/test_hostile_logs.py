@@ -29,19 +29,13 @@ CAP = 32 * 2**20  # the agent's max_decompressed_bytes
 
 
 @pytest.fixture
-def hostile_agent(support_bot, airflow_db, buckets, monkeypatch, tmp_path):
-    import yaml
-
+def hostile_agent(support_bot, install):
     validation = {**support_bot.validation.model_dump(), "max_decompressed_bytes": CAP}
     gate = {**support_bot.gate.model_dump(), "slices": {"features": ["channel"], "min_rows": 10,
                                                          "max_auc_drop": 1.0}}  # fmt: skip
     training = {**support_bot.training.model_dump(), "window_days": 3, "lightgbm_search": []}
-    spec = spec_variant(support_bot, agent_id="hostile-bot", validation=validation, gate=gate, training=training,
-                        candidates=["logistic_regression"])  # fmt: skip
-    monkeypatch.syspath_prepend(str(REPO / "scripts"))
-    monkeypatch.setenv("AGENT_SPECS_DIR", str(tmp_path))
-    (tmp_path / f"{spec.agent_id}.yaml").write_text(yaml.safe_dump(spec.model_dump(), sort_keys=False))
-    return spec
+    return install(spec_variant(support_bot, agent_id="hostile-bot", validation=validation, gate=gate,
+                                training=training, candidates=["logistic_regression"]))  # fmt: skip
 
 
 def _lines(events) -> bytes:
