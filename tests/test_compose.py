@@ -611,3 +611,30 @@ def test_compose_variables_are_defined_in_env_example():
 )
 def test_image_pin_check_itself(image, pinned):
     assert (_image_problem(image) is None) is pinned
+
+
+def _minio_setup_script() -> str:
+    command = _services()["minio-setup"]["command"]
+    return "\n".join(command) if isinstance(command, list) else str(command)
+
+
+def test_services_that_only_read_get_a_read_only_s3_user():
+    """The api-server (the Agent models page) and the dag-processor read S3 and never write it: their `agent_s3`
+    is the reader user, whose MinIO policy grants GetObject and ListBucket only; the workers and the scheduler
+    keep the pipeline's."""
+    services = _airflow_services()
+    login = {name: _WHOLE_REF.fullmatch(json.loads(_environment(s)["AIRFLOW_CONN_AGENT_S3"])["login"]).group("name")
+             for name, s in services.items()}  # fmt: skip
+    assert login["airflow-apiserver"] == login["airflow-dag-processor"] == "READER_ACCESS_KEY"
+    assert login["airflow-worker"] == login["airflow-scheduler"] == "PIPELINE_ACCESS_KEY"
+    script = _minio_setup_script()
+    reader = script[script.index("retraining-reader.json") - 600 : script.index("retraining-reader.json")]
+    actions = set(re.findall(r'"(s3:[A-Za-z]+)"', reader[reader.rindex("printf") :]))
+    assert actions == {"s3:GetBucketLocation", "s3:ListBucket", "s3:GetObject"}
+    assert 'user "$$READER_ACCESS_KEY" "$$READER_SECRET_KEY" retraining-reader' in script
+
+
+def test_the_logs_bucket_is_versioned_so_a_bad_writer_cannot_destroy_history():
+    script = _minio_setup_script()
+    assert 'mc version enable "local/$$L"' in script
+    assert 'mc version enable "local/$$M"' in script
