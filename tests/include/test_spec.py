@@ -139,3 +139,12 @@ def test_one_broken_spec_leaves_the_others_loadable(tmp_path: Path, monkeypatch)
     assert [s.agent_id for s in specs] == ["alpha-bot", "beta-bot"]
     assert list(errors) == ["gamma-bot"]
     assert f"{broken}: field 'gate.floors.min_roc_auc'" in str(errors["gamma-bot"])
+
+
+def test_the_old_reward_rate_key_is_refused_saying_what_replaced_it():
+    def old_key(raw):
+        raw["validation"]["max_reward_rate_change"] = 0.25
+        del raw["validation"]["reward_rate"]
+
+    with pytest.raises(SpecError, match=r"max_reward_rate_change is now reward_rate: \{max_change: .*scale: absolute"):
+        parse_spec(_with(old_key), "agents/x.yaml")
