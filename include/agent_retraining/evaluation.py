@@ -201,33 +201,20 @@ def model_metrics(per_action: np.ndarray, logged, rewards, propensities, masks) 
     }
 
 
-def _better(metric: str, a: float, b: float) -> bool:
-    return a > b if HIGHER_IS_BETTER[metric] else a < b
+def ranked_candidates(spec: AgentSpec, metrics: dict[str, dict]) -> list[str]:
+    """The spec's candidates that have metrics, best first by the primary metric; ties keep the spec's order.
+
+    A candidate whose primary metric could not be measured ranks after every one that could.
+    """
+    primary = spec.gate.primary_metric
+    sign = -1.0 if HIGHER_IS_BETTER[primary] else 1.0
+    names = [name for name in spec.candidates if name in metrics]
+    return sorted(names, key=lambda name: (metrics[name][primary] is None, sign * (metrics[name][primary] or 0.0)))
 
 
 def select_winner(spec: AgentSpec, metrics: dict[str, dict]) -> str:
-    """Best candidate by the spec's primary metric; ties go to the earlier candidate in the spec.
-
-    A candidate whose primary metric could not be measured never wins over one that could.
-    """
-    primary = spec.gate.primary_metric
-    ranked = [name for name in spec.candidates if name in metrics]
-    best = ranked[0]
-    for name in ranked[1:]:
-        mine, theirs = metrics[name][primary], metrics[best][primary]
-        if mine is not None and (theirs is None or _better(primary, mine, theirs)):
-            best = name
-    return best
-
-
-def _ranked(spec: AgentSpec, metrics: dict[str, dict], names: list[str]) -> list[str]:
-    """`names`, best first by the primary metric (unmeasured last; ties keep the spec's order)."""
-    remaining, ranked = list(names), []
-    while remaining:
-        best = select_winner(spec, {name: metrics[name] for name in remaining})
-        ranked.append(best)
-        remaining.remove(best)
-    return ranked
+    """Best candidate by the spec's primary metric (see `ranked_candidates`)."""
+    return ranked_candidates(spec, metrics)[0]
 
 
 def _model_failures(rules: list[dict]) -> list[dict]:
@@ -483,14 +470,16 @@ def evaluate_and_decide(
     def greedy_weights(name: str) -> np.ndarray:
         return greedy_matches(scores[name], logged) / propensities
 
+    logging_weights = np.ones(len(rewards))  # the logged policy, valued on-policy
+    champion_weights = greedy_weights("champion") if champion else None
+
     def judge(name: str) -> tuple[HoldoutEvidence, list[dict]]:
+        weights = greedy_weights(name)
         evidence = HoldoutEvidence(
             rows=holdout.num_rows,
             positive_rewards=int(rewards.sum()),
-            vs_logging=paired_difference(greedy_weights(name), np.ones(len(rewards)), rewards),
-            vs_champion=paired_difference(greedy_weights(name), greedy_weights("champion"), rewards)
-            if champion
-            else None,
+            vs_logging=paired_difference(weights, logging_weights, rewards),
+            vs_champion=paired_difference(weights, champion_weights, rewards) if champion else None,
         )
         return evidence, [data, *gate_rules(spec, metrics[name], champion, live, window, run, evidence,
                                             champion_failures)]  # fmt: skip
@@ -498,9 +487,8 @@ def evaluate_and_decide(
     # Every candidate is judged by every rule; the best by the primary metric among those that pass is deployed.
     judged = {candidate["candidate"]: judge(candidate["candidate"]) for candidate in candidates}
     verdicts = {name: _model_failures(rules) for name, (_, rules) in judged.items()}
-    passing = {name: metrics[name] for name, failures in verdicts.items() if not failures}
-    ranked = _ranked(spec, metrics, list(judged))
-    winner_name = select_winner(spec, passing) if passing else ranked[0]
+    ranked = ranked_candidates(spec, metrics)
+    winner_name = next((name for name in ranked if not verdicts[name]), ranked[0])
     winner = next(c for c in candidates if c["candidate"] == winner_name)
     evidence, rules = judged[winner_name]
     failed = [r for r in rules if not r["passed"]]
@@ -548,7 +536,7 @@ def evaluate_and_decide(
     judged_without_champion = live is not None and champion is None and live.get("encoding_id") == encoding_id(spec)
     if judged_without_champion:
         logging.getLogger(__name__).warning("judged without the live model %s: %s", live["version"], champion_note)
-    logging_value, logging_influence = _policy_influence(np.ones(len(rewards)), rewards)
+    logging_value, logging_influence = _policy_influence(logging_weights, rewards)
     decision = {
         "agent_id": spec.agent_id,
         "window": {"first": window.first.isoformat(), "last": window.last.isoformat()},

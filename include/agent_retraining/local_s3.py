@@ -36,9 +36,8 @@ def ensure_env_file(path: Path = ENV_FILE, template: Path = ENV_TEMPLATE) -> Pat
         text = template.read_text()
         while PLACEHOLDER in text:
             text = text.replace(PLACEHOLDER, secrets.token_hex(16), 1)
-        descriptor = os.open(
-            path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600
-        )  # never world-readable, not even briefly
+        # created 0600 at once: never world-readable, not even briefly
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as file:
             file.write(text)
     return path

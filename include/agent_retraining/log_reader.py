@@ -98,6 +98,7 @@ def read_schema(spec: AgentSpec) -> pa.Schema:
 
 
 INT64 = (-(2**63), 2**63 - 1)
+_DOUBLE_FIELDS = tuple(name for name, (kind, _) in EVENT_FIELDS.items() if kind == "double")
 
 
 def _shown(value: object) -> str:
@@ -153,7 +154,7 @@ def _no_constant(name: str):
 def _row(event: dict, spec: AgentSpec) -> dict:
     """The event as the read schema's row: only its fields, numbers of double fields as floats."""
     row = {name: event.get(name) for name in EVENT_FIELDS if name != "context"}
-    for name in ("propensity", "reward"):
+    for name in _DOUBLE_FIELDS:
         row[name] = None if row[name] is None else float(row[name])
     context = event.get("context") or {}
     row["context"] = {
@@ -181,9 +182,6 @@ def _read_jsonl(data: bytes, schema: pa.Schema, max_line_bytes: int) -> pa.Table
                         read_options=pj.ReadOptions(block_size=max_line_bytes))  # fmt: skip
 
 
-_FLOAT_COLUMNS = ("propensity", "reward")
-
-
 def _trusted(table: pa.Table, spec: AgentSpec, line_count: int) -> bool:
     """Whether Arrow's fast parse can be kept as is: one row per line, valid UTF-8 everywhere, finite numbers
     (Arrow reads a bare NaN), timestamps with an offset. Anything else goes line by line, to name the culprits."""
@@ -191,7 +189,7 @@ def _trusted(table: pa.Table, spec: AgentSpec, line_count: int) -> bool:
         return False  # Arrow skips blank lines: line numbers would be ambiguous
     table.validate(full=True)  # raises on invalid UTF-8
     context = table.column("context")
-    floats = [table.column(name) for name in _FLOAT_COLUMNS]
+    floats = [table.column(name) for name in _DOUBLE_FIELDS]
     floats += [pc.struct_field(context, name) for name, f in spec.context.items() if f.type == "float"]
     finite = all(pc.all(pc.is_finite(column)).as_py() in (True, None) for column in floats)
     timestamps_ok = pc.all(pc.match_substring_regex(table.column("ts"), _RFC3339_WITH_OFFSET)).as_py()
@@ -392,27 +390,28 @@ def read_day(s3, buckets: Buckets, spec: AgentSpec, day: date, objects: list[dic
     """Read and parse the listed objects of one day (as `list_day` lists them)."""
     tables, sources, faults, quarantined, lines, bad_lines = [empty_rows(spec, day)], [], [], [], 0, 0
     limit = spec.validation.max_object_bytes
+
+    def refuse(refused: UnreadableObject, body: bytes | None) -> None:
+        faults.append(refused.fault)
+        kept = body if refused.copied else None
+        quarantined.append(_quarantine_object(s3, buckets, spec, day, refused.fault["key"], kept, refused.fault))
+
     for obj in objects:
         if obj["size"] > limit:  # never fetched: the listing's size is enough to refuse it
             sources.append({"key": obj["key"], "etag": obj["etag"], "size": obj["size"]})
-            exc = ObjectTooLarge(obj["key"], f"{obj['size']:,} bytes stored, above max_object_bytes ({limit:,})")
-            faults.append(exc.fault)
-            quarantined.append(_quarantine_object(s3, buckets, spec, day, obj["key"], None, exc.fault))
+            too_large = f"{obj['size']:,} bytes stored, above max_object_bytes ({limit:,})"
+            refuse(ObjectTooLarge(obj["key"], too_large), None)
             continue
         body, etag = get_bytes(s3, buckets.logs, obj["key"])
         sources.append({"key": obj["key"], "etag": etag, "size": len(body)})
         try:
             parsed = parse_log_object(obj["key"], body, spec, day)
         except UnreadableObject as exc:
-            faults.append(exc.fault)
-            kept = body if exc.copied else None
-            quarantined.append(_quarantine_object(s3, buckets, spec, day, obj["key"], kept, exc.fault))
+            refuse(exc, body)
             continue
         except Exception as exc:  # noqa: BLE001 - whatever nobody foresaw is a named fault of this object, not a crash
             log.exception("reading %s failed", obj["key"])
-            unforeseen = UnreadableObject(obj["key"], f"could not be read: {type(exc).__name__}: {exc}")
-            faults.append(unforeseen.fault)
-            quarantined.append(_quarantine_object(s3, buckets, spec, day, obj["key"], body, unforeseen.fault))
+            refuse(UnreadableObject(obj["key"], f"could not be read: {type(exc).__name__}: {exc}"), body)
             continue
         if parsed.bad_lines:
             faults.extend({k: v for k, v in b.items() if k != "raw"} for b in parsed.bad_lines)

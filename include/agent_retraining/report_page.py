@@ -161,17 +161,20 @@ def drift_plot(validation: dict) -> str:
     return _svg(figure)
 
 
+def _failed_rules(rules: list[dict]) -> str:
+    return escape("; ".join(f"{r['rule']}: {r['detail']}" for r in rules))
+
+
 def candidates_table(decision: dict) -> str:
     """Every candidate's verdict, best first by the primary metric, and the champion's on today's floors."""
     metric = decision["primary_metric"]
-    rows = [[escape(c["candidate"]), _number(c.get(metric)), _passed(c["passed"]),
-             escape("; ".join(f"{r['rule']}: {r['detail']}" for r in c["failed"]))]
+    rows = [[escape(c["candidate"]), _number(c.get(metric)), _passed(c["passed"]), _failed_rules(c["failed"])]
             for c in decision.get("candidates") or []]  # fmt: skip
     champion = decision["champion"]
     if champion.get("floors"):
         failed = [r for r in champion["floors"] if not r["passed"]]
         rows.append([f"champion {escape(champion['version'])} (today's floors)", "", _passed(not failed),
-                     escape("; ".join(f"{r['rule']}: {r['detail']}" for r in failed))])  # fmt: skip
+                     _failed_rules(failed)])  # fmt: skip
     return html_table(["model", metric, "verdict", "failed rules"], rows, {1})
 
 
