@@ -51,6 +51,7 @@ def build_canary_dag(spec: AgentSpec):
         catchup=False,
         max_active_runs=1,
         tags=["retraining", "canary", f"agent:{spec.agent_id}"],
+        access_control=spec.access_control,  # the teams the spec names, as FAB DAG-level permissions
         default_args={"owner": spec.owner, **S3_RETRIES},
         params={
             "promote_now": Param(

@@ -125,6 +125,7 @@ def build_retraining_dag(spec: AgentSpec):
         catchup=False,
         max_active_runs=3,  # backfill days train in parallel; `deploy` moves the manifest one run at a time
         tags=["retraining", f"agent:{spec.agent_id}"],
+        access_control=spec.access_control,  # the teams the spec names, as FAB DAG-level permissions
         default_args={"owner": spec.owner, **S3_RETRIES},
         params=run_params(spec),
     )

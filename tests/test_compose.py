@@ -36,6 +36,7 @@ README_SERVICES = {
     "airflow-init",
     "minio",
     "minio-setup",
+    "s3-access",
 }
 DAG_BUCKET_VARS = ("LOGS_BUCKET", "MODELS_BUCKET", "ARTIFACTS_BUCKET")
 DEFAULT_S3_CONN_ID = "agent_s3"
@@ -620,18 +621,56 @@ def _minio_setup_script() -> str:
 
 def test_services_that_only_read_get_a_read_only_s3_user():
     """The api-server (the Agent models page) and the dag-processor read S3 and never write it: their `agent_s3`
-    is the reader user, whose MinIO policy grants GetObject and ListBucket only; the workers and the scheduler
-    keep the pipeline's."""
+    is the reader user, whose policy grants GetObject and ListBucket only; the workers and the scheduler keep the
+    pipeline's. tests/e2e/test_s3_access.py proves what each policy allows on a real S3 server."""
+    from agent_retraining.s3_access import reader_policy
+    from agent_retraining.storage import Buckets
+
     services = _airflow_services()
     login = {name: _WHOLE_REF.fullmatch(json.loads(_environment(s)["AIRFLOW_CONN_AGENT_S3"])["login"]).group("name")
              for name, s in services.items()}  # fmt: skip
     assert login["airflow-apiserver"] == login["airflow-dag-processor"] == "READER_ACCESS_KEY"
     assert login["airflow-worker"] == login["airflow-scheduler"] == "PIPELINE_ACCESS_KEY"
-    script = _minio_setup_script()
-    reader = script[script.index("retraining-reader.json") - 600 : script.index("retraining-reader.json")]
-    actions = set(re.findall(r'"(s3:[A-Za-z]+)"', reader[reader.rindex("printf") :]))
+    actions = {
+        action for statement in reader_policy(Buckets("l", "m", "a"))["Statement"] for action in statement["Action"]
+    }
     assert actions == {"s3:GetBucketLocation", "s3:ListBucket", "s3:GetObject"}
-    assert 'user "$$READER_ACCESS_KEY" "$$READER_SECRET_KEY" retraining-reader' in script
+    assert 'user "$$READER_ACCESS_KEY" "$$READER_SECRET_KEY" retraining-reader' in _minio_setup_script()
+
+
+def test_minio_gets_the_policies_of_s3_access_and_one_user_per_agent():
+    """The policies MinIO enforces are the files s3-access renders from include/agent_retraining/s3_access.py (the
+    ones the access test attaches to the local S3 server), and every agent of the credentials file gets a user
+    of its own; minio-setup waits for s3-access, which refuses a bad credentials file."""
+    services = _services()
+    renderer = services["s3-access"]
+    assert renderer["entrypoint"] == ["python", "-m", "agent_retraining.s3_access"]
+    assert renderer["command"][:2] == ["render", "/opt/airflow/s3-access"]
+    assert renderer["command"][2:] == ["--credentials", "/run/secrets/agent_credentials"]
+    assert renderer["secrets"] == ["agent_credentials"]
+    assert _compose()["secrets"]["agent_credentials"] == {"file": "./agent-credentials"}
+    assert "s3-access:/opt/airflow/s3-access" in renderer["volumes"]
+    setup = services["minio-setup"]
+    assert setup["depends_on"]["s3-access"] == {"condition": "service_completed_successfully"}
+    assert "s3-access:/s3-access:ro" in setup["volumes"]
+    script = _minio_setup_script()
+    assert "for document in /s3-access/*.json; do" in script
+    assert "done < /s3-access/agents.txt" in script
+    assert "AGENT_ACCESS_KEY" not in COMPOSE_FILE.read_text()  # no shared agent user any more
+    example = (REPO / "agent-credentials.example").read_text()
+    assert "support-bot change-me change-me" in example
+    assert "agent-credentials\n" in (REPO / ".gitignore").read_text()
+
+
+def test_the_stack_runs_fab_with_an_admin_from_env():
+    env = _environment(_services()["airflow-apiserver"])
+    assert env["AIRFLOW__CORE__AUTH_MANAGER"] == "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+    assert not [name for name in env if name.startswith("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER")]
+    init = "\n".join(_services()["airflow-init"]["command"])
+    assert "airflow fab-db migrate" in init
+    assert 'airflow users reset-password --username admin --password "$${_AIRFLOW_ADMIN_PASSWORD}"' in init
+    requirements = (REPO / "requirements.txt").read_text()
+    assert re.search(r"^apache-airflow-providers-fab==[0-9.]+$", requirements, re.MULTILINE)
 
 
 def test_the_logs_bucket_is_versioned_so_a_bad_writer_cannot_destroy_history():

@@ -98,12 +98,39 @@ def create_buckets(names: list[str]) -> None:
                 raise
 
 
+def start_server(
+    state: Path,
+    host: str,
+    s3_port: int,
+    config: Path,
+    internal_ports: tuple[int, int, int] = (MASTER_PORT, VOLUME_PORT, FILER_PORT),
+) -> subprocess.Popen:
+    """`weed server` with its data and log in `state`, the identities of `config`, in a process group of its own."""
+    master_port, volume_port, filer_port = internal_ports
+    command = [
+        _weed_binary(), "server",
+        f"-dir={state / 'data'}", f"-ip={host}", f"-ip.bind={host}",
+        f"-master.port={master_port}", f"-volume.port={volume_port}", f"-filer.port={filer_port}",
+        "-s3", f"-s3.port={s3_port}", f"-s3.config={config}",
+        "-s3.port.iceberg=0", "-s3.port.lance=0",
+        # Every bucket is a collection that grows 7 volumes at a time; with the default (slots derived from
+        # free disk / volume size) a dozen buckets (demo, tests, benchmark) use them up and writes fail.
+        # Volume files are not preallocated, so many slots cost nothing until written.
+        "-master.volumeSizeLimitMB=1024", "-volume.max=1000", "-master.telemetry=false",
+        # a single local node: no need to wait for elections or drain before stopping
+        "-master.electionTimeout=1s", "-volume.preStopSeconds=0",
+    ]  # fmt: skip
+    (state / "data").mkdir(parents=True, exist_ok=True)
+    with open(state / "weed.log", "ab") as log:
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
 def up(wait_seconds: float = 60.0) -> None:
     """Start the server unless it already answers, then create the buckets."""
     env = load_env()
     if not answers():
         state = _state_dir()
-        (state / "data").mkdir(parents=True, exist_ok=True)
+        state.mkdir(parents=True, exist_ok=True)
         identities = {
             "identities": [
                 {
@@ -117,21 +144,7 @@ def up(wait_seconds: float = 60.0) -> None:
         config.write_text(json.dumps(identities))
         config.chmod(0o600)
         endpoint = urlparse(env["S3_ENDPOINT_URL"])
-        command = [
-            _weed_binary(), "server",
-            f"-dir={state / 'data'}", f"-ip={endpoint.hostname}", f"-ip.bind={endpoint.hostname}",
-            f"-master.port={MASTER_PORT}", f"-volume.port={VOLUME_PORT}", f"-filer.port={FILER_PORT}",
-            "-s3", f"-s3.port={endpoint.port}", f"-s3.config={config}",
-            "-s3.port.iceberg=0", "-s3.port.lance=0",
-            # Every bucket is a collection that grows 7 volumes at a time; with the default (slots derived from
-            # free disk / volume size) a dozen buckets (demo, tests, benchmark) use them up and writes fail.
-            # Volume files are not preallocated, so many slots cost nothing until written.
-            "-master.volumeSizeLimitMB=1024", "-volume.max=1000", "-master.telemetry=false",
-            # a single local node: no need to wait for elections or drain before stopping
-            "-master.electionTimeout=1s", "-volume.preStopSeconds=0",
-        ]  # fmt: skip
-        with open(state / "weed.log", "ab") as log:
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = start_server(state, endpoint.hostname, endpoint.port, config)
         (state / "weed.pid").write_text(str(process.pid))
         deadline = time.monotonic() + wait_seconds
         while not answers():

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from agent_retraining.contract import AGENT_ID_PATTERN
 
@@ -300,6 +300,17 @@ class Notifications(_Strict):
     on: list[Literal[NOTIFY_EVENTS]] = Field(default_factory=lambda: ["failed", "data_rejected", "deployed"])
 
 
+# What a team's role may do with an agent's DAGs (retrain_ and canary_), as FAB's DAG-level permissions: `read`
+# sees them, their runs and the agent on the "Agent models" page; `operate` also triggers, clears and backfills
+# runs (and, with FAB's global HITL permissions in its role, approves deploys).
+ACCESS_LEVELS = {
+    "read": {"DAGs": {"can_read"}, "DAG Runs": {"can_read"}},
+    "operate": {"DAGs": {"can_read", "can_edit"}, "DAG Runs": {"can_read", "can_create"}},
+}
+ACCESS_LEVEL_NAMES = tuple(ACCESS_LEVELS)
+ROLE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$"
+
+
 class AgentSpec(_Strict):
     agent_id: str = Field(pattern=AGENT_ID_PATTERN)
     description: str
@@ -315,6 +326,10 @@ class AgentSpec(_Strict):
     approval: Approval = Field(default_factory=Approval)
     release: Release = Field(default_factory=Release)
     notifications: Notifications = Field(default_factory=Notifications)
+    # Role name -> access level: which teams see (or run) this agent. Empty: only roles with access to every DAG.
+    access: dict[Annotated[str, StringConstraints(pattern=ROLE_NAME_PATTERN)], Literal[ACCESS_LEVEL_NAMES]] = Field(
+        default_factory=dict, max_length=50
+    )
     # How long after its day ends a run waits for the day's _SUCCESS marker before failing.
     wait_for_logs_hours: float = Field(default=6.0, gt=0.0, le=24 * 30)
 
@@ -378,6 +393,12 @@ class AgentSpec(_Strict):
     @property
     def dag_id(self) -> str:
         return f"retrain_{self.agent_id}"
+
+    @property
+    def access_control(self) -> dict[str, dict[str, set[str]]] | None:
+        """The DAGs' `access_control`; None (not `{}`) when the spec names no role, so that FAB keeps DAG-level
+        permissions granted by hand instead of revoking them."""
+        return {role: ACCESS_LEVELS[level] for role, level in self.access.items()} or None
 
     @property
     def canary_dag_id(self) -> str:

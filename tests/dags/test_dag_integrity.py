@@ -165,3 +165,13 @@ def test_a_spec_that_asks_for_approval_puts_an_operator_between_the_decision_and
     assert dag.get_task("deploy").upstream_task_ids == {"approve_deploy"}
     # On Reject the operator skips all its direct downstream tasks: that must not include `report` or the watcher.
     assert approval.downstream_task_ids == {"deploy"}
+
+
+def test_both_dags_of_an_agent_carry_the_access_its_spec_grants(support_bot):
+    from tests.conftest import load_dag_file, spec_variant
+
+    spec = spec_variant(support_bot, access={"support-team": "read"})
+    retraining = load_dag_file("retrain_agents.py").build_retraining_dag(spec)
+    canary = load_dag_file("canary_release.py").build_canary_dag(spec)
+    granted = {"support-team": {"DAGs": {"can_read"}, "DAG Runs": {"can_read"}}}
+    assert retraining.access_control == canary.access_control == granted

@@ -6,7 +6,6 @@ spec description holding `<script>` too: the page must show all of it, as text.
 Screenshots are kept in `.local/ui/`.
 """
 
-import json
 import os
 import socket
 import subprocess
@@ -31,6 +30,9 @@ START = date(2026, 3, 1)
 INJECTED = "<script>alert('logs')</script>"
 DESCRIPTION = "<script>alert('spec')</script> support bot on the page"
 SCREENSHOTS = REPO / ".local" / "ui"
+# user -> FAB role. The teams' roles have no permission of their own: each agent's spec grants its DAGs to them.
+USERS = {"admin": "Admin", "alice": "ui-bot-team", "bob": "ui-other-team"}
+ACCESS = {AGENT: {"ui-bot-team": "operate"}, OTHER: {"ui-other-team": "read"}}
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +45,9 @@ def agent(support_bot, buckets, airflow_db, s3, tmp_path_factory):
     os.environ["AGENT_SPECS_DIR"] = str(specs)
     training = {**support_bot.training.model_dump(), "window_days": 3, "lightgbm_search": []}
     spec = spec_variant(support_bot, agent_id=AGENT, description=DESCRIPTION, candidates=["logistic_regression"],
-                        training=training)  # fmt: skip
+                        training=training, access=ACCESS[AGENT])  # fmt: skip
     (specs / f"{AGENT}.yaml").write_text(yaml.safe_dump(spec.model_dump(), sort_keys=False))
-    other = spec_variant(spec, agent_id=OTHER, description="the other agent")
+    other = spec_variant(spec, agent_id=OTHER, description="the other agent", access=ACCESS[OTHER])
     (specs / f"{OTHER}.yaml").write_text(yaml.safe_dump(other.model_dump(), sort_keys=False))
     put_bytes(s3, buckets.models, f"{OTHER}/manifest.json", b"{not json")  # one agent's record broken
     world = World.for_spec(spec, 0)
@@ -70,26 +72,37 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-USERS = {"admin": "admin", "alice": "viewer", "bob": "viewer"}  # user -> role
-PER_DAG_ACCESS = {"alice": [f"retrain_{AGENT}"], "bob": [f"retrain_{OTHER}"]}  # admin: every DAG
+FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+
+
+def _airflow(env: dict, *arguments: str) -> None:
+    done = subprocess.run([str(Path(sys.executable).with_name("airflow")), *arguments], env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, f"airflow {' '.join(arguments)}: {done.stdout[-2000:]}{done.stderr[-3000:]}"
 
 
 @pytest.fixture(scope="module")
 def api_server(agent, tmp_path_factory):
-    """`airflow api-server` on the session's Airflow home, with an auth manager that grants per-DAG access: admin
-    reads every DAG, alice only ui-bot's, bob only ui-other's (each with a password of the test's)."""
+    """`airflow api-server` on the session's Airflow home with the production stack's auth manager (FAB): admin
+    reads every DAG; alice's and bob's roles hold only what the two agents' specs grant them, synced the way the
+    dag-processor syncs them when it parses the DAG files."""
     home = tmp_path_factory.mktemp("api-server")
-    (home / "passwords.json").write_text(json.dumps({user: f"{user}-test-password" for user in USERS}))
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "AGENT_SPECS_DIR": os.environ["AGENT_SPECS_DIR"],
-           "AIRFLOW__CORE__AUTH_MANAGER": "tests.e2e.per_dag_auth_manager.PerDagAuthManager",
-           "PER_DAG_ACCESS": json.dumps(PER_DAG_ACCESS),
-           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in USERS.items()),
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-           "AIRFLOW__API__BASE_URL": base, "AIRFLOW__API_AUTH__JWT_SECRET": "ui-test-secret",
-           "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False"}  # fmt: skip
+    env = {
+        **os.environ,
+        "AIRFLOW__CORE__AUTH_MANAGER": FAB_AUTH_MANAGER,
+        "AIRFLOW__API__BASE_URL": base,
+        "AIRFLOW__API_AUTH__JWT_SECRET": "ui-test-secret",
+        "AIRFLOW__API__SECRET_KEY": "ui-test-session-secret",
+        "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False",
+    }
+    _airflow(env, "fab-db", "migrate")
+    _airflow(env, "roles", "create", *{role for role in USERS.values() if role != "Admin"})
+    for user, role in USERS.items():
+        _airflow(env, "users", "create", "--username", user, "--password", f"{user}-test-password", "--role", role,
+                 "--email", f"{user}@example.org", "--firstname", user, "--lastname", "test")  # fmt: skip
+    _airflow(env, "dags", "reserialize")  # parses dags/ as the dag-processor does, syncing each DAG's access_control
     log = (home / "api-server.log").open("wb")
     server = subprocess.Popen([str(Path(sys.executable).with_name("airflow")), "api-server", "--host", "127.0.0.1",
                                "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
@@ -107,7 +120,7 @@ def api_server(agent, tmp_path_factory):
     tokens = {}
     for user in USERS:
         answer = requests.post(f"{base}/auth/token", json={"username": user, "password": f"{user}-test-password"},
-                               timeout=10)  # fmt: skip
+                               timeout=60)  # fmt: skip
         assert answer.status_code == 201, answer.text
         tokens[user] = answer.json()["access_token"]
     yield {"base": base, "token": tokens["admin"], "tokens": tokens}
@@ -168,6 +181,28 @@ def test_each_user_sees_only_the_agents_whose_retraining_dag_they_may_read(api_s
     assert _get(api_server, "alice", report).status_code == 200
     assert _get(api_server, "bob", report).status_code == 404
     assert _get(api_server, "bob", report + f"&dag_id=retrain_{AGENT}").status_code == 404
+
+
+def test_a_team_runs_only_the_dags_its_agents_spec_grants_it(api_server, agent):
+    """Through Airflow's own REST API, with the same FAB roles: `operate` triggers its agent's retraining, `read`
+    only sees; neither reaches the other agent's DAG."""
+
+    def trigger(user: str, dag_id: str) -> int:
+        headers = {"Authorization": f"Bearer {api_server['tokens'][user]}"}
+        answer = requests.post(f"{api_server['base']}/api/v2/dags/{dag_id}/dagRuns", headers=headers,
+                               json={"logical_date": None, "conf": {}}, timeout=60)  # fmt: skip
+        return answer.status_code
+
+    def dags(user: str) -> set[str]:
+        answer = _get(api_server, user, "/api/v2/dags?limit=100&exclude_stale=false")
+        assert answer.status_code == 200, answer.text[:300]
+        return {d["dag_id"] for d in answer.json()["dags"]}
+
+    assert dags("alice") == {f"retrain_{AGENT}", f"canary_{AGENT}"}
+    assert dags("bob") == {f"retrain_{OTHER}", f"canary_{OTHER}"}
+    assert trigger("alice", f"retrain_{AGENT}") == 200
+    assert trigger("alice", f"retrain_{OTHER}") == 403
+    assert trigger("bob", f"retrain_{OTHER}") == 403
 
 
 def test_no_docs_or_schema_routes_and_a_policy_that_allows_no_script_and_no_foreign_frame(api_server, agent):

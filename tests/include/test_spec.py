@@ -97,6 +97,8 @@ def test_the_example_spec_is_a_support_bot_with_mixed_features(support_bot):
             "training",
             "lightgbm_search.2: 'tree_learner' is not a parameter",
         ),
+        (lambda r: r.update(access={"support-team": "admin"}), "access.support-team", "'read' or 'operate'"),
+        (lambda r: r.update(access={"a/b": "read"}), "access.a/b", "should match pattern"),
     ],
 )
 def test_a_bad_spec_is_refused_naming_the_field_and_rule(change, field, rule):
@@ -148,3 +150,13 @@ def test_the_old_reward_rate_key_is_refused_saying_what_replaced_it():
 
     with pytest.raises(SpecError, match=r"max_reward_rate_change is now reward_rate: \{max_change: .*scale: absolute"):
         parse_spec(_with(old_key), "agents/x.yaml")
+
+
+def test_access_names_team_roles_as_fab_dag_permissions():
+    spec = parse_spec(_with(lambda r: r.update(access={"support-team": "read", "ml-ops": "operate"})), "x.yaml")
+    assert spec.access_control == {
+        "support-team": {"DAGs": {"can_read"}, "DAG Runs": {"can_read"}},
+        "ml-ops": {"DAGs": {"can_read", "can_edit"}, "DAG Runs": {"can_read", "can_create"}},
+    }
+    # no role named: None, so FAB keeps what was granted by hand instead of revoking it
+    assert parse_spec(EXAMPLE, "x.yaml").access_control is None
