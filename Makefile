@@ -1,6 +1,7 @@
 # Entry points of the project. Every target creates .venv first when it is missing.
 #   make demo   - fresh machine to a deployed model: local S3, two weeks of logs, two retraining runs
 #   make test   - the test suite (starts the local S3 server itself when needed)
+#   make test-fast - the unit tier only: no server, no DAG run, under two minutes
 #   make loop   - thirty simulated days of a moving world, the agent retrained by the real DAG every night
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -12,7 +13,7 @@ INSTALLED := $(VENV)/.installed-requirements
 # Settings of the embedded default; created from local.env.example with fresh keys.
 include local.env
 local.env:
-	PYTHONPATH=include python3 -m agent_retraining.local_s3 env
+	PYTHONPATH=include python3 -m agent_retraining.dev.local_s3 env
 
 export S3_ENDPOINT_URL AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_DEFAULT_REGION
 export LOGS_BUCKET MODELS_BUCKET ARTIFACTS_BUCKET LOCAL_S3_DIR
@@ -31,7 +32,7 @@ DAY ?= $(YESTERDAY)
 DAYS ?= 14
 START ?= $(shell date -u -d "$(DAY) - $$(( $(DAYS) - 1 )) days" +%F)
 
-.PHONY: help venv s3-up s3-down simulate retrain demo loop test lint airflow-db airflow airflow-cli bench browser
+.PHONY: help venv s3-up s3-down simulate retrain demo loop test test-fast lint airflow-db airflow airflow-cli bench browser
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -48,10 +49,10 @@ $(INSTALLED): requirements.txt
 venv: $(INSTALLED)
 
 s3-up: venv
-	$(PY) -m agent_retraining.local_s3 up
+	$(PY) -m agent_retraining.dev.local_s3 up
 
 s3-down: venv
-	$(PY) -m agent_retraining.local_s3 down
+	$(PY) -m agent_retraining.dev.local_s3 down
 
 $(AIRFLOW_HOME)/airflow.db: $(INSTALLED)
 	mkdir -p $(AIRFLOW_HOME)
@@ -60,7 +61,7 @@ $(AIRFLOW_HOME)/airflow.db: $(INSTALLED)
 airflow-db: $(AIRFLOW_HOME)/airflow.db
 
 simulate: s3-up
-	$(PY) -m agent_retraining.simulate --agent $(AGENT) --start $(START) --days $(DAYS) $(if $(CORRUPT),--corrupt-day $(CORRUPT))
+	$(PY) -m agent_retraining.dev.simulate --agent $(AGENT) --start $(START) --days $(DAYS) $(if $(CORRUPT),--corrupt-day $(CORRUPT))
 
 retrain: s3-up airflow-db
 	$(PY) scripts/retrain.py --agent $(AGENT) --day $(DAY)
@@ -68,7 +69,7 @@ retrain: s3-up airflow-db
 # Two weeks of logs up to yesterday; retrain on the day before (first deploy, no
 # champion yet), then on yesterday (the new candidates against that champion).
 demo: s3-up airflow-db
-	$(PY) -m agent_retraining.simulate --agent $(AGENT) --start $(START) --days $(DAYS)
+	$(PY) -m agent_retraining.dev.simulate --agent $(AGENT) --start $(START) --days $(DAYS)
 	$(PY) scripts/retrain.py --agent $(AGENT) --day $(shell date -u -d "$(DAY) - 1 day" +%F)
 	$(PY) scripts/retrain.py --agent $(AGENT) --day $(DAY)
 
@@ -106,6 +107,10 @@ browser:
 
 test: venv browser
 	$(PY) -m pytest
+
+# The unit tier: no S3 server, no DAG run (tests/conftest.py marks every test unit, integration or e2e).
+test-fast: venv
+	$(PY) -m pytest -m unit -q
 
 lint: venv
 	$(VENV)/bin/ruff check dags include plugins scripts tests bench

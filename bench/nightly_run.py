@@ -76,7 +76,7 @@ TARGETS = {
 def bench_environment() -> None:
     """The local S3 server of the embedded default, with buckets of the benchmark's own."""
     sys.path[:0] = [str(REPO / "include"), str(REPO / "plugins")]
-    from agent_retraining import local_s3
+    from agent_retraining.dev import local_s3
 
     local_s3.load_env()
     os.environ.update(LOGS_BUCKET="bench-agent-logs", MODELS_BUCKET="bench-agent-models",
@@ -163,7 +163,7 @@ def _run_objects(spec):
 
 
 def _day_objects(s3, buckets, spec, day: date) -> list[dict]:
-    from agent_retraining.log_reader import list_day
+    from agent_retraining.datagate.reading import list_day
 
     return list_day(s3, buckets, spec, day)[0]
 
@@ -172,14 +172,14 @@ def _day_objects(s3, buckets, spec, day: date) -> list[dict]:
 
 
 def stage_validate_day(spec, day: date) -> dict:
-    from agent_retraining.days import validate_day
+    from agent_retraining.datagate.validate_day import judge_or_reuse
 
     s3, buckets, _, _ = _run_objects(spec)
-    return validate_day(s3, buckets, spec, day)
+    return judge_or_reuse(s3, buckets, spec, day)
 
 
 def stage_judge_window(spec, checked: list[dict]) -> dict:
-    from agent_retraining.window_verdict import judge_window
+    from agent_retraining.datagate.validate import judge_window
 
     s3, buckets, window, run_dir = _run_objects(spec)
     record = judge_window(s3, buckets, spec, window, checked, run_dir)
@@ -187,14 +187,14 @@ def stage_judge_window(spec, checked: list[dict]) -> dict:
 
 
 def stage_features(spec, _) -> dict:
-    from agent_retraining.features import build_split
+    from agent_retraining.models.features import build_split
 
     s3, buckets, window, run_dir = _run_objects(spec)
     return build_split(s3, buckets, spec, window, run_dir)
 
 
 def stage_train(spec, candidate_and_split) -> dict:
-    from agent_retraining.training import train_candidate
+    from agent_retraining.models.training import train_candidate
 
     candidate, split = candidate_and_split
     s3, buckets, window, run_dir = _run_objects(spec)
@@ -202,7 +202,8 @@ def stage_train(spec, candidate_and_split) -> dict:
 
 
 def stage_evaluate(spec, split_and_trained) -> dict:
-    from agent_retraining.evaluation import RunContext, evaluate_and_decide
+    from agent_retraining.evaluate.decide import evaluate_and_decide
+    from agent_retraining.evaluate.rules import RunContext
 
     split, trained = split_and_trained
     s3, buckets, window, run_dir = _run_objects(spec)
@@ -222,7 +223,7 @@ def floor_read(spec, day: date) -> dict:
 
     import pyarrow.json as pj
 
-    from agent_retraining.log_reader import read_schema
+    from agent_retraining.datagate.reading import read_schema
 
     s3, buckets, _, _ = _run_objects(spec)
     start = time.perf_counter()
@@ -238,8 +239,8 @@ def floor_read(spec, day: date) -> dict:
 
 def read_and_gate(spec, day: date) -> dict:
     """`read_day`, then `gate_checks` on its result, in one process as `validate_day` runs them; the day in Arrow."""
-    from agent_retraining.log_reader import read_day
-    from agent_retraining.validation import gate_checks
+    from agent_retraining.datagate.expectations import gate_checks
+    from agent_retraining.datagate.reading import read_day
 
     s3, buckets, _, _ = _run_objects(spec)
     objects = _day_objects(s3, buckets, spec, day)
@@ -260,11 +261,13 @@ def read_and_gate(spec, day: date) -> dict:
 
 def floor_predict(spec, split_and_trained) -> dict:
     """Every model's scores of every action on the holdout, nothing else; the holdout and models loaded first."""
-    from agent_retraining.evaluation import RunContext, champion_model
-    from agent_retraining.features import encode_context
-    from agent_retraining.manifest import load_live_model, read_manifest
+    from agent_retraining.evaluate.decide import champion_model
+    from agent_retraining.evaluate.rules import RunContext
+    from agent_retraining.manifest import read_manifest
+    from agent_retraining.models.artifacts import load_live_model
+    from agent_retraining.models.features import encode_context
+    from agent_retraining.models.training import action_scores, load
     from agent_retraining.storage import get_bytes, read_parquet
-    from agent_retraining.training import action_scores, load
 
     split, trained = split_and_trained
     s3, buckets, _, _ = _run_objects(spec)
@@ -299,7 +302,7 @@ def write_workload(spec, millions: float) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
     from agent_retraining.contract import SUCCESS_MARKER, day_prefix
-    from agent_retraining.simulate import EVENTS_PER_PART, World, day_table, write_part
+    from agent_retraining.dev.simulate import EVENTS_PER_PART, World, day_table, write_part
     from agent_retraining.storage import exists, put_bytes
 
     s3, buckets, window, _ = _run_objects(spec)
@@ -544,7 +547,7 @@ def main() -> None:
     args = parser.parse_args()
     REPEATS = args.repeats
     bench_environment()
-    from agent_retraining import local_s3
+    from agent_retraining.dev import local_s3
 
     local_s3.up()
     scales = [float(s) for s in args.scales.split(",")]

@@ -30,11 +30,10 @@ from __future__ import annotations
 
 import logging
 
-import pendulum
-from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from agent_retraining.spec import AgentSpec, load_all_specs
-from retraining_runtime import S3_RETRIES, DayLogsSensor
+from retraining_runtime import ANY_DAY, S3_RETRIES, DayLogsSensor, manifest_asset
 
 log = logging.getLogger(__name__)
 OPERATOR_PARAMS = ("promote_now", "abort_now")
@@ -47,7 +46,7 @@ def build_canary_dag(spec: AgentSpec):
         description=f"Promote or abort the canary of {spec.agent_id} from its live logs",
         doc_md=__doc__,
         schedule=CronDataIntervalTimetable(spec.schedule, timezone="UTC"),  # each run owns a day, as retraining's
-        start_date=pendulum.datetime(1970, 1, 1, tz="UTC"),
+        start_date=ANY_DAY,
         catchup=False,
         max_active_runs=1,
         tags=["retraining", "canary", f"agent:{spec.agent_id}"],
@@ -77,22 +76,16 @@ def build_canary_dag(spec: AgentSpec):
     def canary_release():
         @task(multiple_outputs=False)
         def judge(params=None, data_interval_start=None, dag_run=None) -> dict:
-            from airflow.sdk.exceptions import AirflowFailException
-
-            from agent_retraining.canary_verdict import NoCanary, OperatorOverride, judge_canary
+            from agent_retraining.release.canary_verdict import NoCanary, OperatorOverride, judge_canary
             from agent_retraining.storage import buckets_from_env
-            from retraining_runtime import run_day, s3_client
+            from retraining_runtime import final, run_day, s3_client
 
             records_only = "backfill" if getattr(dag_run.run_type, "value", dag_run.run_type) == "backfill" else None
-            try:  # the form asked for something impossible: no retry will change that
+            with final(ValueError):  # the form asked for something impossible: no retry will change that
                 override = OperatorOverride(params["promote_now"], params["abort_now"], params["reason"])
-            except ValueError as exc:
-                raise AirflowFailException(str(exc)) from exc
             s3, buckets, day = s3_client(), buckets_from_env(), run_day(data_interval_start)
-            try:
+            with final(NoCanary):
                 record = judge_canary(s3, buckets, spec, day, dag_run.run_id, override, records_only)
-            except NoCanary as exc:
-                raise AirflowFailException(str(exc)) from exc
             log.info("%s: %s", record["verdict"], record["reason"])
             canary = record.get("canary") or {}
             judged = {"champion": record.get("champion"), "canary": canary.get("version"),
@@ -103,30 +96,26 @@ def build_canary_dag(spec: AgentSpec):
         def act(verdict: dict) -> str:
             return verdict["verdict"] if verdict["acts"] else "keep_waiting"
 
-        manifest_asset = Asset(name=f"{spec.agent_id}_model_manifest")
+        moves_manifest = [manifest_asset(spec.agent_id)]
 
         def end_canary(how: str, verdict: dict, run_id: str) -> dict:
             """Promote or abort by compare-and-swap; a canary or champion changed since the verdict is final."""
-            from airflow.sdk.exceptions import AirflowFailException
-
-            from agent_retraining import manifest
+            from agent_retraining.release import deploy
             from agent_retraining.storage import buckets_from_env
-            from retraining_runtime import s3_client
+            from retraining_runtime import final, s3_client
 
-            change = manifest.promote_canary if how == "promote" else manifest.abort_canary
-            try:
+            change = deploy.promote_canary if how == "promote" else deploy.abort_canary
+            with final(deploy.CanaryChanged):
                 result = change(s3_client(), buckets_from_env(), spec.agent_id, verdict["judged"], verdict["reason"],
                                 run_id)  # fmt: skip
-            except manifest.CanaryChanged as exc:
-                raise AirflowFailException(str(exc)) from exc
             log.info("%s %s: %s", how, verdict["judged"]["canary"], result)
             return result
 
-        @task(multiple_outputs=False, outlets=[manifest_asset])
+        @task(multiple_outputs=False, outlets=moves_manifest)
         def promote(verdict: dict, run_id=None) -> dict:
             return end_canary("promote", verdict, run_id)
 
-        @task(multiple_outputs=False, outlets=[manifest_asset])
+        @task(multiple_outputs=False, outlets=moves_manifest)
         def abort(verdict: dict, run_id=None) -> dict:
             return end_canary("abort", verdict, run_id)
 

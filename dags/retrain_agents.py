@@ -57,9 +57,7 @@ import logging
 import re
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import (
-    Asset,
     CronDataIntervalTimetable,
     Param,
     TriggerRule,
@@ -68,12 +66,9 @@ from airflow.sdk import (
 )
 
 from agent_retraining.spec import AgentSpec, load_all_specs
-from retraining_runtime import S3_RETRIES, DayLogsSensor
+from retraining_runtime import ANY_DAY, S3_RETRIES, DayLogsSensor, manifest_asset
 
 log = logging.getLogger(__name__)
-
-# Any day that has logs can be run, however old (backfills of last year's logs); catchup stays off.
-START_DATE = pendulum.datetime(1970, 1, 1, tz="UTC")
 
 
 def run_params(spec: AgentSpec) -> dict:
@@ -121,7 +116,7 @@ def build_retraining_dag(spec: AgentSpec):
         # A data-interval timetable: each run owns [start, end) of logs. A bare cron
         # string would give Airflow 3's zero-length CronTriggerTimetable intervals.
         schedule=CronDataIntervalTimetable(spec.schedule, timezone="UTC"),
-        start_date=START_DATE,
+        start_date=ANY_DAY,
         catchup=False,
         max_active_runs=3,  # backfill days train in parallel; `deploy` moves the manifest one run at a time
         tags=["retraining", f"agent:{spec.agent_id}"],
@@ -131,38 +126,34 @@ def build_retraining_dag(spec: AgentSpec):
     )
     def retraining():
         @task
-        def days_of_window(params=None, data_interval_start=None, run_id=None) -> list[str]:
+        def days_of_window() -> list[str]:
             """The window's days, one `validate_day` each; a cleared run starts its own folder afresh here."""
-            from agent_retraining.reporting import clear_run
-            from retraining_runtime import run_inputs
+            from agent_retraining.views.reporting import clear_run
+            from retraining_runtime import current_run
 
-            run = run_inputs(spec, params, data_interval_start, run_id)
+            run = current_run(spec)
             clear_run(run.s3, run.buckets, run.run_dir)
             return [day.isoformat() for day in run.window.days]
 
         @task(multiple_outputs=False, map_index_template="{{ task.op_kwargs['day'] }}")
-        def validate_day(day: str, params=None, data_interval_start=None, run_id=None) -> dict:
+        def validate_day(day: str) -> dict:
             from datetime import date
 
-            from agent_retraining.days import validate_day as judge_or_reuse
-            from retraining_runtime import run_inputs
+            from agent_retraining.datagate.validate_day import judge_or_reuse
+            from retraining_runtime import current_run
 
-            run = run_inputs(spec, params, data_interval_start, run_id)
+            run = current_run(spec)
             return judge_or_reuse(run.s3, run.buckets, run.spec, date.fromisoformat(day))
 
         @task(multiple_outputs=False)
-        def validate(checked: list[dict], params=None, data_interval_start=None, run_id=None) -> dict:
-            from airflow.sdk.exceptions import AirflowFailException
+        def validate(checked: list[dict]) -> dict:
+            from agent_retraining.datagate.rules import DataRejected
+            from agent_retraining.datagate.validate import judge_window
+            from retraining_runtime import current_run, final
 
-            from agent_retraining.checks import DataRejected
-            from agent_retraining.window_verdict import judge_window
-            from retraining_runtime import run_inputs
-
-            run = run_inputs(spec, params, data_interval_start, run_id)
-            try:
+            run = current_run(spec)
+            with final(DataRejected, prefix="data gate refused the logs: "):  # the same logs would be refused again
                 result = judge_window(run.s3, run.buckets, run.spec, run.window, list(checked), run.run_dir)
-            except DataRejected as exc:  # final: the same logs would be refused again
-                raise AirflowFailException(f"data gate refused the logs: {exc}") from exc
             for left_out in result["left_out"]:
                 log.warning("left out %s: %s", left_out["day"], "; ".join(left_out["why"]))
             for warning in result["warnings"]:
@@ -171,11 +162,11 @@ def build_retraining_dag(spec: AgentSpec):
             return {"rows": result["rows"], "usable_days": len(result["usable_days"]), "left_out": left_out}
 
         @task(multiple_outputs=False)
-        def build_features(params=None, data_interval_start=None, run_id=None) -> dict:
-            from agent_retraining.features import build_split
-            from retraining_runtime import run_inputs
+        def build_features() -> dict:
+            from agent_retraining.models.features import build_split
+            from retraining_runtime import current_run
 
-            run = run_inputs(spec, params, data_interval_start, run_id)
+            run = current_run(spec)
             return build_split(run.s3, run.buckets, run.spec, run.window, run.run_dir)
 
         @task
@@ -185,33 +176,32 @@ def build_retraining_dag(spec: AgentSpec):
             return with_run_params(spec, params).candidates
 
         @task(multiple_outputs=False, map_index_template="{{ task.op_kwargs['candidate'] }}")
-        def train(candidate: str, split: dict, params=None, data_interval_start=None, run_id=None) -> dict:
-            from agent_retraining.training import train_candidate
-            from retraining_runtime import run_inputs
+        def train(candidate: str, split: dict) -> dict:
+            from agent_retraining.models.training import train_candidate
+            from retraining_runtime import current_run
 
-            run = run_inputs(spec, params, data_interval_start, run_id)
+            run = current_run(spec)
             return train_candidate(
                 run.s3, run.buckets, run.spec, run.window, candidate, split["train_key"], run.run_dir
             )
 
         @task(multiple_outputs=False)
-        def evaluate(split: dict, trained: list[dict], params=None, data_interval_start=None, dag_run=None) -> dict:
+        def evaluate(split: dict, trained: list[dict], params=None, dag_run=None) -> dict:
             from airflow.sdk.exceptions import AirflowFailException
 
-            from agent_retraining.evaluation import ChampionUnavailable, RunContext, evaluate_and_decide
-            from retraining_runtime import run_inputs
+            from agent_retraining.evaluate.decide import ChampionUnavailable, evaluate_and_decide
+            from agent_retraining.evaluate.rules import RunContext
+            from retraining_runtime import current_run, final
 
-            run = run_inputs(spec, params, data_interval_start, dag_run.run_id)
+            run = current_run(spec)
             run_type = getattr(dag_run.run_type, "value", dag_run.run_type)  # an enum here: "backfill", ...
             context = RunContext(
                 run_type, params["allow_older_than_live"], params["dry_run"], params["judge_without_champion"]
             )
-            try:
+            with final(ChampionUnavailable):  # fail closed: never a floors-only decision by accident
                 decision = evaluate_and_decide(
                     run.s3, run.buckets, run.spec, run.window, split["holdout_key"], list(trained), run.run_dir, context
                 )
-            except ChampionUnavailable as exc:  # fail closed: never a floors-only decision by accident
-                raise AirflowFailException(str(exc)) from exc
             if decision["alert"]:  # the spec's failing_champion: alert; the run ends red and notifies `failed`
                 raise AirflowFailException(decision["reason"])
             failed = [rule["rule"] for rule in decision["rules"] if not rule["passed"]]
@@ -230,31 +220,27 @@ def build_retraining_dag(spec: AgentSpec):
         @task(
             multiple_outputs=False,
             max_active_tis_per_dag=1,  # one run at a time moves this agent's manifest
-            outlets=[Asset(name=f"{spec.agent_id}_model_manifest")],
+            outlets=[manifest_asset(spec.agent_id)],
         )
-        def deploy(params=None, data_interval_start=None, run_id=None) -> dict:
-            from airflow.sdk.exceptions import AirflowFailException
+        def deploy(run_id=None) -> dict:
+            from agent_retraining.release.deploy import DeployRefused, LiveModelChanged, deploy_run
+            from retraining_runtime import current_run, final
 
-            from agent_retraining.manifest import DeployRefused, LiveModelChanged, deploy_run
-            from retraining_runtime import run_inputs
-
-            run = run_inputs(spec, params, data_interval_start, run_id)
-            try:
-                canary_share = spec.release.share if spec.release.mode == "canary" else None
+            run = current_run(spec)
+            canary_share = spec.release.share if spec.release.mode == "canary" else None
+            with final(LiveModelChanged, DeployRefused):  # the decision no longer holds
                 return deploy_run(run.s3, run.buckets, spec.agent_id, run.run_dir, run_id, canary_share)
-            except (LiveModelChanged, DeployRefused) as exc:  # the decision no longer holds; retrying cannot help
-                raise AirflowFailException(str(exc)) from exc
 
         @task
         def skip_deploy(decision: dict) -> str:
             return decision["reason"]
 
         @task(trigger_rule=TriggerRule.ALL_DONE, multiple_outputs=False)
-        def report(params=None, data_interval_start=None, run_id=None) -> dict:
-            from agent_retraining.reporting import build_report, summary
-            from retraining_runtime import run_inputs
+        def report(run_id=None) -> dict:
+            from agent_retraining.views.reporting import build_report, summary
+            from retraining_runtime import current_run
 
-            run = run_inputs(spec, params, data_interval_start, run_id)
+            run = current_run(spec)
             result = build_report(run.s3, run.buckets, run.spec, run.window, run.run_dir, run_id)
             log.info("%s", summary(result))
             return {k: result[k] for k in ("agent_id", "day", "outcome", "verdict", "report_html_key")}
@@ -265,8 +251,8 @@ def build_retraining_dag(spec: AgentSpec):
             from airflow.configuration import conf
             from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
-            from agent_retraining.notifications import message_for, run_url
             from agent_retraining.storage import buckets_from_env
+            from agent_retraining.views.notifications import message_for, run_url
 
             url = run_url(conf.get("api", "base_url", fallback="http://localhost:8080"), spec.dag_id, dag_run.run_id)
             report_uri = f"s3://{buckets_from_env().artifacts}/{reported['report_html_key']}"
@@ -330,7 +316,7 @@ def build_broken_spec_dag(stem: str, error: Exception):
         doc_md=f"## The spec of `{stem}` does not parse\n\n```\n{error}\n```\n\nNothing runs for this agent "
         "until the file is fixed; every other agent's DAG is unaffected.",
         schedule=None,
-        start_date=START_DATE,
+        start_date=ANY_DAY,
         catchup=False,
         tags=["retraining", "broken-spec"],
         default_args={"owner": "ml-platform", "retries": 1},

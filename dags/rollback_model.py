@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import logging
 
-import pendulum
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Param, dag, task
 
 from agent_retraining.spec import ROLLBACK_DAG_ID, load_all_specs
-from retraining_runtime import S3_RETRIES
+from retraining_runtime import ANY_DAY, S3_RETRIES, manifest_asset
 
 log = logging.getLogger(__name__)
 AGENT_IDS = [spec.agent_id for spec in load_all_specs()[0]]
@@ -39,7 +38,7 @@ AGENT_IDS = [spec.agent_id for spec in load_all_specs()[0]]
     description="Point an agent's manifest back at an earlier model version.",
     doc_md=__doc__,
     schedule=None,
-    start_date=pendulum.datetime(1970, 1, 1, tz="UTC"),
+    start_date=ANY_DAY,
     catchup=False,
     max_active_runs=1,
     tags=["retraining", "rollback"],
@@ -57,24 +56,20 @@ AGENT_IDS = [spec.agent_id for spec in load_all_specs()[0]]
     },
 )
 def rollback_model():
-    @task(multiple_outputs=False, outlets=[Asset(name=f"{a}_model_manifest") for a in AGENT_IDS])
+    @task(multiple_outputs=False, outlets=[manifest_asset(a) for a in AGENT_IDS])
     def rollback(params=None, run_id=None) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from agent_retraining import manifest
-        from agent_retraining.features import encoding_id
+        from agent_retraining.models.features import encoding_id
+        from agent_retraining.release import deploy
         from agent_retraining.spec import load_agent
         from agent_retraining.storage import buckets_from_env
-        from retraining_runtime import s3_client
+        from retraining_runtime import final, s3_client
 
         agent_id = params["agent_id"]
-        try:
-            result = manifest.rollback(
+        with final(deploy.RollbackRefused):
+            result = deploy.rollback(
                 s3_client(), buckets_from_env(), agent_id, params["target"], params["reason"], run_id,
                 encoding_id=encoding_id(load_agent(agent_id)),
             )  # fmt: skip
-        except manifest.RollbackRefused as exc:
-            raise AirflowFailException(str(exc)) from exc
         log.info("%s: now %s (was %s)", agent_id, result["version"], result["previous_version"])
         return result
 

@@ -8,11 +8,13 @@ bucket names come from the environment.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import BaseSensorOperator, ExceptionRetryPolicy, RetryAction, RetryRule
+import pendulum
+from airflow.sdk import Asset, BaseSensorOperator, ExceptionRetryPolicy, RetryAction, RetryRule
 
 S3_CONN_ID = "agent_s3"
 # Every task's retries: S3 throttling, 5xx and the network (include/agent_retraining/storage.py raises
@@ -35,6 +37,27 @@ S3_RETRIES = {
 }
 
 
+# Every DAG's start date: any day that has logs can be run, however old (backfills of last year's logs); catchup
+# stays off.
+ANY_DAY = pendulum.datetime(1970, 1, 1, tz="UTC")
+
+
+def manifest_asset(agent_id: str) -> Asset:
+    """What every task that moves an agent's manifest emits (deploy, canary promotion or abort, rollback)."""
+    return Asset(name=f"{agent_id}_model_manifest")
+
+
+@contextmanager
+def final(*errors: type[Exception], prefix: str = ""):
+    """These errors fail the task at once: the same inputs would fail the same way, so a retry cannot help."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        yield
+    except errors as exc:
+        raise AirflowFailException(f"{prefix}{exc}") from exc
+
+
 def s3_client():
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
@@ -55,18 +78,20 @@ class RunInputs:
     run_dir: str  # this run's own folder in the artifacts bucket
 
 
-def run_inputs(spec, params: dict, data_interval_start: datetime, run_id: str) -> RunInputs:
-    """Everything a task of one run works from, derived the same way in every task."""
+def current_run(spec) -> RunInputs:
+    """Everything a task of one run works from, read from the task's Airflow context the same way in every task."""
+    from airflow.sdk import get_current_context
+
     from agent_retraining.contract import run_prefix
     from agent_retraining.spec import with_run_params
     from agent_retraining.storage import buckets_from_env
     from agent_retraining.window import Window
 
-    run_spec = with_run_params(spec, params)
-    day = run_day(data_interval_start)
-    return RunInputs(
-        run_spec, Window.ending(day, run_spec), s3_client(), buckets_from_env(), run_prefix(spec.agent_id, day, run_id)
-    )
+    context = get_current_context()
+    run_spec = with_run_params(spec, context["params"])
+    day = run_day(context["data_interval_start"])
+    run_dir = run_prefix(spec.agent_id, day, context["run_id"])
+    return RunInputs(run_spec, Window.ending(day, run_spec), s3_client(), buckets_from_env(), run_dir)
 
 
 class DayLogsSensor(BaseSensorOperator):

@@ -51,7 +51,7 @@ def _readable(user) -> tuple:
 
 
 def _overviews(user) -> list[dict]:
-    from agent_retraining.overview import agent_overview
+    from agent_retraining.views.overview import agent_overview
 
     s3, buckets, specs = _readable(user)
     overviews = []
@@ -68,7 +68,7 @@ def _overviews(user) -> list[dict]:
 
 @app.get("/", response_class=HTMLResponse)
 def agent_models_page(user: GetUserDep) -> HTMLResponse:
-    from agent_retraining.overview_page import render
+    from agent_retraining.views.overview_page import render
 
     return HTMLResponse(render(_overviews(user)), headers=SECURITY_HEADERS)
 
@@ -80,8 +80,8 @@ def agent_models(user: GetUserDep) -> list[dict]:
 
 @app.get("/report", response_class=HTMLResponse)
 def run_report(key: str, user: GetUserDep) -> HTMLResponse:
-    from agent_retraining.overview import report_page_key
     from agent_retraining.storage import ObjectMissing, get_bytes
+    from agent_retraining.views.overview import report_page_key
 
     s3, buckets, specs = _readable(user)
     if report_page_key([spec.agent_id for spec in specs], key) is None:

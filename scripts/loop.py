@@ -3,7 +3,7 @@
 Warm-up: `window_days` days logged by the agent's original (logging) policy,
 then the first night's run deploys the first model, which a *frozen* copy of
 the agent keeps for good. Then, for each day of the loop, in the scenario's
-world of that day (see include/agent_retraining/scenarios.py):
+world of that day (see include/agent_retraining/dev/scenarios.py):
 
 1. the agent polls the manifest and acts through `AgentModelClient` on its live
    model, and its logs are written (corrupted on a broken-release day);
@@ -78,8 +78,8 @@ def retrain(spec, day: date) -> dict:
 
 
 def values_of_the_day(world, agent, frozen, seed: int) -> dict[str, float]:
-    from agent_retraining.client import greedy_policy
-    from agent_retraining.scenarios import evaluation_contexts, policy_value
+    from agent_retraining.dev.scenarios import evaluation_contexts, policy_value
+    from agent_retraining.serving.client import greedy_policy
 
     contexts, signals = evaluation_contexts(world, EVALUATION_ROWS, seed)
     sessions = [f"evaluation-{n}" for n in range(len(contexts))]  # a canary, if any, serves its share of them
@@ -101,9 +101,9 @@ def clear_agent(s3, buckets, agent_id: str) -> None:
 
 
 def run_loop(spec, scenario_name: str, days: int, events_per_day: int, seed: int, strength: float) -> dict:
-    from agent_retraining.client import AgentModelClient
-    from agent_retraining.scenarios import scenario
-    from agent_retraining.simulate import corrupt, day_table, seeded_rng, write_day
+    from agent_retraining.dev.scenarios import scenario
+    from agent_retraining.dev.simulate import corrupt, day_table, seeded_rng, write_day
+    from agent_retraining.serving.client import AgentModelClient
     from agent_retraining.storage import buckets_from_env, s3_client_from_env
 
     s3, buckets = s3_client_from_env(), buckets_from_env()
@@ -206,7 +206,7 @@ def table(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from agent_retraining.scenarios import SCENARIOS
+    from agent_retraining.dev.scenarios import SCENARIOS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agent", required=True)

@@ -47,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from agent_retraining.manifest import read_manifest
-    from agent_retraining.reporting import summary
     from agent_retraining.spec import load_agent
     from agent_retraining.storage import buckets_from_env, s3_client_from_env
+    from agent_retraining.views.reporting import summary
 
     spec = load_agent(args.agent)
     dag_run, report = retrain_day(spec, args.day)

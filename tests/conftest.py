@@ -20,7 +20,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "include"), str(REPO / "plugins")]
 
-from agent_retraining import local_s3  # noqa: E402
+from agent_retraining.dev import local_s3  # noqa: E402
 
 local_s3.load_env()
 # Another prefix lets a second test session share the S3 server without emptying this one's buckets.
@@ -47,6 +47,19 @@ os.environ.update(
         }
     ),
 )
+
+
+def pytest_collection_modifyitems(items):
+    """Each test's tier from what it needs: e2e runs DAGs, servers or a browser (tests/e2e/); integration talks to
+    the local S3 server (it asks for `s3_server`, directly or through a fixture); unit needs neither
+    (`make test-fast`)."""
+    for item in items:
+        if "e2e" in item.path.parts:
+            item.add_marker(pytest.mark.e2e)
+        elif "s3_server" in item.fixturenames:
+            item.add_marker(pytest.mark.integration)
+        else:
+            item.add_marker(pytest.mark.unit)
 
 
 def _empty_bucket(s3, bucket: str) -> None:
@@ -150,8 +163,8 @@ def write_specs_with_one_broken(directory: Path) -> Path:
 
 def validate_window(s3, buckets, spec, window, run_dir: str) -> dict:
     """What the DAG's validate_day (one per day) and validate tasks do, in-process: the window's verdict."""
-    from agent_retraining.days import validate_day
-    from agent_retraining.window_verdict import judge_window
+    from agent_retraining.datagate.validate import judge_window
+    from agent_retraining.datagate.validate_day import judge_or_reuse
 
-    checked = [validate_day(s3, buckets, spec, day) for day in window.days]
+    checked = [judge_or_reuse(s3, buckets, spec, day) for day in window.days]
     return judge_window(s3, buckets, spec, window, checked, run_dir)

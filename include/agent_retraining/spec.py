@@ -9,7 +9,6 @@ other agent's DAG keeps working.
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -18,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from agent_retraining.contract import AGENT_ID_PATTERN
+from agent_retraining.models.candidates import CANDIDATE_NAMES, candidate
 
 AGENTS_DIR = Path(__file__).resolve().parent.parent / "agents"
 ROLLBACK_DAG_ID = "rollback_model"  # one DAG for every agent
@@ -66,61 +66,12 @@ class Reward(_Strict):
     type: Literal["binary"]
 
 
-# What each candidate's parameters may be, for training on this machine: a kind and a closed range or a set.
-# LightGBM takes only these of its many parameters: nothing that opens sockets (`machines`, `tree_learner`),
-# reads or writes files, or needs a GPU.
-_NUMBER, _INT, _BOOL = (int, float), (int,), (bool,)
-CANDIDATE_PARAMETERS: dict[str, dict[str, tuple]] = {
-    "logistic_regression": {"C": (_NUMBER, 1e-6, 1e6), "max_iter": (_INT, 1, 100_000)},
-    "lightgbm": {
-        "objective": ({"binary", "cross_entropy"},), "learning_rate": (_NUMBER, 1e-4, 1.0),
-        "num_leaves": (_INT, 2, 4096), "min_data_in_leaf": (_INT, 1, 1_000_000), "max_depth": (_INT, -1, 64),
-        "lambda_l1": (_NUMBER, 0.0, 1e4), "lambda_l2": (_NUMBER, 0.0, 1e4), "num_boost_round": (_INT, 1, 10_000),
-        "feature_fraction": (_NUMBER, 0.01, 1.0), "bagging_fraction": (_NUMBER, 0.01, 1.0),
-        "bagging_freq": (_INT, 0, 1000), "min_gain_to_split": (_NUMBER, 0.0, 1e4), "max_bin": (_INT, 2, 1024),
-        "min_sum_hessian_in_leaf": (_NUMBER, 0.0, 1e4), "scale_pos_weight": (_NUMBER, 1e-3, 1e3),
-        "is_unbalance": (_BOOL,), "extra_trees": (_BOOL,), "deterministic": (_BOOL,), "force_row_wise": (_BOOL,),
-        "num_threads": (_INT, 1, 64), "verbose": (_INT, -1, 2),
-    },
-    "torch_mlp": {
-        "hidden": ("layers", 1, 4096), "epochs": (_INT, 1, 1000), "batch_size": (_INT, 1, 1_000_000),
-        "max_steps_per_epoch": (_INT, 1, 1_000_000), "learning_rate": (_NUMBER, 1e-6, 1.0),
-    },
-}  # fmt: skip
-MAX_LAYERS = 8
-
-
-def _check_parameters(where: str, candidate: str, values: dict[str, Any]) -> None:
-    allowed = CANDIDATE_PARAMETERS[candidate]
-    for key, value in values.items():
-        rule = allowed.get(key)
-        if rule is None:
-            raise ValueError(f"{where}: '{key}' is not a parameter this project trains {candidate} with "
-                             f"(allowed: {', '.join(allowed)})")  # fmt: skip
-        if isinstance(rule[0], set):
-            ok, wanted = value in rule[0], f"one of {sorted(rule[0])}"
-        elif rule[0] == "layers":
-            ok = isinstance(value, list) and 1 <= len(value) <= MAX_LAYERS and all(
-                type(v) is int and rule[1] <= v <= rule[2] for v in value)  # fmt: skip
-            wanted = f"a list of 1 to {MAX_LAYERS} layer widths from {rule[1]} to {rule[2]}"
-        elif rule[0] == _BOOL:
-            ok, wanted = type(value) is bool, "true or false"
-        else:
-            kinds, low, high = rule
-            ok = type(value) in kinds and math.isfinite(value) and low <= value <= high
-            wanted = f"{'an integer' if kinds == _INT else 'a number'} from {low} to {high}"
-        if not ok:
-            raise ValueError(f"{where}.{key}: {value!r} is not {wanted}")
-
-
 class Training(_Strict):
     window_days: int = Field(ge=2, le=365)
     holdout_days: int = Field(ge=1)
     seed: int = Field(default=0, ge=0, le=2**32 - 1)  # what every library's seed accepts
     # Per candidate, parameters that replace the defaults in training.py.
-    hyperparameters: dict[Literal["logistic_regression", "lightgbm", "torch_mlp"], dict[str, Any]] = Field(
-        default_factory=dict
-    )
+    hyperparameters: dict[Literal[CANDIDATE_NAMES], dict[str, Any]] = Field(default_factory=dict)
     # A bounded search: each entry is fitted on a sample of the older training days and scored on the newest;
     # the best by log loss is refit on the whole training set.
     lightgbm_search: list[dict[str, Any]] = Field(default_factory=list, max_length=8)
@@ -131,9 +82,9 @@ class Training(_Strict):
     @model_validator(mode="after")
     def _parameters_for_local_training(self) -> Training:
         for name, overrides in self.hyperparameters.items():
-            _check_parameters(f"hyperparameters.{name}", name, overrides)
+            candidate(name).check(f"hyperparameters.{name}", overrides)
         for index, setting in enumerate(self.lightgbm_search):
-            _check_parameters(f"lightgbm_search.{index}", "lightgbm", setting)
+            candidate("lightgbm").check(f"lightgbm_search.{index}", setting)
         return self
 
     @model_validator(mode="after")
@@ -320,7 +271,7 @@ class AgentSpec(_Strict):
     reward: Reward
     training: Training
     schedule: str
-    candidates: list[Literal["logistic_regression", "lightgbm", "torch_mlp"]] = Field(min_length=1)
+    candidates: list[Literal[CANDIDATE_NAMES]] = Field(min_length=1)
     gate: Gate
     validation: Validation = Field(default_factory=Validation)
     approval: Approval = Field(default_factory=Approval)

@@ -21,8 +21,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from agent_retraining.contract import run_prefix
-from agent_retraining.manifest import deploy, history, model_version, read_manifest, rollback
-from agent_retraining.simulate import simulate
+from agent_retraining.dev.simulate import simulate
+from agent_retraining.manifest import history, read_manifest
+from agent_retraining.models.artifacts import model_version
+from agent_retraining.release.deploy import deploy, rollback
 from agent_retraining.storage import read_json_or_none
 from tests.conftest import spec_variant
 from tests.e2e.airflow_cluster import OPERATOR, drop_cluster, start_cluster

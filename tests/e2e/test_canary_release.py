@@ -17,12 +17,12 @@ from datetime import UTC, date, datetime, time, timedelta
 import numpy as np
 import pyarrow as pa
 
-from agent_retraining.canary_verdict import judge_canary
-from agent_retraining.client import AgentModelClient
 from agent_retraining.contract import canary_verdict_key
+from agent_retraining.dev.scenarios import evaluation_contexts, policy_value, scenario
+from agent_retraining.dev.simulate import World, day_table, write_day
 from agent_retraining.manifest import read_manifest
-from agent_retraining.scenarios import evaluation_contexts, policy_value, scenario
-from agent_retraining.simulate import World, day_table, write_day
+from agent_retraining.release.canary_verdict import judge_canary
+from agent_retraining.serving.client import AgentModelClient
 from agent_retraining.storage import put_bytes, read_json
 from tests.conftest import load_dag_file, spec_variant
 

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from agent_retraining.dev.simulate import simulate
 from agent_retraining.manifest import read_manifest
-from agent_retraining.simulate import simulate
 from tests.conftest import spec_variant
 from tests.e2e.airflow_cluster import day_of, drop_cluster, start_cluster
 

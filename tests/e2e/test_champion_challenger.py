@@ -15,12 +15,14 @@ import pyarrow.compute as pc
 import pytest
 
 from agent_retraining.contract import run_prefix
-from agent_retraining.evaluation import evaluate_and_decide
-from agent_retraining.features import build_split, context_columns, feature_columns
-from agent_retraining.manifest import deploy, fetch_verified, judged_against, read_manifest
-from agent_retraining.simulate import simulate
+from agent_retraining.dev.simulate import simulate
+from agent_retraining.evaluate.decide import evaluate_and_decide
+from agent_retraining.manifest import judged_against, read_manifest
+from agent_retraining.models.artifacts import fetch_verified
+from agent_retraining.models.features import build_split, context_columns, feature_columns
+from agent_retraining.models.training import train_candidate
+from agent_retraining.release.deploy import deploy
 from agent_retraining.storage import put_bytes, read_parquet, write_json, write_parquet
-from agent_retraining.training import train_candidate
 from agent_retraining.window import Window
 from tests.conftest import spec_variant, validate_window
 
@@ -202,7 +204,7 @@ def test_the_same_interval_gives_the_same_metrics_and_winner(judged, s3, buckets
 
 
 def test_a_backfill_records_what_it_would_decide_and_leaves_the_manifest_alone(judged, s3, buckets):
-    from agent_retraining.evaluation import RunContext
+    from agent_retraining.evaluate.rules import RunContext
     from agent_retraining.storage import read_json
 
     spec, window, holdout_key, candidates = judged

@@ -18,9 +18,9 @@ import pytest
 import yaml
 
 from agent_retraining.contract import SUCCESS_MARKER, day_prefix, run_prefix
-from agent_retraining.log_reader import read_schema
+from agent_retraining.datagate.reading import read_schema
+from agent_retraining.dev.simulate import World, day_events, write_day
 from agent_retraining.manifest import read_manifest
-from agent_retraining.simulate import World, day_events, write_day
 from agent_retraining.storage import get_bytes, list_keys, put_bytes, read_json
 from tests.conftest import load_dag_file, spec_variant
 
@@ -246,10 +246,10 @@ def test_each_kind_of_bad_log_is_stopped_and_named(kind, dag_for, live_etag, s3,
 
 
 def test_rejected_lines_and_objects_are_quarantined_with_their_reasons(gate_agent, s3, buckets):
-    from agent_retraining.days import validate_day
+    from agent_retraining.datagate.validate_day import judge_or_reuse
 
     for kind in ("malformed_json_line", "truncated_gzip", "zero_propensity"):
-        assert not validate_day(s3, buckets, gate_agent, _kind_day(list(CORPUS).index(kind)))["passed"]
+        assert not judge_or_reuse(s3, buckets, gate_agent, _kind_day(list(CORPUS).index(kind)))["passed"]
     quarantined = {o["key"] for o in list_keys(s3, buckets.artifacts, f"{AGENT}/quarantine/")}
     malformed_day = _kind_day(list(CORPUS).index("malformed_json_line"))
     lines_key = f"{AGENT}/quarantine/dt={malformed_day}/part-00000.jsonl.rejected-lines.jsonl"

@@ -12,9 +12,9 @@ from datetime import date, timedelta
 
 import pytest
 
+from agent_retraining.dev.scenarios import scenario
+from agent_retraining.dev.simulate import World, day_table, write_day
 from agent_retraining.manifest import read_manifest
-from agent_retraining.scenarios import scenario
-from agent_retraining.simulate import World, day_table, write_day
 from agent_retraining.storage import get_bytes, read_json
 from tests.conftest import spec_variant
 

@@ -17,7 +17,7 @@ from datetime import date, timedelta
 import pytest
 
 from agent_retraining.contract import day_prefix
-from agent_retraining.simulate import World, day_events, write_day
+from agent_retraining.dev.simulate import World, day_events, write_day
 from agent_retraining.storage import get_bytes, put_bytes, read_json
 from tests.conftest import REPO, spec_variant
 
@@ -54,14 +54,15 @@ def _peak_rss_of_judging(spec, day: date) -> tuple[dict, int]:
         import json, resource, sys
         from datetime import date
         sys.path[:0] = [{str(REPO / "include")!r}]
-        from agent_retraining.days import validate_day
+        from agent_retraining.datagate.validate_day import judge_or_reuse
         from agent_retraining.spec import AgentSpec
         from agent_retraining.storage import buckets_from_env, s3_client_from_env
         import great_expectations, pyarrow, pandas  # what a validate_day task imports anyway
         spec = AgentSpec.model_validate_json(sys.stdin.read())
         vm = int(next(l for l in open("/proc/self/status") if l.startswith("VmSize")).split()[1]) * 1024
         resource.setrlimit(resource.RLIMIT_AS, (vm + 2 * 2**30, resource.RLIM_INFINITY))
-        summary = validate_day(s3_client_from_env(), buckets_from_env(), spec, date.fromisoformat({day.isoformat()!r}))
+        day = date.fromisoformat({day.isoformat()!r})
+        summary = judge_or_reuse(s3_client_from_env(), buckets_from_env(), spec, day)
         print(json.dumps({{"summary": summary, "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}}))
     """)
     result = subprocess.run([sys.executable, "-c", child], input=spec.model_dump_json(), capture_output=True,

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from agent_retraining.contract import run_prefix
-from agent_retraining.simulate import World, day_events, write_day
+from agent_retraining.dev.simulate import World, day_events, write_day
 from agent_retraining.storage import get_bytes, read_json
 from tests.conftest import load_dag_file, spec_variant
 

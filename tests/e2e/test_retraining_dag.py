@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from agent_retraining.contract import latest_run_key, run_prefix
+from agent_retraining.dev.simulate import simulate
 from agent_retraining.manifest import read_manifest
-from agent_retraining.simulate import simulate
 from agent_retraining.spec import AgentSpec
 from agent_retraining.storage import delete, get_bytes, list_keys, put_bytes, read_json
 from tests.conftest import REPO, load_dag_file, spec_variant

@@ -2,7 +2,8 @@
 
 import pytest
 
-from agent_retraining.manifest import deploy, read_manifest
+from agent_retraining.manifest import read_manifest
+from agent_retraining.release.deploy import deploy
 from tests.conftest import load_dag_file
 from tests.include.test_manifest import _decision
 
@@ -17,7 +18,7 @@ def rollback_dag(airflow_db):
 @pytest.fixture(scope="module")
 def versions(s3, buckets, support_bot):
     """Three deployed versions: one of an older feature encoding, then two of the spec's current one."""
-    from agent_retraining.features import encoding_id
+    from agent_retraining.models.features import encoding_id
 
     encodings = ("old-encoding", encoding_id(support_bot), encoding_id(support_bot))
     return [

@@ -22,7 +22,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from agent_retraining import local_s3
+from agent_retraining.dev import local_s3
 from agent_retraining.s3_access import AgentCredential, render
 from agent_retraining.storage import Buckets
 

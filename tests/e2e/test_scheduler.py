@@ -12,8 +12,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from agent_retraining.contract import run_prefix
+from agent_retraining.dev.simulate import simulate
 from agent_retraining.manifest import read_manifest
-from agent_retraining.simulate import simulate
 from agent_retraining.storage import list_keys, read_json
 from tests.conftest import STAGES_TO_THE_DECISION, spec_variant
 from tests.e2e.airflow_cluster import day_of, drop_cluster, start_cluster

@@ -19,8 +19,8 @@ import pytest
 import requests
 import yaml
 
+from agent_retraining.dev.simulate import World, day_events, write_day
 from agent_retraining.manifest import read_manifest
-from agent_retraining.simulate import World, day_events, write_day
 from agent_retraining.storage import put_bytes
 from tests.conftest import REPO, load_dag_file, spec_variant
 

@@ -5,19 +5,18 @@ from datetime import date
 import numpy as np
 import pytest
 
-from agent_retraining.canary_verdict import OperatorOverride, canary_days, difference, verdict
-from agent_retraining.client import routes_to_canary
-from agent_retraining.evaluation import RatioEstimate
-from agent_retraining.manifest import (
+from agent_retraining.evaluate.statistics import RatioEstimate
+from agent_retraining.manifest import history, read_manifest
+from agent_retraining.release.canary_verdict import OperatorOverride, canary_days, difference, verdict
+from agent_retraining.release.deploy import (
     CanaryChanged,
     LiveModelChanged,
     abort_canary,
     deploy,
-    history,
     promote_canary,
-    read_manifest,
     rollback,
 )
+from agent_retraining.serving.client import routes_to_canary
 from agent_retraining.spec import Release
 from tests.include.test_manifest import _decision
 

@@ -9,14 +9,16 @@ import boto3
 import numpy as np
 import pytest
 
-from agent_retraining.client import AgentModelClient, NoModel
 from agent_retraining.contract import day_prefix, manifest_key
-from agent_retraining.features import encode, encoding_id
-from agent_retraining.log_reader import parse_log_object
-from agent_retraining.manifest import deploy, judged_against, read_manifest
-from agent_retraining.simulate import World, day_events, simulate
+from agent_retraining.datagate.reading import parse_log_object
+from agent_retraining.dev.simulate import World, day_events, simulate
+from agent_retraining.manifest import judged_against, read_manifest
+from agent_retraining.models.candidates import CANDIDATES
+from agent_retraining.models.features import encode, encoding_id
+from agent_retraining.models.training import fit, hyperparameters
+from agent_retraining.release.deploy import deploy
+from agent_retraining.serving.client import AgentModelClient, NoModel
 from agent_retraining.storage import get_bytes, list_keys, put_bytes, put_if_match
-from agent_retraining.training import FRAMEWORKS, fit, hyperparameters
 from tests.conftest import spec_variant
 
 DAY = date(2026, 6, 1)
@@ -31,7 +33,7 @@ def _deploy_model(s3, buckets, spec, name: str, last_day: str, seed: int, canary
     key = f"{spec.agent_id}/candidates/{name}-{seed}"
     put_bytes(s3, buckets.artifacts, key, artifact)
     winner = {
-        "candidate": name, "framework": FRAMEWORKS[name], "params": params, "artifact_key": key,
+        "candidate": name, "framework": CANDIDATES[name].framework, "params": params, "artifact_key": key,
         "sha256": hashlib.sha256(artifact).hexdigest(), "encoding_id": encoding_id(spec),
         "trained_on": {"first": last_day, "last": last_day},
     }  # fmt: skip

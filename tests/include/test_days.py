@@ -13,10 +13,10 @@ from urllib.parse import unquote
 
 import pytest
 
-from agent_retraining.checks import DataRejected
 from agent_retraining.contract import day_prefix, run_prefix
-from agent_retraining.days import validate_day
-from agent_retraining.simulate import World, day_events, write_day
+from agent_retraining.datagate.rules import DataRejected
+from agent_retraining.datagate.validate_day import judge_or_reuse
+from agent_retraining.dev.simulate import World, day_events, write_day
 from agent_retraining.storage import put_bytes, read_json, read_parquet, s3_client_from_env
 from agent_retraining.window import Window
 from tests.conftest import spec_variant, validate_window
@@ -48,12 +48,12 @@ def _run_dir(spec, name="test"):
 def test_an_unchanged_day_is_reused_without_reading_its_logs(support_bot, s3, buckets):
     spec = _agent(support_bot, "reuse-bot")
     _write_week(s3, buckets, spec)
-    first = validate_day(s3, buckets, spec, LAST)
+    first = judge_or_reuse(s3, buckets, spec, LAST)
 
     proxy = FaultyS3Proxy(os.environ["S3_ENDPOINT_URL"], Fault(path_part="nothing", failures=0))
     with proxy as url, pytest.MonkeyPatch.context() as patch:
         patch.setenv("S3_ENDPOINT_URL", url)
-        again = validate_day(s3_client_from_env(), buckets, spec, LAST)
+        again = judge_or_reuse(s3_client_from_env(), buckets, spec, LAST)
 
     assert not first["reused"]
     assert again["reused"]
@@ -67,12 +67,12 @@ def test_an_unchanged_day_is_reused_without_reading_its_logs(support_bot, s3, bu
 def test_a_rewritten_or_late_object_makes_the_day_judged_again(support_bot, s3, buckets):
     spec = _agent(support_bot, "late-bot")
     _write_week(s3, buckets, spec)
-    first = validate_day(s3, buckets, spec, LAST)
+    first = judge_or_reuse(s3, buckets, spec, LAST)
     late = day_events(World.for_spec(spec, 12), LAST, 100, 12)
     put_bytes(s3, buckets.logs, day_prefix(spec.agent_id, LAST) + "late.jsonl", "".join(
         json.dumps(e) + "\n" for e in late).encode())  # fmt: skip
 
-    with_late_file = validate_day(s3, buckets, spec, LAST)
+    with_late_file = judge_or_reuse(s3, buckets, spec, LAST)
 
     assert not with_late_file["reused"]
     assert with_late_file["verdict_key"] != first["verdict_key"]
@@ -81,7 +81,7 @@ def test_a_rewritten_or_late_object_makes_the_day_judged_again(support_bot, s3, 
     put_bytes(s3, buckets.logs, day_prefix(spec.agent_id, LAST) + "late.jsonl", "".join(
         json.dumps(e) + "\n" for e in late).encode())  # fmt: skip
 
-    rewritten = validate_day(s3, buckets, spec, LAST)
+    rewritten = judge_or_reuse(s3, buckets, spec, LAST)
 
     assert not rewritten["reused"]
     assert not rewritten["passed"]
@@ -92,14 +92,14 @@ def test_a_rewritten_or_late_object_makes_the_day_judged_again(support_bot, s3, 
 def test_changing_the_day_level_settings_judges_every_day_again(support_bot, s3, buckets):
     spec = _agent(support_bot, "settings-bot")
     window = _write_week(s3, buckets, spec)
-    before = {day: validate_day(s3, buckets, spec, day) for day in window.days}
+    before = {day: judge_or_reuse(s3, buckets, spec, day) for day in window.days}
     stricter = _agent(support_bot, "settings-bot", min_rows_per_day=ROWS + 1)
     window_level_only = _agent(
         support_bot, "settings-bot", max_drift_psi=0.05, reward_rate={"max_change": 0.1, "scale": "absolute"}
     )
 
-    after = {day: validate_day(s3, buckets, stricter, day) for day in window.days}
-    unaffected = {day: validate_day(s3, buckets, window_level_only, day) for day in window.days}
+    after = {day: judge_or_reuse(s3, buckets, stricter, day) for day in window.days}
+    unaffected = {day: judge_or_reuse(s3, buckets, window_level_only, day) for day in window.days}
 
     assert all(not summary["reused"] and not summary["passed"] for summary in after.values())
     assert {d: s["verdict_key"] for d, s in after.items()}.keys() == before.keys()

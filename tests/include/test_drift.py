@@ -4,8 +4,8 @@ store."""
 import numpy as np
 import pyarrow as pa
 
-from agent_retraining import drift
 from agent_retraining.contract import context_column
+from agent_retraining.datagate import drift
 
 
 def _summary(spec, day: str, rows: int = 1000, seed: int = 0, **changes) -> dict:

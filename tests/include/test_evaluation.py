@@ -3,16 +3,9 @@ from datetime import date
 import numpy as np
 import pytest
 
-from agent_retraining.evaluation import (
-    HoldoutEvidence,
-    RunContext,
-    calibration_curve,
-    calibration_error,
-    gate_rules,
-    paired_difference,
-    select_winner,
-    snips,
-)
+from agent_retraining.evaluate.metrics import calibration_curve, calibration_error
+from agent_retraining.evaluate.rules import HoldoutEvidence, RunContext, gate_rules, select_winner
+from agent_retraining.evaluate.statistics import paired_difference, snips
 from agent_retraining.window import Window
 from tests.conftest import spec_variant
 
@@ -202,7 +195,7 @@ def test_decisions_are_strict_json():
 def test_slices_are_each_action_and_each_declared_feature_value_with_enough_rows(support_bot):
     import pyarrow as pa
 
-    from agent_retraining.evaluation import slice_masks
+    from agent_retraining.evaluate.metrics import slice_masks
 
     holdout = pa.table({"ctx_channel": ["chat"] * 150 + ["email"] * 50, "ctx_customer_tier": ["pro"] * 200})
     logged = np.array([0] * 120 + [1] * 80)
@@ -225,9 +218,9 @@ def test_only_a_manual_run_may_waive_the_newer_data_rule():
 
 
 def test_the_champion_is_only_left_out_for_a_first_deploy_or_a_new_encoding(support_bot):
-    from agent_retraining.evaluation import ChampionUnavailable, champion_model
-    from agent_retraining.features import encoding_id
-    from agent_retraining.manifest import ArtifactError
+    from agent_retraining.evaluate.decide import ChampionUnavailable, champion_model
+    from agent_retraining.models.artifacts import ArtifactError
+    from agent_retraining.models.features import encoding_id
 
     live = {"version": "20260301-lightgbm-0123456789ab", "encoding_id": encoding_id(support_bot)}
 
@@ -250,7 +243,7 @@ def test_the_champion_is_only_left_out_for_a_first_deploy_or_a_new_encoding(supp
 def _simulated_holdout(spec, base_rate: float, rows: int = 20_000):
     """A simulated agent whose rewards happen at `base_rate` on average: its logged actions, rewards, propensities
     and the truth's probability of a reward for every action (what a perfect model would predict)."""
-    from agent_retraining.simulate import World, sample_contexts, seeded_rng
+    from agent_retraining.dev.simulate import World, sample_contexts, seeded_rng
 
     world = World.for_spec(spec, 3).with_reward_rate(base_rate)
     rng = seeded_rng("floors", base_rate)
@@ -265,7 +258,8 @@ def _simulated_holdout(spec, base_rate: float, rows: int = 20_000):
 def test_relative_floors_mean_the_same_at_a_common_and_a_rare_reward_rate(support_bot, base_rate):
     """The example spec's floors refuse a model no better than the base rate and pass one that knows the truth,
     at 40% and at 3%; the old example's absolute floors (log loss 0.69, Brier 0.25) pass the base rate at both."""
-    from agent_retraining.evaluation import floor_rules, model_metrics
+    from agent_retraining.evaluate.metrics import model_metrics
+    from agent_retraining.evaluate.rules import floor_rules
 
     truth, logged, rewards, propensities = _simulated_holdout(support_bot, base_rate)
     assert rewards.mean() == pytest.approx(base_rate, rel=0.15)

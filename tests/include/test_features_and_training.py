@@ -4,10 +4,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from agent_retraining.features import encode, feature_columns
-from agent_retraining.log_reader import parse_log_object
-from agent_retraining.simulate import World, day_events
-from agent_retraining.training import FRAMEWORKS, fit, hyperparameters, load
+from agent_retraining.datagate.reading import parse_log_object
+from agent_retraining.dev.simulate import World, day_events
+from agent_retraining.models.candidates import CANDIDATES
+from agent_retraining.models.features import encode, feature_columns
+from agent_retraining.models.training import fit, hyperparameters, load
 from agent_retraining.window import Window
 
 
@@ -35,17 +36,17 @@ def test_encoding_is_fixed_by_the_spec(support_bot):
     assert (matrix[:, action_columns].sum(axis=1) == 1).all()  # exactly the logged action is set
 
 
-@pytest.mark.parametrize("name", list(FRAMEWORKS))
+@pytest.mark.parametrize("name", list(CANDIDATES))
 def test_each_candidate_learns_and_round_trips_through_its_safe_format(support_bot, name):
     from sklearn.metrics import roc_auc_score
 
     matrix, labels = encode(support_bot, _table(support_bot))
     artifact, params = fit(name, matrix, labels, 3, hyperparameters(support_bot, name))
-    model = load(FRAMEWORKS[name], artifact, params)
+    model = load(CANDIDATES[name].framework, artifact, params)
     predictions = model.predict(matrix)
     assert ((predictions > 0) & (predictions < 1)).all()
     assert roc_auc_score(labels, predictions) > 0.7
-    assert np.allclose(load(FRAMEWORKS[name], artifact, params).predict(matrix), predictions)
+    assert np.allclose(load(CANDIDATES[name].framework, artifact, params).predict(matrix), predictions)
     assert fit(name, matrix, labels, 3, hyperparameters(support_bot, name))[0] == artifact  # same bytes on a re-run
 
 
@@ -76,7 +77,7 @@ def test_spec_hyperparameters_replace_the_defaults_and_typos_are_refused(support
 
 
 def test_the_lightgbm_search_is_bounded_and_deterministic(support_bot):
-    from agent_retraining.training import search_lightgbm
+    from agent_retraining.models.training import search_lightgbm
 
     table = _table(support_bot)
     params, trials = search_lightgbm(support_bot, table, hyperparameters(support_bot, "lightgbm"))
@@ -88,8 +89,8 @@ def test_the_lightgbm_search_is_bounded_and_deterministic(support_bot):
 
 def _split(s3, buckets, spec, window, corrupt_days=frozenset()):
     from agent_retraining.contract import run_prefix
-    from agent_retraining.features import build_split
-    from agent_retraining.simulate import simulate
+    from agent_retraining.dev.simulate import simulate
+    from agent_retraining.models.features import build_split
     from tests.conftest import validate_window
 
     simulate(s3, buckets.logs, spec, window.first, len(window.days), 800, corrupt_days=corrupt_days)
@@ -100,7 +101,7 @@ def _split(s3, buckets, spec, window, corrupt_days=frozenset()):
 
 def test_a_training_row_cap_samples_the_training_days_and_keeps_every_holdout_row(support_bot, s3, buckets):
     """Big agents train on a bounded sample; the holdout, which the gate judges on, is never sampled."""
-    from agent_retraining.features import build_split
+    from agent_retraining.models.features import build_split
     from agent_retraining.storage import read_parquet
     from tests.conftest import spec_variant
 
@@ -137,14 +138,14 @@ def test_a_refused_past_day_is_left_out_of_the_split_and_named(support_bot, s3, 
 
 def test_scores_are_the_same_whatever_the_block_of_rows_scored_at_once(support_bot, monkeypatch):
     """Evaluation scores big holdouts a block of rows at a time to bound memory; blocks must not change a score."""
-    from agent_retraining import training
-    from agent_retraining.features import encode_context
+    from agent_retraining.models import training
+    from agent_retraining.models.features import encode_context
 
     table = _table(support_bot, days=1, rows=101)
     matrix, labels = encode(support_bot, table)
     name = "logistic_regression"
     artifact, params = fit(name, matrix, labels, 3, hyperparameters(support_bot, name))
-    model = load(FRAMEWORKS[name], artifact, params)
+    model = load(CANDIDATES[name].framework, artifact, params)
     context = encode_context(support_bot, table)
     whole = training.action_scores(support_bot, context, [model])[0]
     monkeypatch.setattr(training, "SCORE_BLOCK_ROWS", 7)  # 101 rows: 14 full blocks and a short one

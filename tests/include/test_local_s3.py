@@ -2,7 +2,7 @@
 
 import stat
 
-from agent_retraining.local_s3 import ENV_TEMPLATE, ensure_env_file, read_env_file
+from agent_retraining.dev.local_s3 import ENV_TEMPLATE, ensure_env_file, read_env_file
 
 
 def test_local_env_is_created_with_fresh_keys_readable_by_its_owner_only(tmp_path):

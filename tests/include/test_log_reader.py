@@ -8,8 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from agent_retraining.contract import SUCCESS_MARKER, day_prefix, safe_key_part
-from agent_retraining.log_reader import UnreadableObject, parse_log_object, read_day, read_schema
-from agent_retraining.simulate import World, day_events, write_day
+from agent_retraining.datagate.reading import UnreadableObject, parse_log_object, read_day, read_schema
+from agent_retraining.dev.simulate import World, day_events, write_day
 from agent_retraining.storage import get_bytes, list_keys, put_bytes
 
 DAY = date(2026, 3, 10)

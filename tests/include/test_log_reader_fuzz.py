@@ -30,7 +30,7 @@ HOSTILE_VALUES = [1e400, -1e400, 2**70, -(2**70), "NaN", "Infinity", "\ud800", "
 
 
 def _events(spec, rows: int, seed: int) -> list[dict]:
-    from agent_retraining.simulate import World, day_events
+    from agent_retraining.dev.simulate import World, day_events
 
     return day_events(World.for_spec(spec, seed), DAY, rows, seed)
 
@@ -89,7 +89,7 @@ def _case(spec, rng) -> tuple[str, bytes, str]:
         return "d/a.jsonl.gz", bytes(data[: int(rng.integers(len(data) // 2, len(data) + 1))]), "gzip damaged"
     if kind == 7:  # a line far longer than the cap
         return "d/a.jsonl", body + b'{"event_id": "' + b"a" * (256 * 2**10) + b'"}\n', "long line"
-    from agent_retraining.log_reader import read_schema
+    from agent_retraining.datagate.reading import read_schema
 
     table = pa.Table.from_pylist(events, schema=read_schema(spec))
     if kind == 8:  # a column of the wrong type
@@ -115,7 +115,7 @@ CHILD = textwrap.dedent("""
     sys.path[:0] = sys.argv[1:3]
     from datetime import date
     import pyarrow as pa, pyarrow.compute as pc
-    from agent_retraining.log_reader import UnreadableObject, parse_log_object
+    from agent_retraining.datagate.reading import UnreadableObject, parse_log_object
     from agent_retraining.spec import AgentSpec
     spec = AgentSpec.model_validate_json(sys.stdin.readline())
     cases = json.loads(sys.stdin.readline())

@@ -4,17 +4,14 @@ import threading
 import pytest
 
 from agent_retraining.contract import manifest_key
-from agent_retraining.manifest import (
-    ArtifactError,
+from agent_retraining.manifest import history, judged_against, read_manifest
+from agent_retraining.models.artifacts import ArtifactError, fetch_verified
+from agent_retraining.release.deploy import (
     DeployRefused,
     LiveModelChanged,
     RollbackRefused,
     deploy,
     deploy_run,
-    fetch_verified,
-    history,
-    judged_against,
-    read_manifest,
     rollback,
 )
 from agent_retraining.storage import (
@@ -197,10 +194,10 @@ def test_a_deploy_killed_between_artifact_and_manifest_leaves_the_old_manifest(s
     decision = _decision(s3, buckets, "kill-bot", "torch_mlp", "2026-02-02")
     code = textwrap.dedent(f"""
         import os
-        from agent_retraining import manifest
+        from agent_retraining.release import deploy
         from agent_retraining.storage import buckets_from_env, s3_client_from_env
-        manifest.put_if_match = lambda *args, **kwargs: os._exit(137)  # the worker dies right here
-        manifest.deploy(s3_client_from_env(), buckets_from_env(), "kill-bot", {decision!r}, "run-2")
+        deploy.put_if_match = lambda *args, **kwargs: os._exit(137)  # the worker dies right here
+        deploy.deploy(s3_client_from_env(), buckets_from_env(), "kill-bot", {decision!r}, "run-2")
     """)
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 137
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from agent_retraining.notifications import event_of, message_for, run_url
+from agent_retraining.views.notifications import event_of, message_for, run_url
 from tests.conftest import spec_variant
 
 

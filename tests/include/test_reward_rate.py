@@ -4,7 +4,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from agent_retraining.reward_rate import Estimate, by_version, estimates_from_manifest, reward_rate_checks
+from agent_retraining.datagate.reward_rate import Estimate, by_version, estimates_from_manifest, reward_rate_checks
 from tests.conftest import spec_variant
 
 

@@ -5,7 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from agent_retraining.scenarios import (
+from agent_retraining.dev.scenarios import (
     SCENARIOS,
     evaluation_contexts,
     new_value_feature,
@@ -13,7 +13,7 @@ from agent_retraining.scenarios import (
     scenario,
     shifted_segment,
 )
-from agent_retraining.simulate import sample_contexts
+from agent_retraining.dev.simulate import sample_contexts
 
 
 def _truth(world, rows=4000):

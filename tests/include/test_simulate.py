@@ -2,7 +2,7 @@ from datetime import date
 
 import numpy as np
 
-from agent_retraining.simulate import World, corrupt, day_events, sample_contexts
+from agent_retraining.dev.simulate import World, corrupt, day_events, sample_contexts
 
 
 def test_the_same_seed_gives_the_same_logs_and_another_seed_does_not(support_bot):

@@ -17,8 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from agent_retraining.checks import check, tier_of
 from agent_retraining.contract import context_column
+from agent_retraining.datagate.rules import check, tier_of
 from agent_retraining.spec import AgentSpec, CategoryFeature, NumericFeature
 
 FINE_BINS = 100

@@ -5,7 +5,7 @@ file so credentials are enforced as on MinIO. Every port is set explicitly and
 kept away from Airflow's 8080/8793/8794; SeaweedFS also opens port+10000 for
 gRPC on each of them.
 
-    python -m agent_retraining.local_s3 env|up|down|status
+    python -m agent_retraining.dev.local_s3 env|up|down|status
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 ENV_FILE = REPO_ROOT / "local.env"
 ENV_TEMPLATE = REPO_ROOT / "local.env.example"
 PLACEHOLDER = "__GENERATED__"

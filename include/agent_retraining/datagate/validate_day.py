@@ -28,14 +28,14 @@ from datetime import UTC, date, datetime
 import numpy as np
 import pyarrow as pa
 
-from agent_retraining import drift
-from agent_retraining.checks import check, describe, failed
 from agent_retraining.contract import SUCCESS_MARKER, quarantine_prefix, validated_day_prefix
-from agent_retraining.log_reader import list_day, read_day
-from agent_retraining.reward_rate import by_version
+from agent_retraining.datagate import drift
+from agent_retraining.datagate.expectations import data_docs_html, gate_checks
+from agent_retraining.datagate.reading import list_day, read_day
+from agent_retraining.datagate.reward_rate import by_version
+from agent_retraining.datagate.rules import check, describe, failed
 from agent_retraining.spec import AgentSpec
 from agent_retraining.storage import Buckets, S3Error, put_bytes, read_json_or_none, write_json, write_parquet
-from agent_retraining.validation import data_docs_html, gate_checks
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def _refused(s3, buckets: Buckets, spec: AgentSpec, day: date, sources: list[dic
     return verdict
 
 
-def validate_day(s3, buckets: Buckets, spec: AgentSpec, day: date) -> dict:
+def judge_or_reuse(s3, buckets: Buckets, spec: AgentSpec, day: date) -> dict:
     """The day's verdict, judged now or reused; a summary small enough for XCom.
 
     A day without its `_SUCCESS` marker is not judged at all (its logs are not

@@ -11,8 +11,8 @@ from __future__ import annotations
 from html import escape
 from urllib.parse import urlencode
 
-from agent_retraining.notifications import run_url
-from agent_retraining.report_page import METRICS, STYLE, html_table
+from agent_retraining.views.notifications import run_url
+from agent_retraining.views.report_page import METRICS, STYLE, html_table
 
 PAGE_STYLE = (
     STYLE

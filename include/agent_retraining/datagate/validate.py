@@ -22,11 +22,11 @@ from datetime import date
 
 import numpy as np
 
-from agent_retraining import drift
-from agent_retraining.checks import EXAMPLES, DataRejected, check, describe, failed
 from agent_retraining.contract import SUCCESS_MARKER, success_key
+from agent_retraining.datagate import drift
+from agent_retraining.datagate.reward_rate import Estimate, estimates_from_manifest, reward_rate_checks
+from agent_retraining.datagate.rules import EXAMPLES, DataRejected, check, describe, failed
 from agent_retraining.manifest import read_manifest
-from agent_retraining.reward_rate import Estimate, estimates_from_manifest, reward_rate_checks
 from agent_retraining.spec import AgentSpec
 from agent_retraining.storage import Buckets, read_json, read_parquet, write_json
 from agent_retraining.window import Window

@@ -15,9 +15,9 @@ from __future__ import annotations
 import math
 from datetime import UTC, date, datetime, time, timedelta
 
-from agent_retraining.checks import EXAMPLES, check, tier_of
 from agent_retraining.contract import EVENT_FIELDS, context_column
-from agent_retraining.log_reader import DayOfLogs
+from agent_retraining.datagate.reading import DayOfLogs
+from agent_retraining.datagate.rules import EXAMPLES, check, tier_of
 from agent_retraining.spec import AgentSpec, CategoryFeature, NumericFeature
 
 

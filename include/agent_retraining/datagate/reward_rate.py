@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from agent_retraining.checks import check, tier_of
+from agent_retraining.datagate.rules import check, tier_of
 from agent_retraining.spec import AgentSpec
 
 LOGGING_POLICY = "the logging policy"  # how events with no model_version are named in messages

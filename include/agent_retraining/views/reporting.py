@@ -64,7 +64,7 @@ def verdict_sentence(agent_id: str, day: str, result: str, records: dict) -> str
 
 def build_report(s3, buckets: Buckets, spec: AgentSpec, window: Window, run_dir: str, run_id: str) -> dict:
     """report.json and report.html in the run's folder, from whatever records the stages left."""
-    from agent_retraining.report_page import render
+    from agent_retraining.views.report_page import render
 
     records = {name: read_json_or_none(s3, buckets.artifacts, run_dir + name) for name in RUN_RECORDS}
     validation, decision, deployment = (records[name] for name in RUN_RECORDS)

@@ -5,7 +5,7 @@ imperfect model of it plus epsilon-greedy exploration, so every logged
 propensity is the policy's true probability. Because the truth is known, tests
 can check that the pipeline deploys better models and refuses worse ones.
 
-    python -m agent_retraining.simulate --agent support-bot --start 2026-11-01 --days 14
+    python -m agent_retraining.dev.simulate --agent support-bot --start 2026-11-01 --days 14
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from agent_retraining.client import AgentModelClient, greedy_policy
 from agent_retraining.contract import day_prefix, success_key
+from agent_retraining.serving.client import AgentModelClient, greedy_policy
 from agent_retraining.spec import AgentSpec, CategoryFeature, NumericFeature, load_agent
 from agent_retraining.storage import buckets_from_env, put_bytes, s3_client_from_env
 

@@ -28,11 +28,11 @@ import numpy as np
 import pyarrow as pa
 
 from agent_retraining.contract import MANIFEST_SCHEMA_VERSION, context_column, manifest_key
-from agent_retraining.features import encode_context, encoding_id
-from agent_retraining.log_reader import FEATURE_TYPES
-from agent_retraining.manifest import ArtifactError, fetch_verified
+from agent_retraining.datagate.reading import FEATURE_TYPES
+from agent_retraining.models.artifacts import ArtifactError, fetch_verified
+from agent_retraining.models.features import encode_context, encoding_id
+from agent_retraining.models.training import LoadedModel, action_scores, load
 from agent_retraining.spec import AgentSpec
-from agent_retraining.training import LoadedModel, action_scores, load
 
 
 def routes_to_canary(routing_key: str, canary_version: str, share: float) -> bool:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pyarrow as pa
 
-from agent_retraining.simulate import World, sample_contexts, seeded_rng, signal_names
+from agent_retraining.dev.simulate import World, sample_contexts, seeded_rng, signal_names
 from agent_retraining.spec import AgentSpec, CategoryFeature
 
 SCENARIOS = ("stationary", "gradual_drift", "sudden_shift", "new_value", "broken_release")

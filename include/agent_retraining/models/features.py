@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from agent_retraining.contract import context_column
-from agent_retraining.log_reader import empty_rows
+from agent_retraining.datagate.reading import empty_rows
 from agent_retraining.spec import AgentSpec, CategoryFeature, NumericFeature
 from agent_retraining.storage import Buckets, read_json, read_parquet, write_json, write_parquet
 from agent_retraining.window import Window

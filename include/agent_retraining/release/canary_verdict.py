@@ -28,15 +28,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from agent_retraining.client import routes_to_canary
 from agent_retraining.contract import canary_verdict_key
-from agent_retraining.days import validate_day
-from agent_retraining.evaluation import Z_95, RatioEstimate, greedy_matches
-from agent_retraining.features import action_indices, encode_context
-from agent_retraining.manifest import ArtifactError, load_live_model, read_manifest
+from agent_retraining.datagate.validate_day import judge_or_reuse
+from agent_retraining.evaluate.metrics import greedy_matches
+from agent_retraining.evaluate.statistics import Z_95, RatioEstimate
+from agent_retraining.manifest import read_manifest
+from agent_retraining.models.artifacts import ArtifactError, load_live_model
+from agent_retraining.models.features import action_indices, encode_context
+from agent_retraining.models.training import LoadedModel, action_scores
+from agent_retraining.serving.client import routes_to_canary
 from agent_retraining.spec import AgentSpec, Release
 from agent_retraining.storage import Buckets, read_json, read_parquet, write_json
-from agent_retraining.training import LoadedModel, action_scores
 
 ARMS = ("champion", "canary")
 
@@ -170,7 +172,7 @@ def read_evidence(s3, buckets: Buckets, spec: AgentSpec, canary: dict, models: d
     one day in memory at a time; a refused or incomplete day is left out and named."""
     evidence = CanaryEvidence()
     for day in days:
-        summary = validate_day(s3, buckets, spec, day)
+        summary = judge_or_reuse(s3, buckets, spec, day)
         if not summary["passed"]:
             why = "refused by the data gate" if summary["complete"] else "its logs are not complete"
             evidence.left_out.append({"day": day.isoformat(), "why": why, "verdict_key": summary["verdict_key"]})

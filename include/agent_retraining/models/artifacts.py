@@ -1,0 +1,50 @@
+"""Model artifacts: written once under a content-addressed version, read back only if their sha256 is the one
+recorded, so a lost or tampered file is refused before it is deserialized (and nothing is ever unpickled)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from agent_retraining.contract import model_prefix
+from agent_retraining.models.candidates import for_framework
+from agent_retraining.models.training import LoadedModel, load
+from agent_retraining.storage import Buckets, ObjectMissing, PreconditionFailed, get_bytes, put_if_absent
+
+
+class ArtifactError(Exception):
+    """An artifact that is missing or does not match its recorded checksum."""
+
+
+def fetch_verified(s3, bucket: str, key: str, sha256: str) -> bytes:
+    """The artifact's bytes, only if they are the ones recorded; S3 errors other than absence propagate."""
+    try:
+        body, _ = get_bytes(s3, bucket, key)
+    except ObjectMissing as error:
+        raise ArtifactError(f"artifact s3://{bucket}/{key} is missing ({error.code or error.status})") from error
+    actual = hashlib.sha256(body).hexdigest()
+    if actual != sha256:
+        raise ArtifactError(f"artifact s3://{bucket}/{key} has sha256 {actual}, the manifest says {sha256}")
+    return body
+
+
+def load_live_model(s3, buckets: Buckets, manifest: dict) -> LoadedModel:
+    """The champion, verified against the manifest's checksum before it is deserialized."""
+    body = fetch_verified(s3, buckets.models, manifest["artifact_key"], manifest["sha256"])
+    return load(manifest["framework"], body, manifest["params"])
+
+
+def model_version(candidate: dict) -> str:
+    """Content-addressed: the same artifact bytes for the same day always get the same version."""
+    return f"{candidate['trained_on']['last'].replace('-', '')}-{candidate['candidate']}-{candidate['sha256'][:12]}"
+
+
+def publish_artifact(s3, buckets: Buckets, agent_id: str, candidate: dict) -> tuple[str, str]:
+    """Copy the winning candidate into the models bucket once; returns (version, key)."""
+    body = fetch_verified(s3, buckets.artifacts, candidate["artifact_key"], candidate["sha256"])
+    version = model_version(candidate)
+    key = model_prefix(agent_id, version) + for_framework(candidate["framework"]).artifact_name
+    try:
+        put_if_absent(s3, buckets.models, key, body)
+    except PreconditionFailed:
+        fetch_verified(s3, buckets.models, key, candidate["sha256"])  # same version: must be the same bytes
+    return version, key

@@ -1,0 +1,138 @@
+"""The `train` task: one registered candidate (models/candidates/) fitted on the run's train set, its artifact and
+metadata stored; and scoring every action of a holdout with loaded models, shared by evaluation, the canary and the
+agent's client."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from agent_retraining.models.candidates import candidate, for_framework
+from agent_retraining.models.candidates.base import Scorer
+from agent_retraining.models.features import encode, encoding_id, feature_columns, sample_rows, with_actions
+from agent_retraining.spec import AgentSpec
+from agent_retraining.storage import Buckets, put_bytes, read_parquet, write_json
+from agent_retraining.window import Window
+
+SEARCH_ROWS = 50_000  # rows each LightGBM setting is fitted and scored on during the search
+
+
+def hyperparameters(spec: AgentSpec, name: str) -> dict:
+    """The candidate's defaults with the spec's overrides (which the spec checked against the candidate)."""
+    return {**candidate(name).defaults, **spec.training.hyperparameters.get(name, {})}
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model that gives P(reward = 1) for rows of the feature matrix."""
+
+    framework: str
+    model: Scorer
+
+    def predict(self, matrix: np.ndarray) -> np.ndarray:
+        return self.model.predict(matrix)
+
+
+def fit(name: str, matrix: np.ndarray, labels: np.ndarray, seed: int, params: dict) -> tuple[bytes, dict]:
+    """Train one candidate; returns the serialized artifact and what is needed to load it."""
+    return candidate(name).fit(matrix, labels, seed, params)
+
+
+def load(framework: str, artifact: bytes, params: dict) -> LoadedModel:
+    """Rebuild a model from its artifact without executing anything stored in it."""
+    return LoadedModel(framework, for_framework(framework).load(artifact, params))
+
+
+SCORE_BLOCK_ROWS = 250_000  # rows scored at once: 155 feature columns make that about 150 MB a matrix
+
+
+def action_scores(spec: AgentSpec, context: np.ndarray, models: list[LoadedModel]) -> list[np.ndarray]:
+    """P(reward = 1) of every action for every row, per model: shape (rows, actions) each.
+
+    Each action's input matrix is built once per block of rows and shared by all models; blocks of
+    SCORE_BLOCK_ROWS keep that matrix (rows x every feature column) small however big the holdout is.
+    """
+    scores = [np.empty((len(context), len(spec.actions))) for _ in models]
+    for start in range(0, len(context), SCORE_BLOCK_ROWS):
+        block = context[start : start + SCORE_BLOCK_ROWS]
+        for action in range(len(spec.actions)):
+            matrix = with_actions(spec, block, np.full(len(block), action))
+            for model, score in zip(models, scores, strict=True):
+                score[start : start + len(block), action] = model.predict(matrix)
+    return scores
+
+
+def search_lightgbm(spec: AgentSpec, table, params: dict) -> tuple[dict, list[dict]]:
+    """Fit each of the spec's LightGBM settings on the older training days, score it on the newest; the best
+    by log loss wins.
+
+    Settings are compared on samples of SEARCH_ROWS rows: enough to rank them, and the search stays a small
+    share of the stage however much an agent logs. Ties go to the earlier setting, so a re-run picks the same.
+    """
+    import pyarrow.compute as pc
+    from sklearn.metrics import log_loss
+
+    newest = pc.equal(table.column("dt"), pc.max(table.column("dt")))
+    seed = spec.training.seed
+    fit_rows = sample_rows(table.filter(pc.invert(newest)), SEARCH_ROWS, seed)
+    check_rows = sample_rows(table.filter(newest), SEARCH_ROWS, seed)
+    if fit_rows.num_rows == 0:
+        return params, []
+    fit_matrix, fit_labels = encode(spec, fit_rows)
+    check_matrix, check_labels = encode(spec, check_rows)
+    trials = []
+    for setting in spec.training.lightgbm_search:
+        artifact, trial_params = fit("lightgbm", fit_matrix, fit_labels, spec.training.seed, {**params, **setting})
+        predicted = load("lightgbm", artifact, trial_params).predict(check_matrix)
+        trials.append({"setting": setting, "log_loss": float(log_loss(check_labels, predicted, labels=[0, 1]))})
+    best = min(range(len(trials)), key=lambda i: (trials[i]["log_loss"], i))
+    return {**params, **trials[best]["setting"]}, trials
+
+
+def train_candidate(
+    s3, buckets: Buckets, spec: AgentSpec, window: Window, name: str, train_key: str, run_dir: str
+) -> dict:
+    """Fit one candidate on the run's train set and store its artifact and metadata; log where the time went."""
+    clock = time.perf_counter()
+    seconds = {}
+
+    def lap(step: str) -> None:
+        nonlocal clock
+        seconds[step] = round(time.perf_counter() - clock, 3)
+        clock = time.perf_counter()
+
+    table = read_parquet(s3, buckets.artifacts, train_key)
+    lap("read")
+    params, search = hyperparameters(spec, name), []
+    if name == "lightgbm" and spec.training.lightgbm_search:
+        params, search = search_lightgbm(spec, table, params)
+        lap("search")
+    matrix, labels = encode(spec, table)
+    lap("encode")
+    artifact, params = fit(name, matrix, labels, spec.training.seed, params)
+    lap("fit")
+    framework = candidate(name).framework
+    prefix = f"{run_dir}candidates/{name}/"
+    artifact_key = prefix + candidate(name).artifact_name
+    put_bytes(s3, buckets.artifacts, artifact_key, artifact)
+    metadata = {
+        "candidate": name,
+        "framework": framework,
+        "params": params,
+        "search": search,
+        "artifact_key": artifact_key,
+        "sha256": hashlib.sha256(artifact).hexdigest(),
+        "size": len(artifact),
+        "train_rows": len(labels),
+        "feature_count": len(feature_columns(spec)),
+        "encoding_id": encoding_id(spec),
+        "trained_on": {"first": window.first.isoformat(), "last": window.last.isoformat()},
+    }
+    # In the task log, not in the metadata: a re-run of the interval must write the same metadata.
+    logging.getLogger(__name__).info("%s trained on %d rows; seconds: %s", name, len(labels), seconds)
+    write_json(s3, buckets.artifacts, prefix + "metadata.json", metadata)
+    return metadata

@@ -1,0 +1,1 @@
+"""The `report` and `notify` tasks and the Agent models page: what people read about the runs."""
