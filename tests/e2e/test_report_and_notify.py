@@ -13,6 +13,7 @@ from email.policy import default
 
 import pytest
 import yaml
+from markupsafe import escape
 
 from agent_retraining.contract import run_prefix
 from agent_retraining.dev.simulate import World, day_events, write_day
@@ -87,7 +88,7 @@ def test_a_refused_run_mails_its_verdict_and_its_page_shows_logs_and_spec_as_tex
     assert recipients == ["ops@example.com"]
     assert message["Subject"] == f"[{AGENT}] {day}: data rejected"
     body = message.get_body(("html", "plain")).get_content()
-    assert "&lt;script&gt;alert(&#x27;logs&#x27;)&lt;/script&gt;" in body
+    assert escape(INJECTED) in body
     assert "<script" not in body
     link = re.search(r'href="([^"]+)"', body).group(1)
     assert link.startswith(f"http://localhost:8080/dags/retrain_{AGENT}/runs/")
@@ -95,8 +96,8 @@ def test_a_refused_run_mails_its_verdict_and_its_page_shows_logs_and_spec_as_tex
 
     page = get_bytes(s3, buckets.artifacts, report["report_html_key"])[0].decode()
     assert "<script" not in page  # neither the spec's description nor the logged value runs
-    assert "&lt;script&gt;alert(&#x27;spec&#x27;)&lt;/script&gt; support bot" in page
-    assert "&lt;script&gt;alert(&#x27;logs&#x27;)&lt;/script&gt;" in page
+    assert escape(DESCRIPTION) in page
+    assert escape(INJECTED) in page
     assert page.index("data rejected") < page.index("The data gate")  # the verdict comes first
     assert not re.search(r'(src|href)="?https?:', page)  # readable offline: nothing fetched from elsewhere
 

@@ -9,12 +9,12 @@ import hashlib
 import json
 import os
 from datetime import UTC, date, datetime, time, timedelta
-from html import escape
 from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
 import yaml
+from markupsafe import escape
 
 from agent_retraining.contract import latest_run_key, run_prefix
 from agent_retraining.dev.simulate import simulate

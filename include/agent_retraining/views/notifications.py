@@ -9,8 +9,9 @@ notifiers' job (the DAG's `notify` task).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from html import escape
 from urllib.parse import quote
+
+from markupsafe import Markup
 
 from agent_retraining.spec import AgentSpec
 
@@ -35,7 +36,7 @@ def run_url(base_url: str, dag_id: str, run_id: str) -> str:
 class Message:
     event: str
     subject: str
-    html: str
+    html: str  # escaped: the verdict quotes values from the logs
 
 
 def message_for(spec: AgentSpec, report: dict, url: str, report_uri: str) -> Message | None:
@@ -44,8 +45,7 @@ def message_for(spec: AgentSpec, report: dict, url: str, report_uri: str) -> Mes
     if not spec.notifications.email or event not in spec.notifications.on:
         return None
     subject = f"[{spec.agent_id}] {report['day']}: {report['outcome']}"
-    html = (
-        f"<p>{escape(report['verdict'])}</p>"
-        f'<p><a href="{escape(url)}">The run in Airflow</a>; its report: {escape(report_uri)}</p>'
+    html = Markup('<p>{}</p><p><a href="{}">The run in Airflow</a>; its report: {}</p>').format(
+        report["verdict"], url, report_uri
     )
     return Message(event, subject, html)
