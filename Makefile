@@ -63,15 +63,16 @@ airflow-db: $(AIRFLOW_HOME)/airflow.db
 simulate: s3-up
 	$(PY) -m agent_retraining.dev.simulate --agent $(AGENT) --start $(START) --days $(DAYS) $(if $(CORRUPT),--corrupt-day $(CORRUPT))
 
+# VERBOSE=1 prints Airflow's whole log instead of one line a task (kept in .local/logs/ either way).
 retrain: s3-up airflow-db
-	$(PY) scripts/retrain.py --agent $(AGENT) --day $(DAY)
+	$(PY) scripts/retrain.py --agent $(AGENT) --day $(DAY) $(if $(VERBOSE),--verbose)
 
 # Two weeks of logs up to yesterday; retrain on the day before (first deploy, no
 # champion yet), then on yesterday (the new candidates against that champion).
 demo: s3-up airflow-db
 	$(PY) -m agent_retraining.dev.simulate --agent $(AGENT) --start $(START) --days $(DAYS)
-	$(PY) scripts/retrain.py --agent $(AGENT) --day $(shell date -u -d "$(DAY) - 1 day" +%F)
-	$(PY) scripts/retrain.py --agent $(AGENT) --day $(DAY)
+	$(PY) scripts/retrain.py --agent $(AGENT) --day $(shell date -u -d "$(DAY) - 1 day" +%F) $(if $(VERBOSE),--verbose)
+	$(PY) scripts/retrain.py --agent $(AGENT) --day $(DAY) $(if $(VERBOSE),--verbose)
 
 # The closed loop: the agent acts every day in a moving world, the real DAG retrains it every night;
 # a table, .local/loop/<scenario>.json and a PNG plot (<scenario>-seed<N> for SEED=N other than 0).

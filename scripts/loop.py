@@ -36,6 +36,7 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+LOG_DIR = REPO / ".local" / "logs"  # each night's Airflow log
 START = date(2026, 1, 1)  # the first warm-up day: a fixed calendar, so a loop is reproducible
 EVALUATION_ROWS = 20_000
 LAST_DAYS = 10  # the gap closed is measured over the loop's last ten days
@@ -62,9 +63,11 @@ def install_spec(spec) -> Path:
 
 def retrain(spec, day: date) -> dict:
     """The real DAG for `day`, as `make retrain` runs it; what the night decided, from its report."""
-    from retrain import retrain_day  # scripts/retrain.py, beside this file
+    from agent_retraining.dev.dag_runner import run_night
 
-    dag_run, report = retrain_day(spec, day)
+    log_file = LOG_DIR / f"loop-{spec.agent_id}-{day}.log"
+    print(f"night of {day} (Airflow's log: {log_file})", flush=True)
+    dag_run, report = run_night(spec, day, log_file)
     decision = (report or {}).get("decision") or {}
     validation = (report or {}).get("validation") or {}
     return {

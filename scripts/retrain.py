@@ -1,58 +1,42 @@
 """Run one retraining of an agent for one day of logs on the embedded default.
 
 Runs the agent's DAG in-process with `dag.test()` for the data interval
-[day, day + 1), prints the run report and the live manifest, and exits 1 when
-the run failed (including data refused by the gate).
+[day, day + 1) (agent_retraining.dev.dag_runner): one line per task as it ends,
+then the run report and the live manifest; exits 1 when the run failed
+(including data refused by the gate). Airflow's own log goes to
+.local/logs/retrain-<agent>-<day>.log, or to the terminal with --verbose.
 
-    python scripts/retrain.py --agent support-bot --day 2026-11-28
+    python scripts/retrain.py --agent support-bot --day 2026-11-28 [--verbose]
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 from pathlib import Path
 
-DAG_FILE = Path(__file__).resolve().parents[1] / "dags" / "retrain_agents.py"
-
-
-def load_dag(dag_id: str):
-    module_spec = importlib.util.spec_from_file_location("retrain_agents_dags", DAG_FILE)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    if not hasattr(module, dag_id):
-        raise SystemExit(f"no DAG {dag_id} in {DAG_FILE}; is include/agents/<agent_id>.yaml there?")
-    return getattr(module, dag_id)
-
-
-def retrain_day(spec, day: date):
-    """The agent's DAG for the data interval [day, day + 1) with `dag.test()`; the run and its report (or None)."""
-    from agent_retraining.contract import run_prefix
-    from agent_retraining.storage import buckets_from_env, read_json_or_none, s3_client_from_env
-
-    # A manual run covers the latest whole interval before its logical date, so the logical date is the end of
-    # the day to retrain on.
-    dag_run = load_dag(spec.dag_id).test(logical_date=datetime.combine(day + timedelta(days=1), time(), UTC))
-    run_dir = run_prefix(spec.agent_id, day, dag_run.run_id)
-    return dag_run, read_json_or_none(s3_client_from_env(), buckets_from_env().artifacts, run_dir + "report.json")
+LOG_DIR = Path(__file__).resolve().parents[1] / ".local" / "logs"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agent", required=True)
     parser.add_argument("--day", required=True, type=date.fromisoformat)
+    parser.add_argument("--verbose", action="store_true", help="print Airflow's whole log instead of a line a task")
     args = parser.parse_args(argv)
 
+    from agent_retraining.dev.dag_runner import run_night
     from agent_retraining.manifest import read_manifest
     from agent_retraining.spec import load_agent
     from agent_retraining.storage import buckets_from_env, s3_client_from_env
     from agent_retraining.views.reporting import summary
 
     spec = load_agent(args.agent)
-    dag_run, report = retrain_day(spec, args.day)
+    log_file = None if args.verbose else LOG_DIR / f"retrain-{spec.agent_id}-{args.day}.log"
+    print(f"{spec.dag_id} for {args.day}" + (f" (Airflow's log: {log_file})" if log_file else ""), flush=True)
+    dag_run, report = run_night(spec, args.day, log_file)
 
     s3, buckets = s3_client_from_env(), buckets_from_env()
     ran = [ti.task_id for ti in dag_run.get_task_instances() if ti.start_date is not None]

@@ -3,21 +3,22 @@ judges against. Only release/deploy.py writes it, through one compare-and-swap."
 
 from __future__ import annotations
 
-import json
-
 from agent_retraining.contract import manifest_key
+from agent_retraining.records import Manifest, parse
 from agent_retraining.storage import Buckets, ObjectMissing, get_bytes
 
 HISTORY_LIMIT = 50
 
 
 def read_manifest(s3, buckets: Buckets, agent_id: str) -> tuple[dict | None, str | None]:
-    """The live manifest and its ETag, or (None, None) before the first deploy."""
+    """The live manifest and its ETag, or (None, None) before the first deploy; RecordError for one that is not a
+    manifest (nothing is judged against, or swapped over, a manifest nobody can read)."""
+    key = manifest_key(agent_id)
     try:
-        body, etag = get_bytes(s3, buckets.models, manifest_key(agent_id))
+        body, etag = get_bytes(s3, buckets.models, key)
     except ObjectMissing:
         return None, None
-    return json.loads(body), etag
+    return parse(Manifest, body, f"s3://{buckets.models}/{key}"), etag
 
 
 def judged_against(live: dict | None, etag: str | None) -> dict:

@@ -5,6 +5,9 @@ scenarios (`strength`), so that a few nights show what thirty show in `make loop
 """
 
 import importlib.util
+import re
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -21,8 +24,6 @@ def loop(airflow_db, buckets):
 
 @pytest.fixture
 def run_loop(loop, support_bot, monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO / "scripts"))  # loop.py runs the DAG the way scripts/retrain.py does
-
     def run(scenario: str, days: int, strength: float = 1.0) -> dict:
         spec = spec_variant(support_bot, agent_id=f"loop-{scenario.replace('_', '-')}",
                             training={**support_bot.training.model_dump(), "window_days": 3})  # fmt: skip
@@ -32,8 +33,10 @@ def run_loop(loop, support_bot, monkeypatch):
     return run
 
 
-def test_under_drift_the_retrained_agent_earns_more_than_the_frozen_one(run_loop):
+def test_under_drift_the_retrained_agent_earns_more_than_the_frozen_one(run_loop, capfd):
+    before = datetime.now(UTC)
     result = run_loop("gradual_drift", days=4, strength=5.0)
+    _each_night_is_quiet_and_dated_by_its_real_run(capfd.readouterr().out, "retrain_loop-gradual-drift", before)
 
     assert result["first_night"]["outcome"] == "deployed"
     nights = result["records"]
@@ -55,3 +58,18 @@ def test_a_broken_release_day_never_deploys_and_the_next_night_runs_without_it(r
     assert after["run_state"] == "success"
     assert after["left_out"] == [broken["day"]]
     assert result["summary"]["broken_days_deployed"] == []
+
+
+def _each_night_is_quiet_and_dated_by_its_real_run(out: str, dag_id: str, before: datetime) -> None:
+    """The runner prints one line a task and where Airflow's log went; the runs carry their real start."""
+    from airflow.models.dagrun import DagRun
+
+    assert re.search(r"^  evaluate +success +[0-9.]+ s$", out, re.MULTILINE), out[-2000:]
+    assert re.search(r"^  train\[0\] +success", out, re.MULTILINE)
+    assert "[DAG TEST]" not in out  # Airflow's own log went to the file
+    logs = re.findall(r"Airflow's log: (\S+)\)", out)
+    assert logs
+    assert all("[DAG TEST]" in Path(log).read_text() for log in logs)
+    runs = DagRun.find(dag_id=dag_id)
+    assert runs
+    assert all(run.start_date >= before and run.end_date >= run.start_date for run in runs)

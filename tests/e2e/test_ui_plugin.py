@@ -216,7 +216,7 @@ def test_no_docs_or_schema_routes_and_a_policy_that_allows_no_script_and_no_fore
 
 def test_one_agents_broken_record_is_an_error_in_its_own_section_only(api_server, agent):
     agents = {a["agent_id"]: a for a in _get(api_server, "admin", "/agent-models/api/agents").json()}
-    assert agents[OTHER]["error"].startswith("its records could not be read (JSONDecodeError)")
+    assert agents[OTHER]["error"].startswith("its records could not be read (RecordError)")
     assert agents[AGENT]["live"]["version"] == agent["champion"]
     page = _get(api_server, "admin", "/agent-models/")
     assert page.status_code == 200

@@ -96,7 +96,7 @@ def test_an_absolute_band_ignores_a_significant_change_smaller_than_it(support_b
 
 def test_the_rule_is_what_it_claims_over_many_seeds(support_bot):
     """At a 0.4% rate on days of 1,400 events, an ordinary day is rarely refused and a broken join nearly always;
-    at 40% the join never passes. Measured over 400 seeded weeks (figures in the README)."""
+    at 40% the join never passes. Measured over 400 seeded weeks (figures in docs/data-gate.md)."""
     rng = np.random.default_rng(2026)
 
     def refused(rate: float, today: int) -> bool:

@@ -27,8 +27,9 @@ from agent_retraining.datagate import drift
 from agent_retraining.datagate.reward_rate import Estimate, estimates_from_manifest, reward_rate_checks
 from agent_retraining.datagate.rules import EXAMPLES, DataRejected, check, describe, failed
 from agent_retraining.manifest import read_manifest
+from agent_retraining.records import WindowVerdict, write_record
 from agent_retraining.spec import AgentSpec
-from agent_retraining.storage import Buckets, read_json, read_parquet, write_json
+from agent_retraining.storage import Buckets, read_json, read_parquet
 from agent_retraining.window import Window
 
 
@@ -161,7 +162,7 @@ def judge_window(s3, buckets: Buckets, spec: AgentSpec, window: Window, checked:
         "reward_rates": [c for c in own_day["checks"] if c["rule"] == "reward_rate"],  # per acting version
         "min_usable_days": spec.min_usable_days,
     }
-    write_json(s3, buckets.artifacts, run_dir + "validation.json", record)
+    write_record(s3, buckets.artifacts, run_dir + "validation.json", WindowVerdict, record)
     if refusals:
         raise DataRejected(f"{spec.agent_id} {window.last}:\n- " + "\n- ".join(refusals))
     return record

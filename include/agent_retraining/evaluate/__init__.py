@@ -1,2 +1,5 @@
 """The `evaluate` and `choose` tasks: the candidates and the champion scored on the same holdout, the gate's
-rules, the decision."""
+rules, the decision.
+
+Explained in docs/evaluation.md.
+"""

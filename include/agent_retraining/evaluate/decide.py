@@ -32,8 +32,9 @@ from agent_retraining.manifest import judged_against, read_manifest
 from agent_retraining.models.artifacts import ArtifactError, fetch_verified, load_live_model
 from agent_retraining.models.features import action_indices, encode_context, encoding_id
 from agent_retraining.models.training import LoadedModel, action_scores, load
+from agent_retraining.records import Decision, WindowVerdict, read_record_or_none, write_record
 from agent_retraining.spec import AgentSpec
-from agent_retraining.storage import Buckets, delete, read_json_or_none, read_parquet, write_json
+from agent_retraining.storage import Buckets, delete, read_parquet
 from agent_retraining.window import Window
 
 
@@ -109,7 +110,7 @@ def evaluate_and_decide(
     champion = metrics.get("champion")
     champion_floors = floor_rules(spec, champion) if champion else []
     champion_failures = [r for r in champion_floors if not r["passed"]]
-    validation = read_json_or_none(s3, buckets.artifacts, run_dir + "validation.json")
+    validation = read_record_or_none(s3, buckets.artifacts, run_dir + "validation.json", WindowVerdict)
     data = data_rule(validation)
 
     def greedy_weights(name: str) -> np.ndarray:
@@ -219,5 +220,4 @@ def evaluate_and_decide(
         "run_type": run.run_type,
         "reason": reason,
     }
-    write_json(s3, buckets.artifacts, run_dir + "decision.json", decision)
-    return decision
+    return write_record(s3, buckets.artifacts, run_dir + "decision.json", Decision, decision)

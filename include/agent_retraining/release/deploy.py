@@ -28,12 +28,11 @@ from agent_retraining.manifest import (
     read_manifest,
 )
 from agent_retraining.models.artifacts import ArtifactError, fetch_verified, publish_artifact
+from agent_retraining.records import Decision, Deployment, Manifest, checked, read_record, write_record
 from agent_retraining.storage import (
     Buckets,
     PreconditionFailed,
     put_if_match,
-    read_json,
-    write_json,
 )
 
 CAS_ATTEMPTS = 5
@@ -70,8 +69,10 @@ def compare_and_swap(s3, buckets: Buckets, agent_id: str, change) -> dict | Sett
         manifest = change(live, etag)
         if isinstance(manifest, Settled):
             return manifest
+        key = manifest_key(agent_id)
+        manifest = checked(Manifest, manifest, f"s3://{buckets.models}/{key} (about to be written)")
         try:
-            put_if_match(s3, buckets.models, manifest_key(agent_id), json.dumps(manifest, indent=2).encode(), etag)
+            put_if_match(s3, buckets.models, key, json.dumps(manifest, indent=2).encode(), etag)
         except PreconditionFailed:
             continue  # another run moved the manifest: re-read and decide again
         return manifest
@@ -339,11 +340,12 @@ def deploy_run(
     s3, buckets: Buckets, agent_id: str, run_dir: str, run_id: str, canary_share: float | None = None
 ) -> dict:
     """Deploy what this run's own decision chose, and record what happened (or why not) next to it."""
-    decision = read_json(s3, buckets.artifacts, run_dir + "decision.json")
+    decision = read_record(s3, buckets.artifacts, run_dir + "decision.json", Decision)
     try:
         result = deploy(s3, buckets, agent_id, decision, run_id, canary_share)
     except (LiveModelChanged, DeployRefused) as exc:
-        write_json(s3, buckets.artifacts, run_dir + "deployment.json", {"deployed": False, "refused": str(exc)})
+        write_record(
+            s3, buckets.artifacts, run_dir + "deployment.json", Deployment, {"deployed": False, "refused": str(exc)}
+        )
         raise
-    write_json(s3, buckets.artifacts, run_dir + "deployment.json", result)
-    return result
+    return write_record(s3, buckets.artifacts, run_dir + "deployment.json", Deployment, result)

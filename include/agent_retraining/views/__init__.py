@@ -1,1 +1,4 @@
-"""The `report` and `notify` tasks and the Agent models page: what people read about the runs."""
+"""The `report` and `notify` tasks and the Agent models page: what people read about the runs.
+
+Explained in docs/views.md.
+"""

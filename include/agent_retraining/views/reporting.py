@@ -12,11 +12,13 @@ from datetime import UTC, datetime
 
 from agent_retraining.contract import latest_run_key
 from agent_retraining.manifest import read_manifest
+from agent_retraining.records import Decision, Deployment, WindowVerdict, read_record_or_none
 from agent_retraining.spec import AgentSpec
-from agent_retraining.storage import Buckets, delete_prefix, put_bytes, read_json_or_none, write_json
+from agent_retraining.storage import Buckets, delete_prefix, put_bytes, write_json
 from agent_retraining.window import Window
 
-RUN_RECORDS = ("validation.json", "decision.json", "deployment.json")
+# Each stage's record in the run's folder, and its type; a missing one says which stage did not get there.
+RUN_RECORDS = {"validation.json": WindowVerdict, "decision.json": Decision, "deployment.json": Deployment}
 REPORTED_VALIDATION_FIELDS = ("passed", "failures", "warnings", "rows", "window", "usable_days", "left_out", "days",
                               "rule_counts", "data_docs_key", "reward_rates")  # fmt: skip
 REPORTED_DECISION_FIELDS = (
@@ -66,7 +68,9 @@ def build_report(s3, buckets: Buckets, spec: AgentSpec, window: Window, run_dir:
     """report.json and report.html in the run's folder, from whatever records the stages left."""
     from agent_retraining.views.report_page import render
 
-    records = {name: read_json_or_none(s3, buckets.artifacts, run_dir + name) for name in RUN_RECORDS}
+    records = {
+        name: read_record_or_none(s3, buckets.artifacts, run_dir + name, kind) for name, kind in RUN_RECORDS.items()
+    }
     validation, decision, deployment = (records[name] for name in RUN_RECORDS)
     live, _ = read_manifest(s3, buckets, spec.agent_id)
     result, day = outcome(records), window.last.isoformat()
