@@ -113,11 +113,10 @@ def support_bot():
 
 @pytest.fixture
 def install(airflow_db, buckets, monkeypatch, tmp_path):
-    """Install specs as an operator adding agents would (AGENT_SPECS_DIR, read by the DAG files), with
-    scripts/ importable for `retrain.retrain_day`, the DAG run `make retrain` does; returns each spec."""
+    """Install specs as an operator adding agents would (AGENT_SPECS_DIR, read by the DAG files); returns each
+    spec."""
     import yaml
 
-    monkeypatch.syspath_prepend(str(REPO / "scripts"))
     monkeypatch.setenv("AGENT_SPECS_DIR", str(tmp_path))
 
     def install_spec(spec):

@@ -41,9 +41,9 @@ def canary_spec(support_bot, agent_id: str, **gate):
 
 
 def nightly(spec, day: date) -> dict:
-    from retrain import retrain_day  # scripts/retrain.py: the retraining DAG with dag.test(), as `make retrain`
+    from agent_retraining.dev.dag_runner import run_night  # the night `make retrain` runs
 
-    dag_run, report = retrain_day(spec, day)
+    dag_run, report = run_night(spec, day)
     assert dag_run.state == "success", report
     return report
 

@@ -23,9 +23,9 @@ WINDOW_DAYS = 7
 
 
 def nightly(spec, day: date):
-    from retrain import retrain_day  # scripts/retrain.py, importable through `install`: the run `make retrain` does
+    from agent_retraining.dev.dag_runner import run_night  # the night `make retrain` runs
 
-    return retrain_day(spec, day)
+    return run_night(spec, day)
 
 
 def run_dir_of(report: dict) -> str:

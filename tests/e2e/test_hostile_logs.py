@@ -73,7 +73,7 @@ def _peak_rss_of_judging(spec, day: date) -> tuple[dict, int]:
 
 
 def test_hostile_lines_and_objects_are_named_and_the_nights_go_on(hostile_agent, s3, buckets):
-    from retrain import retrain_day  # scripts/retrain.py: the DAG with dag.test(), as `make retrain`
+    from agent_retraining.dev.dag_runner import run_night  # the night `make retrain` runs
 
     spec = hostile_agent
     world = World.for_spec(spec, 3)
@@ -83,7 +83,7 @@ def test_hostile_lines_and_objects_are_named_and_the_nights_go_on(hostile_agent,
     hostile[41] = hostile[41].replace(b'"propensity": ', b'"propensity": 1e400, "was": ', 1)
     _put_day(s3, buckets, spec, days[1], {"part-00000.jsonl": b"\n".join(hostile)})
 
-    dag_run, report = retrain_day(spec, days[1])
+    dag_run, report = run_night(spec, days[1])
     assert dag_run.state == "success", report and report["verdict"]
     validation = read_json(s3, buckets.artifacts, report["report_key"].removesuffix("report.json") + "validation.json")
     own = validation["days"][-1]
@@ -113,7 +113,7 @@ def test_hostile_lines_and_objects_are_named_and_the_nights_go_on(hostile_agent,
         s3, buckets.artifacts, f"{spec.agent_id}/quarantine/dt={days[2]}/part-00001.jsonl.gz.reason.json"
     )
     assert reason["copied"] is False  # quarantined by reference: the bomb is not copied
-    dag_run, report = retrain_day(spec, days[2])
+    dag_run, report = run_night(spec, days[2])
     assert (dag_run.state, report["outcome"]) == ("failed", "data rejected")
     assert "[object_too_large]" in report["validation"]["failures"][0]
 
@@ -123,7 +123,7 @@ def test_hostile_lines_and_objects_are_named_and_the_nights_go_on(hostile_agent,
     lines = _lines(events).split(b"\n")
     lines[7] = lines[7].replace(b'"session_id": "', b'"session_id": "\xff\xfe', 1)
     _put_day(s3, buckets, spec, days[3], {"part-00000.jsonl": b"\n".join(lines)})
-    dag_run, report = retrain_day(spec, days[3])
+    dag_run, report = run_night(spec, days[3])
     assert dag_run.state == "success", report and report["verdict"]
     assert report["validation"]["left_out"][0]["day"] == days[2].isoformat()
     assert "object_too_large" in report["validation"]["left_out"][0]["why"][0]

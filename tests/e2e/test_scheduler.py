@@ -82,14 +82,26 @@ def test_a_trigger_with_an_invalid_param_is_refused_before_any_task_runs(airflow
     assert {r["run_id"] for r in airflow.runs(DAG_ID)} == before
 
 
+def _create_backfill(airflow, day, *options: str) -> None:
+    """A backfill of `day`; Airflow allows one backfill per DAG at a time, and the scheduler closes the earlier one a
+    little after its runs end, so wait for that first."""
+
+    def created() -> bool:
+        result = airflow.cli("backfill", "create", "--dag-id", DAG_ID, "--from-date", day.isoformat(),
+                             "--to-date", day.isoformat(), *options, check=False)  # fmt: skip
+        assert result.returncode == 0 or "AlreadyRunningBackfill" in result.stderr, result.stderr[-3000:]
+        return result.returncode == 0
+
+    airflow.wait_until(created, "the earlier backfill to complete")
+
+
 def test_re_running_an_interval_adds_no_model_version_and_no_duplicate_objects(airflow, s3, buckets):
     day = BACKFILL_DAYS[-1]
     first = next(r for r in airflow.runs(DAG_ID) if r["run_type"] == "backfill" and day_of(r) == day)
     run_dir = run_prefix(AGENT, day, first["run_id"])
     objects_before = {o["key"]: o["etag"] for o in list_keys(s3, buckets.artifacts, run_dir)}
     models_before = {o["key"] for o in list_keys(s3, buckets.models, f"{AGENT}/")}
-    airflow.cli("backfill", "create", "--dag-id", DAG_ID, "--from-date", day.isoformat(), "--to-date", day.isoformat(),
-        "--reprocess-behavior", "completed")  # fmt: skip
+    _create_backfill(airflow, day, "--reprocess-behavior", "completed")
 
     def rerun_finished(rs):
         rerun = [r for r in rs if day_of(r) == day and r["run_type"] == "backfill"]
@@ -111,13 +123,7 @@ def test_a_backfill_of_a_day_in_2019_runs_every_task(airflow, spec, s3, buckets)
     simulate(s3, buckets.logs, spec, spec_days[0], 3, events_per_day=600, seed=12)
     day = spec_days[-1]
 
-    def backfill_created() -> bool:  # Airflow allows one backfill per DAG at a time: wait for the previous to close
-        result = airflow.cli("backfill", "create", "--dag-id", DAG_ID, "--from-date", day.isoformat(),
-                             "--to-date", day.isoformat(), check=False)  # fmt: skip
-        assert result.returncode == 0 or "AlreadyRunningBackfill" in result.stderr, result.stderr[-3000:]
-        return result.returncode == 0
-
-    airflow.wait_until(backfill_created, "the earlier backfill to complete")
+    _create_backfill(airflow, day)
 
     def finished(rs):
         return any(day_of(r) == day and r["state"] in ("success", "failed") for r in rs)

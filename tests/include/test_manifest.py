@@ -43,8 +43,10 @@ def _decision(s3, buckets, agent_id, name, last_day, body=None, encoding="e"):
     }
     judged = judged_against(*read_manifest(s3, buckets, agent_id))
     return {
-        "winner": winner, "metrics": {name: {"roc_auc": 0.8}}, "reason": "test", "deploy": True,
-        "judged_against": judged, "champion": {"version": judged["version"]},
+        "agent_id": agent_id, "window": {"first": "2026-01-01", "last": last_day}, "holdout_rows": 800,
+        "primary_metric": "roc_auc", "winner": winner, "metrics": {name: {"roc_auc": 0.8}}, "reason": "test",
+        "deploy": True, "judged_against": judged, "champion": {"version": judged["version"], "note": "test"},
+        "rules": [], "run_type": "manual",
     }  # fmt: skip
 
 

@@ -67,7 +67,7 @@ class TaskLines:
 @contextlib.contextmanager
 def _output_to(log_file: Path):
     """Everything written to stdout and stderr (Airflow's log included) goes to `log_file`; yields the terminal."""
-    terminal = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    terminal = os.fdopen(os.dup(1), "w")  # the process's stdout (sys.stdout may be a capture without a file)
     sys.stdout.flush(), sys.stderr.flush()
     saved = [os.dup(1), os.dup(2)]
     with open(log_file, "ab") as log:
