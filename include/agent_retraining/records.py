@@ -12,12 +12,14 @@ version adds are kept (`extra="allow"`).
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any, NotRequired
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict  # pydantic needs this one, not typing's, before Python 3.12
 
+from agent_retraining.spec import describe
 from agent_retraining.storage import ObjectMissing, get_bytes, write_json
 
 _OPEN = ConfigDict(extra="allow")
@@ -169,19 +171,13 @@ class RecordError(ValueError):
     """A record in storage that is not what its type says: names the object and the first fields that break it."""
 
 
-_ADAPTERS: dict[type, TypeAdapter] = {}
-
-
+@functools.cache
 def _adapter(record_type: type) -> TypeAdapter:
-    if record_type not in _ADAPTERS:
-        _ADAPTERS[record_type] = TypeAdapter(record_type)
-    return _ADAPTERS[record_type]
+    return TypeAdapter(record_type)
 
 
 def _problem(where: str, record_type: type, error: ValidationError) -> RecordError:
-    fields = "; ".join(f"field '{'.'.join(str(p) for p in e['loc']) or '<top level>'}': {e['msg']}"
-                       for e in error.errors()[:5])  # fmt: skip
-    return RecordError(f"{where} is not a valid {record_type.__name__} record: {fields}")
+    return RecordError(f"{where} is not a valid {record_type.__name__} record: {describe(error, limit=5)}")
 
 
 def checked(record_type: type, value: Any, where: str) -> dict:

@@ -356,9 +356,10 @@ class AgentSpec(_Strict):
         return f"canary_{self.agent_id}"
 
 
-def _describe(error: ValidationError) -> str:
+def describe(error: ValidationError, limit: int | None = None) -> str:
+    """A pydantic error as "field 'a.b': rule" phrases (the first `limit` of them), for specs and stored records."""
     problems = []
-    for item in error.errors():
+    for item in error.errors()[:limit]:
         field = ".".join(str(part) for part in item["loc"]) or "<top level>"
         problems.append(f"field '{field}': {item['msg']}")
     return "; ".join(problems)
@@ -375,7 +376,7 @@ def parse_spec(text: str, source: str) -> AgentSpec:
     try:
         spec = AgentSpec.model_validate(raw)
     except ValidationError as exc:
-        raise SpecError(f"{source}: {_describe(exc)}") from exc
+        raise SpecError(f"{source}: {describe(exc)}") from exc
     return spec
 
 
@@ -429,4 +430,4 @@ def with_run_params(spec: AgentSpec, params: dict) -> AgentSpec:
     try:
         return AgentSpec.model_validate(raw)
     except ValidationError as exc:
-        raise SpecError(f"run parameters for {spec.agent_id}: {_describe(exc)}") from exc
+        raise SpecError(f"run parameters for {spec.agent_id}: {describe(exc)}") from exc

@@ -115,13 +115,13 @@ def train_candidate(
     lap("encode")
     artifact, params = fit(name, matrix, labels, spec.training.seed, params)
     lap("fit")
-    framework = candidate(name).framework
+    registered = candidate(name)
     prefix = f"{run_dir}candidates/{name}/"
-    artifact_key = prefix + candidate(name).artifact_name
+    artifact_key = prefix + registered.artifact_name
     put_bytes(s3, buckets.artifacts, artifact_key, artifact)
     metadata = {
         "candidate": name,
-        "framework": framework,
+        "framework": registered.framework,
         "params": params,
         "search": search,
         "artifact_key": artifact_key,
