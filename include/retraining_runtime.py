@@ -11,10 +11,15 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pendulum
 from airflow.sdk import Asset, BaseSensorOperator, ExceptionRetryPolicy, RetryAction, RetryRule
+
+if TYPE_CHECKING:  # types only: the DAG files import this module when they are parsed
+    from agent_retraining.spec import AgentSpec
+    from agent_retraining.storage import Buckets
+    from agent_retraining.window import Window
 
 S3_CONN_ID = "agent_s3"
 # Every task's retries: S3 throttling, 5xx and the network (include/agent_retraining/storage.py raises
@@ -71,14 +76,14 @@ def run_day(data_interval_start: datetime) -> date:
 
 @dataclass(frozen=True)
 class RunInputs:
-    spec: Any  # the agent spec with this run's form overrides applied
-    window: Any
-    s3: Any
-    buckets: Any
+    spec: AgentSpec  # the agent spec with this run's form overrides applied
+    window: Window
+    s3: Any  # a boto3 S3 client from the `agent_s3` connection
+    buckets: Buckets
     run_dir: str  # this run's own folder in the artifacts bucket
 
 
-def current_run(spec) -> RunInputs:
+def current_run(spec: AgentSpec) -> RunInputs:
     """Everything a task of one run works from, read from the task's Airflow context the same way in every task."""
     from airflow.sdk import get_current_context
 
