@@ -32,12 +32,13 @@ DAY ?= $(YESTERDAY)
 DAYS ?= 14
 START ?= $(shell date -u -d "$(DAY) - $$(( $(DAYS) - 1 )) days" +%F)
 
-.PHONY: help venv s3-up s3-down simulate retrain demo loop test test-fast lint airflow-db airflow airflow-cli bench browser
+.PHONY: help venv node-client s3-up s3-down simulate retrain check-spec demo loop test test-fast lint airflow-db airflow airflow-cli bench browser
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
 	@echo "make simulate AGENT=$(AGENT) START=YYYY-MM-DD DAYS=n | make retrain AGENT=$(AGENT) DAY=YYYY-MM-DD"
 	@echo "make loop AGENT=$(AGENT) SCENARIO=gradual_drift DAYS=30 | make bench SCALES=1,4,10"
+	@echo "make check-spec AGENT=$(AGENT) [EVENTS_PER_DAY=n]"
 	@echo "make s3-up | make s3-down | make airflow | make lint"
 
 $(INSTALLED): requirements.txt
@@ -47,6 +48,16 @@ $(INSTALLED): requirements.txt
 	touch $@
 
 venv: $(INSTALLED)
+
+# The Node.js client's packages (clients/node/), the exact versions of its package-lock.json; its .npmrc skips
+# onnxruntime-node's download of CUDA files (the CPU binaries come in the npm package).
+NODE_CLIENT := clients/node
+NODE_INSTALLED := $(NODE_CLIENT)/node_modules/.package-lock.json
+$(NODE_INSTALLED): $(NODE_CLIENT)/package-lock.json
+	npm ci --prefix $(NODE_CLIENT)
+	touch $@
+
+node-client: $(NODE_INSTALLED)
 
 s3-up: venv
 	$(PY) -m agent_retraining.dev.local_s3 up
@@ -62,6 +73,12 @@ airflow-db: $(AIRFLOW_HOME)/airflow.db
 
 simulate: s3-up
 	$(PY) -m agent_retraining.dev.simulate --agent $(AGENT) --start $(START) --days $(DAYS) $(if $(CORRUPT),--corrupt-day $(CORRUPT))
+
+# Validate a spec (include/agents/<AGENT>.yaml, or AGENT_SPECS_DIR) and explain it: the model input columns, what
+# the window and holdout hold at the least traffic a day may have and at EVENTS_PER_DAY, the YAML traps. A bad spec
+# exits non-zero with the error naming the file, the field and the fix.
+check-spec: venv
+	$(PY) -m agent_retraining.dev.spec_check $(AGENT) $(if $(EVENTS_PER_DAY),--events-per-day $(EVENTS_PER_DAY))
 
 # VERBOSE=1 prints Airflow's whole log instead of one line a task (kept in .local/logs/ either way).
 retrain: s3-up airflow-db
@@ -106,11 +123,11 @@ browser:
 	@command -v chromium > /dev/null && command -v chromedriver > /dev/null || \
 	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver > /dev/null)
 
-test: venv browser
+test: venv browser node-client
 	$(PY) -m pytest
 
 # The unit tier: no S3 server, no DAG run (tests/conftest.py marks every test unit, integration or e2e).
-test-fast: venv
+test-fast: venv node-client
 	$(PY) -m pytest -m unit -q
 
 lint: venv

@@ -265,8 +265,9 @@ def floor_predict(spec, split_and_trained) -> dict:
     from agent_retraining.evaluate.rules import RunContext
     from agent_retraining.manifest import read_manifest
     from agent_retraining.models.artifacts import load_live_model
+    from agent_retraining.models.encoding import action_scores
     from agent_retraining.models.features import encode_context
-    from agent_retraining.models.training import action_scores, load
+    from agent_retraining.models.training import load
     from agent_retraining.storage import get_bytes, read_parquet
 
     split, trained = split_and_trained
@@ -278,7 +279,7 @@ def floor_predict(spec, split_and_trained) -> dict:
     champion, _ = champion_model(spec, live, lambda m: load_live_model(s3, buckets, m), RunContext(dry_run=True))
     models += [champion] if champion else []
     start = time.perf_counter()
-    action_scores(spec, encode_context(spec, holdout), models)
+    action_scores(encode_context(spec, holdout), len(spec.actions), models)
     return {"seconds": time.perf_counter() - start, "rows": holdout.num_rows, "models": len(models)}
 
 

@@ -112,8 +112,8 @@ def run_loop(spec, scenario_name: str, days: int, events_per_day: int, seed: int
     s3, buckets = s3_client_from_env(), buckets_from_env()
     clear_agent(s3, buckets, spec.agent_id)
     world_of = scenario(scenario_name, spec, seed, days, strength)
-    agent = AgentModelClient(spec, s3, buckets.models)
-    frozen = AgentModelClient(spec, s3, buckets.models)
+    agent = AgentModelClient(spec.agent_id, s3, buckets.models)
+    frozen = AgentModelClient(spec.agent_id, s3, buckets.models)
     warmup = [START + timedelta(days=n) for n in range(spec.training.window_days)]
     for day in warmup:
         write_day(s3, buckets.logs, spec, day, day_table(world_of.world(0), day, events_per_day, seed))

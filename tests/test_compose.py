@@ -14,6 +14,7 @@ import re
 import shlex
 import shutil
 import subprocess
+from datetime import date
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -51,6 +52,7 @@ _REF = re.compile(
 )
 _WHOLE_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}")
 _CREDENTIAL_NAME = re.compile(r"PASSWORD|SECRET|KEY|FERNET|TOKEN")
+_BARE_REF = re.compile(r'(?<!")\$\{[^}]*\}(?!")')
 
 
 # --- helpers ----------------------------------------------------------------
@@ -238,9 +240,11 @@ def _s3_conn_id() -> str:
 
 
 def _conn_fields(value: str) -> dict:
-    """An AIRFLOW_CONN_* value (JSON or URI form) as {conn_type, login, password, host, extra}."""
+    """An AIRFLOW_CONN_* value (JSON or URI form) as {conn_type, login, password, host, extra}. In the JSON form a
+    reference outside quotes (`"disable_ssl": ${SMTP_DISABLE_SSL:-true}`) is a JSON boolean or number that compose
+    fills in: it reads as null."""
     if value.lstrip().startswith("{"):
-        data = json.loads(value)
+        data = json.loads(_BARE_REF.sub("null", value))
         extra = data.get("extra") or {}
         if isinstance(extra, str):
             extra = json.loads(extra)
@@ -677,3 +681,169 @@ def test_the_logs_bucket_is_versioned_so_a_bad_writer_cannot_destroy_history():
     script = _minio_setup_script()
     assert 'mc version enable "local/$$L"' in script
     assert 'mc version enable "local/$$M"' in script
+
+
+# --- 8. a first deploy from the README: S3 endpoint, e-mail, specs folder, lifecycle ------------------------------
+
+
+def _conn(service: dict, key: str, env: dict[str, str]) -> dict:
+    """A service's connection as Airflow reads it once compose has filled the variables in."""
+    return json.loads(_interpolate(_environment(service)[key], env))
+
+
+def test_the_s3_endpoint_is_a_variable_defaulting_to_the_bundled_minio():
+    """Airflow's `agent_s3` (every service, both users) and minio-setup's alias reach S3_ENDPOINT_URL; no string of
+    the file names http://minio:9000 other than as that variable's default."""
+    services = _services()
+    own = {"S3_ENDPOINT_URL": "https://s3.example.com", "S3_REGION": "eu-west-1"}
+    for name, service in _airflow_services().items():
+        for env, endpoint, region in (
+            ({}, "http://minio:9000", "us-east-1"),
+            (own, own["S3_ENDPOINT_URL"], "eu-west-1"),
+        ):
+            extra = _conn(service, "AIRFLOW_CONN_AGENT_S3", {**_env_example(), **env})["extra"]
+            assert (extra["endpoint_url"], extra["region_name"]) == (endpoint, region), name
+    setup = services["minio-setup"]
+    assert _interpolate(_environment(setup)["S3_ENDPOINT_URL"], own) == own["S3_ENDPOINT_URL"]
+    assert 'mc alias set local "$$S3_ENDPOINT_URL"' in _minio_setup_script()
+    leftover = [
+        s for s in _strings(_compose()) if "minio:9000" in s.replace("${S3_ENDPOINT_URL:-http://minio:9000}", "")
+    ]
+    assert not leftover
+    assert _env_example()["S3_ENDPOINT_URL"] == "http://minio:9000"
+
+
+def test_notify_gets_the_smtp_connection_it_sends_through_and_the_base_url_its_links_use():
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    source = (REPO / "dags" / "retrain_agents.py").read_text()
+    assert 'conf.get("api", "base_url"' in source  # the link of the mail
+    assert "SmtpNotifier(" in source
+    assert "smtp_conn_id" not in source  # the default connection, with [email] email_conn_id unset
+    assert SmtpHook.default_conn_name == "smtp_default"
+    example = _env_example()
+    for name, service in _airflow_services().items():
+        env = _environment(service)
+        assert not [key for key in env if key.startswith("AIRFLOW__EMAIL__")], name
+        assert _interpolate(env["AIRFLOW__API__BASE_URL"], {}) == "http://localhost:8080"
+        assert _interpolate(env["AIRFLOW__API__BASE_URL"], {"AIRFLOW_BASE_URL": "https://af.example.com"}) == (
+            "https://af.example.com"
+        )
+        conn = _conn(service, "AIRFLOW_CONN_SMTP_DEFAULT", example)
+        assert conn["conn_type"] == "smtp"
+        assert (conn["host"], int(conn["port"])) == (example["SMTP_HOST"], int(example["SMTP_PORT"]))
+        assert (conn["login"], conn["password"]) == ("", "")  # no login unless .env gives one
+        # The hook reads the flags with bool(): they must be JSON booleans, never the text "false"
+        assert conn["extra"] == {"from_email": example["SMTP_FROM"], "disable_ssl": True, "disable_tls": False}
+        smtps = _conn(
+            service, "AIRFLOW_CONN_SMTP_DEFAULT", {**example, "SMTP_DISABLE_SSL": "false", "SMTP_PORT": "465"}
+        )
+        assert (smtps["extra"]["disable_ssl"], smtps["port"]) == (False, "465")
+    without_login = {k: v for k, v in example.items() if k != "SMTP_USER"}
+    with pytest.raises(KeyError, match="SMTP_USER"):  # compose refuses to start, naming the variable
+        _conn(_airflow_services()["airflow-worker"], "AIRFLOW_CONN_SMTP_DEFAULT", without_login)
+
+
+def test_specs_come_from_the_folder_agent_specs_dir_names(monkeypatch):
+    """Every container that reads specs (the DAG file in the dag-processor and workers, the Agent models page,
+    s3-access checking the credentials) reads the folder that AGENT_SPECS_DIR of .env mounts, read-only."""
+    from agent_retraining.spec import agents_dir
+
+    services = _services()
+    readers = {name: services[name] for name in (*_airflow_services(), "s3-access")}
+    for name, service in readers.items():
+        inside = _environment(service)["AGENT_SPECS_DIR"]
+        # source:target[:mode], the source a `${VAR:-default}` that holds a colon of its own
+        mounts = [
+            re.fullmatch(r"(?P<source>.+):(?P<target>/[^:]+)(?::(?P<mode>\w+))?", str(v)) for v in service["volumes"]
+        ]
+        sources = [m["source"] for m in mounts if m and m["target"] == inside and m["mode"] == "ro"]
+        assert len(sources) == 1, f"{name}: nothing mounted read-only at {inside}"
+        source = sources[0]
+        assert _interpolate(source, {}) == "./include/agents", name
+        assert _interpolate(source, {"AGENT_SPECS_DIR": "/srv/specs"}) == "/srv/specs", name
+    assert (REPO / _env_example()["AGENT_SPECS_DIR"] / "support-bot.yaml").is_file()
+    monkeypatch.setenv("AGENT_SPECS_DIR", "/opt/airflow/agents")
+    assert str(agents_dir()) == "/opt/airflow/agents"
+
+
+MC_STUB = """#!/bin/sh
+# mc as minio-setup calls it: every call logged; `admin user info` prints the log (so the attached policy shows);
+# `ilm rule import` keeps its stdin
+echo "$*" >> "$MC_LOG"
+case "$*" in
+  "admin user info"*) cat "$MC_LOG" ;;
+  "ilm rule import"*) cat > "$MC_IMPORTED" ;;
+esac
+"""
+
+
+def _run_minio_setup(tmp_path: Path, agents: str, **env: str) -> subprocess.CompletedProcess:
+    """minio-setup's script as its container runs it (compose's `$$` is `$`), against a stub `mc`."""
+    folder = tmp_path / "s3-access"
+    folder.mkdir()
+    (folder / "agents.txt").write_text(agents)
+    (folder / "retraining-pipeline.json").write_text("{}")
+    stub = tmp_path / "bin" / "mc"
+    stub.parent.mkdir()
+    stub.write_text(MC_STUB)
+    stub.chmod(0o755)
+    script = _interpolate(_minio_setup_script(), {}).replace("/s3-access/", f"{folder}/")
+    settings = {key: "x" for key in ("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "PIPELINE_ACCESS_KEY",
+                                     "PIPELINE_SECRET_KEY", "READER_ACCESS_KEY", "READER_SECRET_KEY")}  # fmt: skip
+    settings |= {"LOGS_BUCKET": "logs", "MODELS_BUCKET": "models", "ARTIFACTS_BUCKET": "artifacts",
+                 "S3_ENDPOINT_URL": "https://s3.example.com", "VALIDATED_DAYS_EXPIRE_DAYS": "90",
+                 "QUARANTINE_EXPIRE_DAYS": "30"}  # fmt: skip
+    settings |= {"PATH": f"{stub.parent}:/usr/bin:/bin", "MC_LOG": str(tmp_path / "mc.log"),
+                 "MC_IMPORTED": str(tmp_path / "lifecycle.json"), **env}  # fmt: skip
+    return subprocess.run(["/bin/sh", "-c", script], env=settings, capture_output=True, text=True, timeout=60)
+
+
+def test_minio_setup_expires_each_agents_validated_days_and_quarantine_and_nothing_else(tmp_path):
+    """The lifecycle minio-setup imports: one rule per agent and prefix, at the prefixes contract.py writes to,
+    replacing the bucket's configuration (a rerun adds no duplicate)."""
+    from agent_retraining.contract import quarantine_prefix, validated_days_prefix
+
+    done = _run_minio_setup(tmp_path, "support-bot ak1 sk1 agent-support-bot\nrouter ak2 sk2 agent-router\n")
+    assert done.returncode == 0, done.stderr
+    calls = (tmp_path / "mc.log").read_text().splitlines()
+    assert calls[0].startswith("alias set local https://s3.example.com ")
+    assert "ilm rule import local/artifacts" in calls
+    assert not [call for call in calls if call.startswith("ilm rule add")]
+    rules = json.loads((tmp_path / "lifecycle.json").read_text())["Rules"]
+    expiry = {rule["Filter"]["Prefix"]: rule["Expiration"]["Days"] for rule in rules}
+    assert expiry == {f"{agent}/{kind}/": days for agent in ("support-bot", "router")
+                      for kind, days in (("days", 90), ("quarantine", 30))}  # fmt: skip
+    assert len({rule["ID"] for rule in rules}) == 4
+    assert {rule["Status"] for rule in rules} == {"Enabled"}
+    day = date(2026, 3, 10)
+    assert validated_days_prefix("router", day).startswith("router/days/")
+    assert quarantine_prefix("router", day).startswith("router/quarantine/")
+    assert "in artifacts validated days expire after 90 days, quarantine after 30" in done.stdout
+
+
+@pytest.mark.parametrize("days", ["0", "", "30d", "-1", "007"])
+def test_minio_setup_refuses_an_expiry_that_is_not_whole_days(tmp_path, days):
+    done = _run_minio_setup(tmp_path, "support-bot ak1 sk1 agent-support-bot\n", QUARANTINE_EXPIRE_DAYS=days)
+    assert done.returncode == 1
+    assert f"must be whole days, 1 or more; got '{days}'" in done.stderr
+    assert not (tmp_path / "mc.log").exists()  # refused before anything changed
+
+
+def test_minio_setup_without_agents_imports_no_empty_lifecycle(tmp_path):
+    """`mc ilm rule import` refuses a configuration without rules: with no agent yet there is nothing to import."""
+    done = _run_minio_setup(tmp_path, "")
+    assert done.returncode == 0, done.stderr
+    assert "ilm rule import" not in (tmp_path / "mc.log").read_text()
+
+
+def test_docker_compose_accepts_the_file_with_the_example_settings(tmp_path):
+    """`docker compose config` where a Docker engine's compose plugin is installed (not on every machine)."""
+    if not shutil.which("docker") or subprocess.run(["docker", "compose", "version"], capture_output=True).returncode:
+        pytest.skip("no `docker compose` on this machine")
+    env_file = tmp_path / ".env"
+    env_file.write_text(ENV_EXAMPLE.read_text())
+    (tmp_path / "agent-credentials").write_text("")
+    done = subprocess.run(["docker", "compose", "--env-file", str(env_file), "-f", str(COMPOSE_FILE), "config", "-q"],
+                          cwd=REPO, capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr

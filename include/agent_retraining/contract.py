@@ -26,9 +26,10 @@ EVENT_FIELDS: dict[str, tuple[str, bool]] = {
     "reward": ("double", False),
 }
 SUCCESS_MARKER = "_SUCCESS"
-# The manifest's shape. A reader that meets a higher number does not guess: the agent's client keeps its current
-# model. A manifest without the field was written before it existed and is version 1.
-MANIFEST_SCHEMA_VERSION = 1
+# The manifest's shape (include/agent_retraining/serving/manifest.schema.json). A reader that meets a higher number
+# does not guess: the agent's client keeps its current model. A manifest without the field was written before it
+# existed and is version 1; version 2 added the ONNX export and the encoding to every model entry.
+MANIFEST_SCHEMA_VERSION = 2
 LATEST_RUN = "latest.json"  # in each day's runs folder: which run of the day finished last
 CONTEXT_PREFIX = "ctx_"
 

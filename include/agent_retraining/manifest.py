@@ -31,8 +31,8 @@ MANIFEST_METRICS = ("roc_auc", "log_loss_skill", "brier_skill", "log_loss", "bri
                     "policy_value", "policy_value_ci", "policy_matched_rows")  # fmt: skip
 # What a manifest entry needs so that the agent (or a rollback) can use the model on its own.
 MODEL_FIELDS = (
-    "version", "framework", "artifact_key", "artifact_uri", "sha256", "params", "encoding_id", "metrics",
-    "trained_on", "run_id", "reason", "deployed_at", "deployed_by", "previous_version", "rolled_back_by",
+    "version", "framework", "artifact_key", "artifact_uri", "sha256", "params", "encoding_id", "encoding", "onnx",
+    "metrics", "trained_on", "run_id", "reason", "deployed_at", "deployed_by", "previous_version", "rolled_back_by",
 )  # fmt: skip
 
 

@@ -66,6 +66,15 @@ class WindowVerdict(TypedDict):
 
 
 @with_config(_OPEN)
+class PortableArtifact(TypedDict):
+    """A model's ONNX export: where it is and its sha256 (docs/serving-contract.md)."""
+
+    key: str
+    sha256: str
+    size: NotRequired[int]
+
+
+@with_config(_OPEN)
 class TrainedCandidate(TypedDict):
     """A candidate's metadata as `train` wrote it: what `deploy` publishes and the manifest then names."""
 
@@ -76,6 +85,8 @@ class TrainedCandidate(TypedDict):
     sha256: str
     encoding_id: str
     trained_on: Interval
+    onnx: NotRequired[PortableArtifact]  # runs before portable models have none, and are not deployable
+    encoding: NotRequired[dict[str, Any]]
 
 
 @with_config(_OPEN)
@@ -142,6 +153,8 @@ class ModelEntry(TypedDict):
     params: dict[str, Any]
     encoding_id: str
     trained_on: Interval
+    onnx: NotRequired[PortableArtifact]  # schema_version 2 on; the JSON Schema requires them in what is written
+    encoding: NotRequired[dict[str, Any]]
     metrics: NotRequired[dict[str, Any]]
     run_id: NotRequired[str | None]
     reason: NotRequired[str | None]
@@ -159,7 +172,8 @@ class PastModel(TypedDict):
 
 @with_config(_OPEN)
 class Manifest(ModelEntry):
-    """manifest.json: the live model, with its history and a canary slot (schema_version 1; none: before it)."""
+    """manifest.json: the live model, with its history and a canary slot (schema_version 2; older ones are read, for
+    the pipeline to judge against and replace; what is written also passes serving/manifest.schema.json)."""
 
     schema_version: NotRequired[int]
     history: NotRequired[list[PastModel]]

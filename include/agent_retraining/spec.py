@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
+from agent_retraining import spec_yaml
 from agent_retraining.contract import AGENT_ID_PATTERN
 from agent_retraining.models.candidates import CANDIDATE_NAMES, candidate
 
@@ -376,7 +377,8 @@ def parse_spec(text: str, source: str) -> AgentSpec:
     try:
         spec = AgentSpec.model_validate(raw)
     except ValidationError as exc:
-        raise SpecError(f"{source}: {describe(exc)}") from exc
+        traps = spec_yaml.explain(text, exc.errors())  # `NO` read as false, `on:` as True: the cause, and the fix
+        raise SpecError(f"{source}: {describe(exc)}" + "".join(f"; {trap}" for trap in traps)) from exc
     return spec
 
 

@@ -79,7 +79,7 @@ def true_values(spec, world, agent: AgentModelClient) -> dict[str, float]:
     contexts, signals = evaluation_contexts(world, 5000, SEED)
     values = {}
     for arm, model in (("champion", agent.live), ("canary", agent.canary)):
-        probe = AgentModelClient(spec, agent.s3, agent.models_bucket, agent.exploration)
+        probe = AgentModelClient(spec.agent_id, agent.s3, agent.models_bucket, agent.exploration)
         probe.live = model
         values[arm] = policy_value(world, signals, probe.serve(contexts, ["key"] * len(contexts))[0])
     return values
@@ -112,7 +112,7 @@ def test_a_truly_better_model_is_canaried_and_promoted(install, s3, buckets, sup
     install(spec)
     shift = scenario("sudden_shift", spec, seed=SEED, days=2)  # the world of day 0, then shifted from day 1 on
     champion, days = first_model(s3, buckets, spec, shift.world(0))
-    agent = AgentModelClient(spec, s3, buckets.models, EXPLORATION)
+    agent = AgentModelClient(spec.agent_id, s3, buckets.models, EXPLORATION)
     shifted = [days[-1] + timedelta(days=n + 1) for n in range(spec.training.window_days)]
     for day in shifted:
         act_for_a_day(s3, buckets, spec, shift.world(1), day, agent)
@@ -172,7 +172,7 @@ def test_a_model_trained_on_shuffled_rewards_passes_offline_and_is_aborted_live(
     install(spec)
     world = scenario("stationary", spec, seed=SEED, days=2).world(0)
     champion, days = first_model(s3, buckets, spec, world)
-    agent = AgentModelClient(spec, s3, buckets.models, EXPLORATION)
+    agent = AgentModelClient(spec.agent_id, s3, buckets.models, EXPLORATION)
     broken = [days[-1] + timedelta(days=n + 1) for n in range(spec.training.window_days)]
     for day in broken:
         act_for_a_day(s3, buckets, spec, world, day, agent, shuffle_rewards=True)
@@ -222,7 +222,7 @@ def test_promote_and_abort_from_the_trigger_form_are_recorded(install, s3, bucke
     assert task_states(no_reason)["judge"] == "failed"
     assert read_manifest(s3, buckets, spec.agent_id)[1] == etag
 
-    agent = AgentModelClient(spec, s3, buckets.models)
+    agent = AgentModelClient(spec.agent_id, s3, buckets.models)
     agent.poll()
     write_day(s3, buckets.logs, spec, day, day_table(World.for_spec(spec, 0), day, 600, SEED, agent))
     waited = canary_run(spec, day)  # no operator, too few events yet: keep waiting

@@ -19,7 +19,9 @@ from agent_retraining.dev.simulate import simulate
 from agent_retraining.evaluate.decide import evaluate_and_decide
 from agent_retraining.manifest import judged_against, read_manifest
 from agent_retraining.models.artifacts import fetch_verified
-from agent_retraining.models.features import build_split, context_columns, feature_columns
+from agent_retraining.models.candidates import CANDIDATES
+from agent_retraining.models.encoding import context_columns, encoding_of
+from agent_retraining.models.features import build_split, feature_columns
 from agent_retraining.models.training import train_candidate
 from agent_retraining.release.deploy import deploy
 from agent_retraining.storage import put_bytes, read_parquet, write_json, write_parquet
@@ -29,7 +31,7 @@ from tests.conftest import spec_variant, validate_window
 DAY = date(2026, 4, 5)
 # Every agent id this module evaluates as: each is a run of judge-bot's window, so each run folder gets its verdict.
 EVALUATED_AS = ("judge-cold", "judge-up", "judge-down", "judge-policy", "judge-slice", "judge-repeat",
-                "judge-backfill", "judge-thin")  # fmt: skip
+                "judge-backfill", "judge-thin", "judge-portable")  # fmt: skip
 
 
 def _run_dir(agent_id: str) -> str:
@@ -125,9 +127,10 @@ def test_a_truly_worse_challenger_is_refused_with_the_rules_named(judged, s3, bu
     assert "no_regression_roc_auc" in decision["reason"]
 
 
-def _edited_logistic_regression(judged, s3, buckets, label: str, edit) -> dict:
-    """The true-reward logistic regression with `edit` applied to its coefficients, stored as a candidate artifact."""
-    trained = next(c for c in judged[3]["true"] if c["candidate"] == "logistic_regression")
+def _edited_logistic_regression(judged, s3, buckets, label: str, edit, export: bool = True) -> dict:
+    """The true-reward logistic regression with `edit` applied to its coefficients, stored as a candidate artifact
+    with its ONNX export (or, without `export`, still naming the unedited model's)."""
+    spec, trained = judged[0], next(c for c in judged[3]["true"] if c["candidate"] == "logistic_regression")
     state = json.loads(fetch_verified(s3, buckets.artifacts, trained["artifact_key"], trained["sha256"]))
     coefficients = np.array(state["coef"][0])
     edit(coefficients)
@@ -135,7 +138,36 @@ def _edited_logistic_regression(judged, s3, buckets, label: str, edit) -> dict:
     artifact = json.dumps(state).encode()
     key = f"judge-bot/edited/{label}/model.json"
     put_bytes(s3, buckets.artifacts, key, artifact)
-    return {**trained, "artifact_key": key, "sha256": hashlib.sha256(artifact).hexdigest(), "size": len(artifact)}
+    edited = {**trained, "artifact_key": key, "sha256": hashlib.sha256(artifact).hexdigest(), "size": len(artifact)}
+    if export:
+        portable = CANDIDATES["logistic_regression"].to_onnx(artifact, trained["params"], len(feature_columns(spec)))
+        put_bytes(s3, buckets.artifacts, key + ".onnx", portable)
+        edited["onnx"] = {"key": key + ".onnx", "sha256": hashlib.sha256(portable).hexdigest()}
+    return edited
+
+
+def test_a_model_whose_onnx_export_scores_differently_is_not_deployable(judged, s3, buckets):
+    """Agents outside Python serve the export: a candidate whose export is not the model the gate judged (here the
+    export of its coefficients before an edit) fails `portable` and is never deployed, however good it is."""
+
+    def nudge(coefficients):
+        coefficients[:3] += 0.5
+
+    spec, window, holdout_key, _ = judged
+    stale = _edited_logistic_regression(judged, s3, buckets, "stale-export", nudge, export=False)
+    decision = evaluate_and_decide(s3, buckets, spec_variant(spec, agent_id="judge-portable"), window, holdout_key,
+                                   [stale], _run_dir("judge-portable"))  # fmt: skip
+    portable = next(r for r in decision["rules"] if r["rule"] == "portable")
+    assert not portable["passed"]
+    assert portable["max_difference"] > 1e-3
+    assert not decision["deploy"]
+    assert "portable (ONNX export vs native" in decision["reason"]
+    fresh = _edited_logistic_regression(judged, s3, buckets, "fresh-export", nudge)
+    decision = evaluate_and_decide(s3, buckets, spec_variant(spec, agent_id="judge-portable"), window, holdout_key,
+                                   [fresh], _run_dir("judge-portable"))  # fmt: skip
+    portable = next(r for r in decision["rules"] if r["rule"] == "portable")
+    assert portable["passed"]
+    assert portable["max_difference"] <= 1e-5
 
 
 def test_a_challenger_better_on_auc_but_worse_on_policy_value_is_refused(judged, s3, buckets):
@@ -152,7 +184,7 @@ def test_a_challenger_better_on_auc_but_worse_on_policy_value_is_refused(judged,
     spec, window, holdout_key, _ = judged
     logged = read_parquet(s3, buckets.artifacts, holdout_key).column("action").to_pylist()
     rarest = min(spec.actions, key=logged.count)
-    context_terms = len(context_columns(spec))  # the matrix starts with the context block, then the action columns
+    context_terms = len(context_columns(encoding_of(spec)))  # the matrix starts with the context block
     rarest_column = feature_columns(spec).index(f"action={rarest}")
 
     def flip_context_terms(coefficients):

@@ -5,7 +5,7 @@ import pytest
 from agent_retraining.manifest import read_manifest
 from agent_retraining.release.deploy import deploy
 from tests.conftest import load_dag_file
-from tests.include.test_manifest import _decision
+from tests.include.test_manifest import _decision, an_encoding
 
 AGENT = "support-bot"  # the rollback form offers the agents of include/agents/
 
@@ -18,9 +18,9 @@ def rollback_dag(airflow_db):
 @pytest.fixture(scope="module")
 def versions(s3, buckets, support_bot):
     """Three deployed versions: one of an older feature encoding, then two of the spec's current one."""
-    from agent_retraining.models.features import encoding_id
+    from agent_retraining.models.encoding import encoding_of
 
-    encodings = ("old-encoding", encoding_id(support_bot), encoding_id(support_bot))
+    encodings = ("old-encoding", encoding_of(support_bot), encoding_of(support_bot))
     return [
         deploy(s3, buckets, AGENT, _decision(s3, buckets, AGENT, name, f"2026-07-0{i}", encoding=enc), f"run-{i}")[
             "version"
@@ -47,7 +47,10 @@ def test_rollback_dag_refuses_a_model_the_agent_could_not_load(rollback_dag, ver
     dag_run = rollback_dag.test(run_conf={"agent_id": AGENT, "target": "previous", "reason": "one more step back"})
     assert dag_run.state == "failed"
     output = capfd.readouterr()
-    assert f"refusing to roll back to {versions[0]}: it was trained for feature encoding old-encoding" in (
+    from agent_retraining.models.encoding import fingerprint
+
+    old = fingerprint(an_encoding("old-encoding"))
+    assert f"refusing to roll back to {versions[0]}: it was trained for feature encoding {old}" in (
         output.out + output.err
     )
     assert read_manifest(s3, buckets, AGENT)[1] == etag

@@ -126,6 +126,39 @@ def test_abort_empties_the_slot_and_leaves_the_champion(s3, buckets):
         promote_canary(s3, buckets, agent, judged, "too late", "promote-2")
 
 
+def _from_before_portable_models(s3, buckets, agent: str) -> dict:
+    """`_with_canary`'s manifest as the previous release wrote it: schema_version 1, no ONNX, no encoding."""
+    import json
+
+    from agent_retraining.contract import manifest_key
+    from agent_retraining.storage import put_if_match
+
+    judged = _with_canary(s3, buckets, agent)
+    live, etag = read_manifest(s3, buckets, agent)
+    old = {k: v for k, v in live.items() if k not in ("onnx", "encoding")}
+    old["canary"] = {k: v for k, v in live["canary"].items() if k not in ("onnx", "encoding")}
+    old["history"], old["schema_version"] = [], 1
+    put_if_match(s3, buckets.models, manifest_key(agent), json.dumps(old).encode(), etag)
+    return judged
+
+
+@pytest.mark.parametrize("ending", ["abort", "promote"])
+def test_a_canary_started_before_portable_models_can_still_end_after_the_upgrade(s3, buckets, ending):
+    """Without this the nightly runs (which leave a running canary alone) and the canary DAG would deadlock after an
+    upgrade: the manifest stays version 1, which the old clients still serve, until a new model is deployed."""
+    agent = f"canary-upgrade-{ending}"
+    judged = _from_before_portable_models(s3, buckets, agent)
+    if ending == "abort":
+        abort_canary(s3, buckets, agent, judged, "worse live", "abort-1")
+    else:
+        promote_canary(s3, buckets, agent, judged, "better live", "promote-1")
+    live, _ = read_manifest(s3, buckets, agent)
+    assert live["canary"] is None
+    assert live["version"] == judged["champion" if ending == "abort" else "canary"]
+    assert live["schema_version"] == 1
+    assert "onnx" not in live
+
+
 def test_a_rollback_clears_the_canary_and_a_verdict_on_it_no_longer_holds(s3, buckets):
     agent = "canary-rollback"
     deploy(s3, buckets, agent, _decision(s3, buckets, agent, "logistic_regression", "2026-02-28"), "run-0")

@@ -14,6 +14,7 @@ from agent_retraining.datagate.reading import parse_log_object
 from agent_retraining.dev.simulate import World, day_events, simulate
 from agent_retraining.manifest import judged_against, read_manifest
 from agent_retraining.models.candidates import CANDIDATES
+from agent_retraining.models.encoding import encoding_of
 from agent_retraining.models.features import encode, encoding_id
 from agent_retraining.models.training import fit, hyperparameters
 from agent_retraining.release.deploy import deploy
@@ -30,11 +31,14 @@ def _deploy_model(s3, buckets, spec, name: str, last_day: str, seed: int, canary
     table = parse_log_object("x.jsonl", "".join(json.dumps(e) + "\n" for e in events).encode(), spec, DAY).table
     matrix, labels = encode(spec, table)
     artifact, params = fit(name, matrix, labels, seed, hyperparameters(spec, name))
+    portable = CANDIDATES[name].to_onnx(artifact, params, matrix.shape[1])
     key = f"{spec.agent_id}/candidates/{name}-{seed}"
     put_bytes(s3, buckets.artifacts, key, artifact)
+    put_bytes(s3, buckets.artifacts, key + ".onnx", portable)
     winner = {
         "candidate": name, "framework": CANDIDATES[name].framework, "params": params, "artifact_key": key,
         "sha256": hashlib.sha256(artifact).hexdigest(), "encoding_id": encoding_id(spec),
+        "encoding": encoding_of(spec), "onnx": {"key": key + ".onnx", "sha256": hashlib.sha256(portable).hexdigest()},
         "trained_on": {"first": last_day, "last": last_day},
     }  # fmt: skip
     judged = judged_against(*read_manifest(s3, buckets, spec.agent_id))
@@ -55,7 +59,7 @@ def _contexts(spec, rows=5):
 
 
 def test_before_any_deploy_there_is_no_model(agent_spec, s3, buckets):
-    client = AgentModelClient(agent_spec, s3, buckets.models)
+    client = AgentModelClient(agent_spec.agent_id, s3, buckets.models)
     assert client.poll() is False
     assert "NoSuchKey" in client.last_error
     with pytest.raises(NoModel):
@@ -64,7 +68,7 @@ def test_before_any_deploy_there_is_no_model(agent_spec, s3, buckets):
 
 def test_serves_the_live_model_and_picks_up_a_new_one_on_the_next_poll(agent_spec, s3, buckets):
     first = _deploy_model(s3, buckets, agent_spec, "logistic_regression", "2026-06-01", 1)
-    client = AgentModelClient(agent_spec, s3, buckets.models, exploration=0.2)
+    client = AgentModelClient(agent_spec.agent_id, s3, buckets.models, exploration=0.2)
     assert client.poll()
     assert client.version == first
     assert client.poll() is False  # same ETag: nothing to reload
@@ -84,7 +88,7 @@ def test_serves_the_live_model_and_picks_up_a_new_one_on_the_next_poll(agent_spe
 
 def test_keeps_serving_through_an_s3_outage(agent_spec, s3, buckets):
     version = _deploy_model(s3, buckets, agent_spec, "logistic_regression", "2026-06-01", 1)
-    client = AgentModelClient(agent_spec, s3, buckets.models)
+    client = AgentModelClient(agent_spec.agent_id, s3, buckets.models)
     client.poll()
     before = client.scores(_contexts(agent_spec))
     client.s3 = boto3.client(  # nothing listens there: connection refused, as when S3 is down
@@ -99,11 +103,11 @@ def test_keeps_serving_through_an_s3_outage(agent_spec, s3, buckets):
 
 def test_keeps_serving_when_the_new_artifact_is_corrupted(agent_spec, s3, buckets):
     version = _deploy_model(s3, buckets, agent_spec, "logistic_regression", "2026-06-01", 1)
-    client = AgentModelClient(agent_spec, s3, buckets.models)
+    client = AgentModelClient(agent_spec.agent_id, s3, buckets.models)
     client.poll()
     newer = _deploy_model(s3, buckets, agent_spec, "lightgbm", "2026-06-02", 2)
     manifest, _ = read_manifest(s3, buckets, agent_spec.agent_id)
-    put_bytes(s3, buckets.models, manifest["artifact_key"], b"tree\nbut not really")
+    put_bytes(s3, buckets.models, manifest["onnx"]["key"], b"tree\nbut not really")
     assert client.poll() is False
     assert "has sha256" in client.last_error
     assert client.version == version
@@ -112,7 +116,7 @@ def test_keeps_serving_when_the_new_artifact_is_corrupted(agent_spec, s3, bucket
 
 def test_simulated_logs_carry_the_deployed_model_version(agent_spec, s3, buckets):
     version = _deploy_model(s3, buckets, agent_spec, "logistic_regression", "2026-06-01", 1)
-    client = AgentModelClient(agent_spec, s3, buckets.models)
+    client = AgentModelClient(agent_spec.agent_id, s3, buckets.models)
     simulate(s3, buckets.logs, agent_spec, DAY, 1, events_per_day=200, seed=4, agent=client)
     keys = [
         o["key"] for o in list_keys(s3, buckets.logs, day_prefix(agent_spec.agent_id, DAY)) if o["key"].endswith(".gz")
@@ -128,7 +132,7 @@ def test_simulated_logs_carry_the_deployed_model_version(agent_spec, s3, buckets
 def test_a_canary_serves_a_stable_share_of_sessions_and_every_event_names_its_model(agent_spec, s3, buckets):
     champion = _deploy_model(s3, buckets, agent_spec, "logistic_regression", "2026-06-01", 1)
     canary = _deploy_model(s3, buckets, agent_spec, "lightgbm", "2026-06-02", 2, canary_share=0.25)
-    client = AgentModelClient(agent_spec, s3, buckets.models)
+    client = AgentModelClient(agent_spec.agent_id, s3, buckets.models)
     assert client.poll()
     assert (client.version, client.canary.version, client.canary_share) == (champion, canary, 0.25)
     contexts, sessions = _contexts(agent_spec, 2000), [f"session-{n // 2}" for n in range(2000)]
@@ -139,7 +143,7 @@ def test_a_canary_serves_a_stable_share_of_sessions_and_every_event_names_its_mo
     assert abs(versions.count(canary) / 2000 - 0.25) < 4 * np.sqrt(0.25 * 0.75 / 1000)  # 1000 sessions
     served = np.array(versions) == canary
     # each arm acts greedily on its own model: the canary's rows follow the canary's scores
-    only_canary = AgentModelClient(agent_spec, s3, buckets.models)
+    only_canary = AgentModelClient(agent_spec.agent_id, s3, buckets.models)
     only_canary.live = client.canary
     expected = only_canary.serve([c for c, x in zip(contexts, served, strict=True) if x], ["k"] * int(served.sum()))[0]
     assert np.allclose(probabilities[served], expected)
@@ -151,9 +155,9 @@ def test_a_canary_whose_artifact_fails_its_checksum_is_never_served(agent_spec, 
     champion = _deploy_model(s3, buckets, agent_spec, "logistic_regression", "2026-06-01", 1)
     canary = _deploy_model(s3, buckets, agent_spec, "lightgbm", "2026-06-02", 2, canary_share=0.5)
     manifest, _ = read_manifest(s3, buckets, agent_spec.agent_id)
-    good, _ = get_bytes(s3, buckets.models, manifest["canary"]["artifact_key"])
-    put_bytes(s3, buckets.models, manifest["canary"]["artifact_key"], b"tree\nbut not really")
-    client = AgentModelClient(agent_spec, s3, buckets.models)
+    good, _ = get_bytes(s3, buckets.models, manifest["canary"]["onnx"]["key"])
+    put_bytes(s3, buckets.models, manifest["canary"]["onnx"]["key"], b"tree\nbut not really")
+    client = AgentModelClient(agent_spec.agent_id, s3, buckets.models)
     client.poll()
     assert client.version == champion
     assert client.canary is None
@@ -162,7 +166,7 @@ def test_a_canary_whose_artifact_fails_its_checksum_is_never_served(agent_spec, 
     _, versions = client.serve(_contexts(agent_spec, 200), [f"s{n}" for n in range(200)])
     assert set(versions) == {champion}
     # a bad artifact is not fetched again at every poll: only a change of the manifest tries it again
-    put_bytes(s3, buckets.models, manifest["canary"]["artifact_key"], good)
+    put_bytes(s3, buckets.models, manifest["canary"]["onnx"]["key"], good)
     assert client.poll() is False
     assert client.canary is None
     rewritten, etag = read_manifest(s3, buckets, agent_spec.agent_id)
@@ -174,15 +178,11 @@ def test_a_canary_whose_artifact_fails_its_checksum_is_never_served(agent_spec, 
 @pytest.mark.parametrize(
     ("change", "why"),
     [
-        (lambda m: m.update(schema_version=2), "manifest schema_version 2: this client reads up to 1"),
-        (lambda m: m.update(schema_version="1"), "manifest schema_version '1'"),
-        (lambda m: m["canary"].pop("share"), "the canary's share is None, not a number in [0, 1]"),
-        (lambda m: m["canary"].update(share="0.1"), "the canary's share is '0.1'"),
-        (lambda m: m["canary"].update(share=5.0), "the canary's share is 5.0"),
-        (lambda m: m["canary"].update(share=True), "the canary's share is True"),
-        (lambda m: m["canary"].update(version=None), "the canary entry's version is None, not text"),
-        (lambda m: m.update(canary=[1, 2]), "the canary entry is list, not an object"),
-        (lambda m: m.update(sha256=7), "the live entry's sha256 is 7, not text"),
+        (lambda m: m.update(schema_version=3), "manifest schema_version 3: this client reads up to 2"),
+        (lambda m: m.pop("schema_version"), "manifest schema_version 1 was written before portable models"),
+        (lambda m: m["canary"].update(share="0.1"), "canary.share: '0.1' is not of type 'number'"),
+        (lambda m: m.update(sha256=7), "sha256: 7 is not of type 'string'"),
+        (lambda m: m.pop("onnx"), "the manifest: 'onnx' is a required property"),
     ],
 )
 def test_a_manifest_the_client_cannot_fully_understand_leaves_the_current_model_serving(agent_spec, s3, buckets,
@@ -190,11 +190,11 @@ def test_a_manifest_the_client_cannot_fully_understand_leaves_the_current_model_
     agent_spec = spec_variant(agent_spec, agent_id=f"client-manifest-{hashlib.sha256(why.encode()).hexdigest()[:8]}")
     live = _deploy_model(s3, buckets, agent_spec, "logistic_regression", "2026-06-01", 1)
     _deploy_model(s3, buckets, agent_spec, "lightgbm", "2026-06-02", 2, canary_share=0.3)
-    client = AgentModelClient(agent_spec, s3, buckets.models)
+    client = AgentModelClient(agent_spec.agent_id, s3, buckets.models)
     assert client.poll()
     assert client.canary is not None
     manifest, etag = read_manifest(s3, buckets, agent_spec.agent_id)
-    assert manifest["schema_version"] == 1
+    assert manifest["schema_version"] == 2
     change(manifest)
     put_if_match(s3, buckets.models, manifest_key(agent_spec.agent_id), json.dumps(manifest).encode(), etag)
     assert client.poll() is False
@@ -204,13 +204,3 @@ def test_a_manifest_the_client_cannot_fully_understand_leaves_the_current_model_
     assert np.allclose(probabilities.sum(axis=1), 1.0)
     assert set(versions) <= {live, client.canary.version}  # what served before still serves
     assert client.poll() is False  # the same bad manifest is not acted on again
-
-
-def test_a_manifest_written_before_schema_versions_is_read_as_version_one(agent_spec, s3, buckets):
-    live = _deploy_model(s3, buckets, agent_spec, "logistic_regression", "2026-06-01", 1)
-    manifest, etag = read_manifest(s3, buckets, agent_spec.agent_id)
-    del manifest["schema_version"]
-    put_if_match(s3, buckets.models, manifest_key(agent_spec.agent_id), json.dumps(manifest).encode(), etag)
-    client = AgentModelClient(agent_spec, s3, buckets.models)
-    assert client.poll()
-    assert (client.version, client.last_error) == (live, None)

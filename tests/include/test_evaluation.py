@@ -231,6 +231,14 @@ def test_the_champion_is_only_left_out_for_a_first_deploy_or_a_new_encoding(supp
     model, note = champion_model(support_bot, {**live, "encoding_id": "other"}, lost, RUN)
     assert model is None
     assert "another feature encoding" in note
+    # the same columns, another range: every scaled value would move, so it is another encoding too
+    from agent_retraining.models.encoding import encoding_of
+
+    moved = encoding_of(support_bot)
+    next(f for f in moved["context"] if f["type"] == "int")["max"] += 1
+    model, note = champion_model(support_bot, {**live, "encoding": moved}, lost, RUN)
+    assert model is None
+    assert "another feature encoding" in note
     with pytest.raises(ChampionUnavailable, match="model.txt is missing .* judge_without_champion=true"):
         champion_model(support_bot, live, lost, RUN)
     with pytest.raises(ChampionUnavailable):  # the override is for an operator's manual run, not the schedule

@@ -50,6 +50,27 @@ def test_each_candidate_learns_and_round_trips_through_its_safe_format(support_b
     assert fit(name, matrix, labels, 3, hyperparameters(support_bot, name))[0] == artifact  # same bytes on a re-run
 
 
+@pytest.mark.parametrize("name", list(CANDIDATES))
+def test_each_candidates_onnx_export_scores_what_the_native_model_scores_on_a_holdout(support_bot, name):
+    """Agents outside Python serve the export: on rows it was not trained on, every action's score must be the
+    native model's within the serving contract's tolerance, and the same artifact must give the same file."""
+    from agent_retraining.models.encoding import action_scores
+    from agent_retraining.models.features import encode_context
+    from agent_retraining.serving.portable_model import TOLERANCE, PortableModel
+
+    tables = _table(support_bot, days=4, rows=400)
+    train, holdout = tables.slice(0, 1200), tables.slice(1200)
+    matrix, labels = encode(support_bot, train)
+    artifact, params = fit(name, matrix, labels, 3, hyperparameters(support_bot, name))
+    exported = CANDIDATES[name].to_onnx(artifact, params, matrix.shape[1])
+    assert CANDIDATES[name].to_onnx(artifact, params, matrix.shape[1]) == exported
+    native, portable = load(CANDIDATES[name].framework, artifact, params), PortableModel(exported)
+    context = encode_context(support_bot, holdout)
+    native_scores, onnx_scores = action_scores(context, len(support_bot.actions), [native, portable])
+    assert native_scores.std() > 0.01  # a real model, not a constant
+    assert np.abs(onnx_scores - native_scores).max() <= TOLERANCE
+
+
 def test_a_pickled_torch_artifact_is_not_loaded(support_bot):
     import io
     import pickle
@@ -138,7 +159,7 @@ def test_a_refused_past_day_is_left_out_of_the_split_and_named(support_bot, s3, 
 
 def test_scores_are_the_same_whatever_the_block_of_rows_scored_at_once(support_bot, monkeypatch):
     """Evaluation scores big holdouts a block of rows at a time to bound memory; blocks must not change a score."""
-    from agent_retraining.models import training
+    from agent_retraining.models import encoding
     from agent_retraining.models.features import encode_context
 
     table = _table(support_bot, days=1, rows=101)
@@ -147,8 +168,9 @@ def test_scores_are_the_same_whatever_the_block_of_rows_scored_at_once(support_b
     artifact, params = fit(name, matrix, labels, 3, hyperparameters(support_bot, name))
     model = load(CANDIDATES[name].framework, artifact, params)
     context = encode_context(support_bot, table)
-    whole = training.action_scores(support_bot, context, [model])[0]
-    monkeypatch.setattr(training, "SCORE_BLOCK_ROWS", 7)  # 101 rows: 14 full blocks and a short one
-    blocked = training.action_scores(support_bot, context, [model])[0]
+    actions = len(support_bot.actions)
+    whole = encoding.action_scores(context, actions, [model])[0]
+    monkeypatch.setattr(encoding, "SCORE_BLOCK_ROWS", 7)  # 101 rows: 14 full blocks and a short one
+    blocked = encoding.action_scores(context, actions, [model])[0]
     assert np.allclose(blocked, whole, rtol=0, atol=1e-6)  # the same up to float32 summation order
     assert whole.shape == (101, len(support_bot.actions))

@@ -6,6 +6,7 @@ import pytest
 from agent_retraining.contract import manifest_key
 from agent_retraining.manifest import history, judged_against, read_manifest
 from agent_retraining.models.artifacts import ArtifactError, fetch_verified
+from agent_retraining.models.encoding import fingerprint
 from agent_retraining.release.deploy import (
     DeployRefused,
     LiveModelChanged,
@@ -27,18 +28,29 @@ from agent_retraining.storage import (
 )
 
 
+def an_encoding(name: str) -> dict:
+    """A feature encoding of its own: the manifest carries it, and its fingerprint is the entry's encoding_id."""
+    return {"context": [], "actions": [name]}
+
+
 def _decision(s3, buckets, agent_id, name, last_day, body=None, encoding="e"):
-    """A decision that says deploy `name`, judged against the manifest as it is now (as `evaluate` records it)."""
+    """A decision that says deploy `name` (of encoding `an_encoding(encoding)`), judged against the manifest as it
+    is now (as `evaluate` records it)."""
     body = body or f"model {name} {last_day}".encode()
     key = f"{agent_id}/runs/dt={last_day}/candidates/{name}/model.txt"
     put_bytes(s3, buckets.artifacts, key, body)
+    portable = b"onnx of " + body  # the manifest names and pins it; nothing here loads it
+    put_bytes(s3, buckets.artifacts, key + ".onnx", portable)
+    described = encoding if isinstance(encoding, dict) else an_encoding(encoding)
     winner = {
         "candidate": name,
         "framework": "lightgbm",
         "params": {},
         "artifact_key": key,
         "sha256": hashlib.sha256(body).hexdigest(),
-        "encoding_id": encoding,
+        "encoding_id": fingerprint(described),
+        "encoding": described,
+        "onnx": {"key": key + ".onnx", "sha256": hashlib.sha256(portable).hexdigest()},
         "trained_on": {"first": "2026-01-01", "last": last_day},
     }
     judged = judged_against(*read_manifest(s3, buckets, agent_id))
@@ -205,7 +217,7 @@ def test_a_deploy_killed_between_artifact_and_manifest_leaves_the_old_manifest(s
 
     assert read_manifest(s3, buckets, "kill-bot")[1] == etag_before
     orphan = [o["key"] for o in list_keys(s3, buckets.models, "kill-bot/models/") if "torch_mlp" in o["key"]]
-    assert len(orphan) == 1  # the artifact was written, but nothing points at it
+    assert len(orphan) == 2  # the artifact and its ONNX export were written, but nothing points at them
     result = deploy(s3, buckets, "kill-bot", decision, "run-2-retry")
     assert result["deployed"]
     assert result["previous_version"] == manifest_before["version"]
@@ -258,8 +270,10 @@ def test_rollback_refuses_a_model_of_another_feature_encoding(s3, buckets):
     deploy(s3, buckets, agent, _decision(s3, buckets, agent, "lightgbm", "2026-03-01", encoding="old"), "run-1")
     deploy(s3, buckets, agent, _decision(s3, buckets, agent, "torch_mlp", "2026-03-02", encoding="new"), "run-2")
     _, etag = read_manifest(s3, buckets, agent)
-    with pytest.raises(RollbackRefused, match="trained for feature encoding old, the agent's spec now encodes new"):
-        rollback(s3, buckets, agent, "previous", "try", "rb-1", encoding_id="new")
+    old, new = fingerprint(an_encoding("old")), fingerprint(an_encoding("new"))
+    refused = f"trained for feature encoding {old}, the agent's spec now encodes {new}"
+    with pytest.raises(RollbackRefused, match=refused):
+        rollback(s3, buckets, agent, "previous", "try", "rb-1", encoding_id=new)
     assert read_manifest(s3, buckets, agent)[1] == etag
 
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 INCLUDE = Path(__file__).resolve().parents[2] / "include"
 PACKAGE = INCLUDE / "agent_retraining"
-# The DAG's order: the data gate, then features and training, evaluation, release; the agent's client reads what
-# release writes; views read every stage's records; dev tools may use anything.
-RANK = {"core": 0, "datagate": 1, "models": 2, "evaluate": 3, "serving": 4, "release": 5, "views": 6, "dev": 7}
+# The DAG's order: the data gate, then features and training; what the agent runs (serving: the ONNX loader and the
+# client, which reads what release writes) comes before evaluation, which checks the agent's runtime scores what
+# the gate judged; then release; views read every stage's records; dev tools may use anything.
+RANK = {"core": 0, "datagate": 1, "models": 2, "serving": 3, "evaluate": 4, "release": 5, "views": 6, "dev": 7}
 
 
 def _stage(module: str) -> str:
@@ -46,10 +47,17 @@ def test_every_stage_is_a_package_named_after_the_dag():
     assert {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()} == set(RANK) - {"core"}
 
 
-def test_the_agent_side_imports_no_airflow_no_great_expectations_and_no_dev_tool():
+def test_the_agent_side_imports_no_airflow_no_great_expectations_no_training_library_and_no_dev_tool():
+    """Loading and scoring a model from its ONNX export, in a fresh interpreter, pulls in none of them."""
     code = (
-        "import json, sys; import agent_retraining.serving.client; "
-        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('airflow', 'great_expectations') "
+        "import json, sys; import numpy as np; from agent_retraining.serving.client import ServingModel; "
+        "from agent_retraining.serving.portable_model import PortableModel; "
+        "from agent_retraining.serving.conformance import FOLDER, load_vectors; "
+        "manifest, files, cases = load_vectors(); entry = manifest; "
+        "model = PortableModel((FOLDER / files[entry['onnx']['key']]).read_bytes()); "
+        "ServingModel(entry['version'], '', entry['encoding'], model).scores([c['context'] for c in cases]); "
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('airflow', 'great_expectations', 'sklearn', 'lightgbm', 'torch') "
         "or m.startswith(('agent_retraining.dev', 'agent_retraining.views', 'agent_retraining.evaluate')))))"
     )
     done = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(INCLUDE)}, capture_output=True,

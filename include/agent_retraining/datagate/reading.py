@@ -45,6 +45,7 @@ from agent_retraining.contract import (
     context_column,
     day_prefix,
     quarantine_prefix,
+    success_key,
 )
 from agent_retraining.spec import AgentSpec
 from agent_retraining.storage import Buckets, get_bytes, list_keys, put_bytes, write_json
@@ -53,7 +54,15 @@ log = logging.getLogger(__name__)
 
 FEATURE_TYPES = {"category": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
 _SCALARS = {"string": pa.string(), "double": pa.float64(), "timestamp": pa.string()}
-_RFC3339_WITH_OFFSET = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$"
+# `ts` as text: RFC 3339 with an offset and up to nine fractional digits (Go's time.RFC3339Nano writes nine), which
+# the pipeline truncates to the microseconds it stores. Offsets are checked to be real (hours to 23, minutes to 59)
+# so that whatever passes here and `datetime.fromisoformat` also passes Arrow's parse in `_timestamps`.
+_RFC3339_WITH_OFFSET = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$"
+_PAST_MICROSECONDS = r"(\.\d{6})\d+"
+_TS_FORMS = ("an RFC 3339 timestamp with an offset: YYYY-MM-DDTHH:MM:SS, optionally '.' and 1 to 9 digits, then Z or "
+            "+HH:MM/-HH:MM, e.g. 2026-11-29T13:04:05.123456789Z (Go: time.RFC3339Nano; JavaScript: "
+            "Date.toISOString(); Python: datetime.isoformat() of an aware datetime)")  # fmt: skip
+_UTC_MICROSECONDS = pa.timestamp("us", tz="UTC")
 # JSON types a value may have, by contract or feature type (bool is not a number here).
 _JSON_TYPES = {"string": (str,), "double": (int, float), "timestamp": (str,), "object": (dict,)}
 _FEATURE_JSON_TYPES = {"category": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
@@ -134,17 +143,23 @@ def _type_fault(event: object, spec: AgentSpec) -> tuple[str | None, str] | None
             return name, problem
     ts = event.get("ts")
     if isinstance(ts, str) and not _is_rfc3339(ts):
-        return "ts", f"must be an RFC 3339 timestamp with an offset (at most microseconds), got {ts!r}"
+        return "ts", f"must be {_TS_FORMS}, got {ts!r}"
     for name, feature in spec.context.items():
-        value = (event.get("context") or {}).get(name)
-        allowed = _FEATURE_JSON_TYPES[feature.type]
-        wrong_bool = isinstance(value, bool) and feature.type != "bool"
-        if value is not None and (not isinstance(value, allowed) or wrong_bool):
-            return f"context.{name}", f"must be {feature.type}, got {_shown(value)}"
-        problem = value is not None and _value_fault(value, feature.type)
+        problem = context_value_fault((event.get("context") or {}).get(name), feature.type)
         if problem:
             return f"context.{name}", problem
     return None
+
+
+def context_value_fault(value: object, feature_type: str) -> str | None:
+    """Why a context value (JSON) cannot be a feature of this type, if it cannot: the same rule for a logged
+    event and for a context the agent's client is asked to score."""
+    if value is None:
+        return None
+    wrong_bool = isinstance(value, bool) and feature_type != "bool"
+    if not isinstance(value, _FEATURE_JSON_TYPES[feature_type]) or wrong_bool:
+        return f"must be {feature_type}, got {_shown(value)}"
+    return _value_fault(value, feature_type)
 
 
 def _no_constant(name: str):
@@ -162,6 +177,25 @@ def _row(event: dict, spec: AgentSpec) -> dict:
         for name, feature in spec.context.items()
     }
     return row
+
+
+def _timestamps(text: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """`ts` text as UTC microseconds. Arrow's parse stops at six fractional digits: when it refuses, digits past
+    the sixth are dropped (truncated, never rounded) and the text parsed again, so a writer pays for the
+    rewrite only when it sends nanoseconds."""
+    try:
+        return pc.cast(text, _UTC_MICROSECONDS)
+    except pa.ArrowInvalid:
+        return pc.cast(pc.replace_substring_regex(text, _PAST_MICROSECONDS, r"\1"), _UTC_MICROSECONDS)
+
+
+def _parses(text: pa.ChunkedArray | pa.Array) -> bool:
+    """Whether every `ts` that matched the pattern is a real instant (no 30 February, no hour 24)."""
+    try:
+        _timestamps(text)
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 def _is_rfc3339(value: str) -> bool:
@@ -184,7 +218,8 @@ def _read_jsonl(data: bytes, schema: pa.Schema, max_line_bytes: int) -> pa.Table
 
 def _trusted(table: pa.Table, spec: AgentSpec, line_count: int) -> bool:
     """Whether Arrow's fast parse can be kept as is: one row per line, valid UTF-8 everywhere, finite numbers
-    (Arrow reads a bare NaN), timestamps with an offset. Anything else goes line by line, to name the culprits."""
+    (Arrow reads a bare NaN), real timestamps with an offset. Anything else goes line by line, to name the
+    culprits."""
     if table.num_rows != line_count:
         return False  # Arrow skips blank lines: line numbers would be ambiguous
     table.validate(full=True)  # raises on invalid UTF-8
@@ -193,7 +228,7 @@ def _trusted(table: pa.Table, spec: AgentSpec, line_count: int) -> bool:
     floats += [pc.struct_field(context, name) for name, f in spec.context.items() if f.type == "float"]
     finite = all(pc.all(pc.is_finite(column)).as_py() in (True, None) for column in floats)
     timestamps_ok = pc.all(pc.match_substring_regex(table.column("ts"), _RFC3339_WITH_OFFSET)).as_py()
-    return finite and timestamps_ok in (True, None)
+    return finite and timestamps_ok in (True, None) and _parses(table.column("ts"))
 
 
 RAW_LINE_KEPT = 65_536  # bytes of a rejected line copied to the quarantine; a longer line is cut, and says so
@@ -279,11 +314,14 @@ def _parse_parquet(key: str, body: bytes, spec: AgentSpec) -> pa.Table:
     columns = []
     for target in schema:
         column, found = table.column(target.name), table.schema.field(target.name).type
-        if target.name == "ts" and pa.types.is_timestamp(found):
-            if found.tz is None:
-                raise UnreadableObject(key, "field 'ts' is a timestamp without a time zone; UTC is required", "ts")
-            column = pc.strftime(column.cast(pa.timestamp("us", tz="UTC")), "%Y-%m-%dT%H:%M:%SZ")
+        if target.name == "ts" and pa.types.is_timestamp(found) and found.tz is None:
+            raise UnreadableObject(key, "field 'ts' is a timestamp without a time zone: write it with tz UTC "
+                                        "(e.g. pa.timestamp('us', tz='UTC'))", "ts")  # fmt: skip
         try:
+            if target.name == "ts" and pa.types.is_timestamp(found):
+                if found.unit == "ns":  # truncated to microseconds, as text timestamps are
+                    column = pc.floor_temporal(column.cast(pa.timestamp("ns", tz="UTC")), unit="microsecond")
+                column = pc.strftime(column.cast(_UTC_MICROSECONDS), "%Y-%m-%dT%H:%M:%SZ")
             columns.append(column.cast(target.type))
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
             message = f"field '{target.name}' is {found}, expected {target.type}: {exc}"
@@ -294,9 +332,12 @@ def _parse_parquet(key: str, body: bytes, spec: AgentSpec) -> pa.Table:
     except pa.ArrowInvalid as exc:
         raise UnreadableObject(key, f"a text column is not valid UTF-8: {exc}") from exc
     stamps = pc.match_substring_regex(table.column("ts"), _RFC3339_WITH_OFFSET)
-    wrong = table.num_rows - pc.sum(pc.fill_null(stamps, True).cast(pa.int64())).as_py() if table.num_rows else 0
-    if wrong:
-        raise UnreadableObject(key, f"field 'ts': {wrong} row(s) are not RFC 3339 timestamps with an offset", "ts")
+    if pc.all(stamps).as_py() not in (True, None) or not _parses(table.column("ts")):
+        wrong = [(row, value) for row, value in enumerate(table.column("ts").to_pylist(), start=1)
+                 if value is not None and not _is_rfc3339(value)]  # fmt: skip
+        first = f"; row {wrong[0][0]} is {wrong[0][1]!r}" if wrong else ""
+        raise UnreadableObject(key, f"field 'ts': {len(wrong)} row(s) are not {_TS_FORMS}, nor is the column a "
+                                    f"timestamp with a time zone{first}", "ts")  # fmt: skip
     return table
 
 
@@ -334,7 +375,7 @@ def flatten(table: pa.Table, spec: AgentSpec, key: str, day: date, line_numbers:
     """Contract columns plus one column per context feature, the source of each row, and its day."""
     context = table.column("context").combine_chunks()
     columns = {name: table.column(name) for name in EVENT_FIELDS if name not in ("context", "ts")}
-    columns["ts"] = pc.cast(table.column("ts"), pa.timestamp("us", tz="UTC"))
+    columns["ts"] = _timestamps(table.column("ts"))
     for name in spec.context:
         columns[context_column(name)] = pc.struct_field(context, name)
     rows = table.num_rows
@@ -380,10 +421,14 @@ def empty_rows(spec: AgentSpec, day: date) -> pa.Table:
 
 
 def list_day(s3, buckets: Buckets, spec: AgentSpec, day: date) -> tuple[list[dict], bool]:
-    """The day's log objects (key, size, ETag), and whether its `_SUCCESS` marker says they are complete."""
+    """The day's log objects (key, size, ETag), and whether its `_SUCCESS` marker says they are complete.
+
+    Only `<agent_id>/dt=<day>/_SUCCESS` completes the day, the key `wait_for_logs` waits for; a `_SUCCESS` deeper
+    in the day's folder (one replica's own) is no log and is not read, but completes nothing.
+    """
     objects = list_keys(s3, buckets.logs, day_prefix(spec.agent_id, day))
     logs = [o for o in objects if o["key"].rsplit("/", 1)[-1] != SUCCESS_MARKER]
-    return logs, len(logs) < len(objects)
+    return logs, any(o["key"] == success_key(spec.agent_id, day) for o in objects)
 
 
 def read_day(s3, buckets: Buckets, spec: AgentSpec, day: date, objects: list[dict]) -> DayOfLogs:

@@ -40,7 +40,7 @@ from agent_retraining.storage import Buckets, S3Error, put_bytes, read_json_or_n
 log = logging.getLogger(__name__)
 
 # Bump when a day-level rule changes meaning: every stored verdict then stops matching and days are re-judged.
-GATE_VERSION = 3
+GATE_VERSION = 4  # 4: `ts` with seven to nine fractional digits is read (was a bad line)
 
 
 def day_settings(spec: AgentSpec) -> dict:

@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     spec = load_agent(args.agent)
     buckets, s3 = buckets_from_env(), s3_client_from_env()
-    agent = AgentModelClient(spec, s3, buckets.models)
+    agent = AgentModelClient(spec.agent_id, s3, buckets.models)
     bucket = buckets.logs
     keys = simulate(
         s3, bucket, spec, args.start, args.days, args.events_per_day, args.seed, frozenset(args.corrupt_day), agent

@@ -18,6 +18,7 @@ import logging
 import numpy as np
 
 from agent_retraining.evaluate.metrics import greedy_matches, model_metrics, slice_masks
+from agent_retraining.evaluate.portability import check_rows, portable_rule
 from agent_retraining.evaluate.rules import (
     HoldoutEvidence,
     RunContext,
@@ -30,8 +31,9 @@ from agent_retraining.evaluate.rules import (
 from agent_retraining.evaluate.statistics import interval, paired_difference, policy_influence
 from agent_retraining.manifest import judged_against, read_manifest
 from agent_retraining.models.artifacts import ArtifactError, fetch_verified, load_live_model
-from agent_retraining.models.features import action_indices, encode_context, encoding_id
-from agent_retraining.models.training import LoadedModel, action_scores, load
+from agent_retraining.models.encoding import action_scores
+from agent_retraining.models.features import action_indices, encode_context, encodes_like
+from agent_retraining.models.training import LoadedModel, load
 from agent_retraining.records import Decision, WindowVerdict, read_record_or_none, write_record
 from agent_retraining.spec import AgentSpec
 from agent_retraining.storage import Buckets, delete, read_parquet
@@ -52,7 +54,7 @@ def champion_model(spec: AgentSpec, live: dict | None, load_live, run: RunContex
     """
     if live is None:
         return None, "no model is live yet (first deploy): judged on the floors and against the logging policy"
-    if live.get("encoding_id") != encoding_id(spec):
+    if not encodes_like(live, spec):
         return None, (
             f"live model {live['version']} uses another feature encoding (the spec's features changed): "
             "judged on the floors and against the logging policy"
@@ -103,7 +105,12 @@ def evaluate_and_decide(
     champion_loaded, champion_note = champion_model(spec, live, lambda m: load_live_model(s3, buckets, m), run)
     if champion_loaded:
         models["champion"] = champion_loaded
-    scores = dict(zip(models, action_scores(spec, context, list(models.values())), strict=True))
+    scores = dict(zip(models, action_scores(context, len(spec.actions), list(models.values())), strict=True))
+    compared = check_rows(len(context), spec.training.seed)
+    portable = {
+        c["candidate"]: portable_rule(s3, buckets.artifacts, c, context[compared], scores[c["candidate"]][compared])
+        for c in candidates
+    }
     metrics = {
         name: model_metrics(per_action, logged, rewards, propensities, masks) for name, per_action in scores.items()
     }
@@ -127,8 +134,8 @@ def evaluate_and_decide(
             vs_logging=paired_difference(weights, logging_weights, rewards),
             vs_champion=paired_difference(weights, champion_weights, rewards) if champion else None,
         )
-        return evidence, [data, *gate_rules(spec, metrics[name], champion, live, window, run, evidence,
-                                            champion_failures)]  # fmt: skip
+        return evidence, [data, portable[name], *gate_rules(spec, metrics[name], champion, live, window, run, evidence,
+                                                            champion_failures)]  # fmt: skip
 
     # Every candidate is judged by every rule; the best by the primary metric among those that pass is deployed.
     judged = {candidate["candidate"]: judge(candidate["candidate"]) for candidate in candidates}
@@ -179,7 +186,7 @@ def evaluate_and_decide(
     elif live and live.get("canary"):
         running = live["canary"]["version"]
         reason = f"canary {running} is running, manifest left alone; the decision would have been: {reason}"
-    judged_without_champion = live is not None and champion is None and live.get("encoding_id") == encoding_id(spec)
+    judged_without_champion = live is not None and champion is None and encodes_like(live, spec)
     if judged_without_champion:
         logging.getLogger(__name__).warning("judged without the live model %s: %s", live["version"], champion_note)
     logging_value, logging_influence = policy_influence(logging_weights, rewards)

@@ -7,7 +7,7 @@ import hashlib
 
 from agent_retraining.contract import model_prefix
 from agent_retraining.models.candidates import for_framework
-from agent_retraining.models.training import LoadedModel, load
+from agent_retraining.models.training import ONNX_NAME, LoadedModel, load
 from agent_retraining.storage import Buckets, ObjectMissing, PreconditionFailed, get_bytes, put_if_absent
 
 
@@ -38,13 +38,20 @@ def model_version(candidate: dict) -> str:
     return f"{candidate['trained_on']['last'].replace('-', '')}-{candidate['candidate']}-{candidate['sha256'][:12]}"
 
 
-def publish_artifact(s3, buckets: Buckets, agent_id: str, candidate: dict) -> tuple[str, str]:
-    """Copy the winning candidate into the models bucket once; returns (version, key)."""
-    body = fetch_verified(s3, buckets.artifacts, candidate["artifact_key"], candidate["sha256"])
-    version = model_version(candidate)
-    key = model_prefix(agent_id, version) + for_framework(candidate["framework"]).artifact_name
+def _publish(s3, buckets: Buckets, source_key: str, sha256: str, key: str) -> None:
+    body = fetch_verified(s3, buckets.artifacts, source_key, sha256)
     try:
         put_if_absent(s3, buckets.models, key, body)
     except PreconditionFailed:
-        fetch_verified(s3, buckets.models, key, candidate["sha256"])  # same version: must be the same bytes
-    return version, key
+        fetch_verified(s3, buckets.models, key, sha256)  # same version: must be the same bytes
+
+
+def publish_artifact(s3, buckets: Buckets, agent_id: str, candidate: dict) -> tuple[str, str, str]:
+    """Copy the winning candidate's native artifact and its ONNX export into the models bucket once; returns
+    (version, native key, ONNX key)."""
+    version = model_version(candidate)
+    prefix = model_prefix(agent_id, version)
+    key, onnx_key = prefix + for_framework(candidate["framework"]).artifact_name, prefix + ONNX_NAME
+    _publish(s3, buckets, candidate["artifact_key"], candidate["sha256"], key)
+    _publish(s3, buckets, candidate["onnx"]["key"], candidate["onnx"]["sha256"], onnx_key)
+    return version, key, onnx_key

@@ -1,82 +1,42 @@
-"""Features: a fixed encoding of (context, action) derived from the spec alone.
-
-The encoding has no fitted state (vocabularies and ranges come from the spec),
-so training, evaluation and the agent at serving time compute exactly the same
-matrix from the same row, and a model artifact needs nothing else to be used.
-Every context column is also crossed with the action so that even the linear
-candidate can learn which action suits which context.
-"""
+"""The `build_features` task: the run's train and holdout sets from its validated days, and the spec's view of the
+encoding (models/encoding.py) that training and evaluation apply to them."""
 
 from __future__ import annotations
 
-import hashlib
 from datetime import date
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from agent_retraining.contract import context_column
 from agent_retraining.datagate.reading import empty_rows
-from agent_retraining.spec import AgentSpec, CategoryFeature, NumericFeature
+from agent_retraining.models.encoding import columns, context_block, encoding_of, fingerprint, with_actions
+from agent_retraining.spec import AgentSpec
 from agent_retraining.storage import Buckets, read_json, read_parquet, write_json, write_parquet
 from agent_retraining.window import Window
-
-OTHER = "__other__"  # a category value outside the vocabulary, or null
-
-
-def context_columns(spec: AgentSpec) -> list[str]:
-    names = []
-    for name, feature in spec.context.items():
-        if isinstance(feature, CategoryFeature):
-            names.extend(f"{name}={value}" for value in [*feature.vocabulary, OTHER])
-        else:
-            names.extend([name, f"{name}__missing"])
-    return names
 
 
 def feature_columns(spec: AgentSpec) -> list[str]:
     """Names of the model's input columns, in order."""
-    base = context_columns(spec)
-    actions = [f"action={a}" for a in spec.actions]
-    return base + actions + [f"{c}*{a}" for a in actions for c in base]
+    return columns(encoding_of(spec))
 
 
 def encoding_id(spec: AgentSpec) -> str:
-    """Fingerprint of the encoding: a model is only usable with the encoding it was trained on."""
-    return hashlib.sha256("\n".join(feature_columns(spec)).encode()).hexdigest()[:16]
+    """Fingerprint of the spec's encoding: a model is only usable with the encoding it was trained on."""
+    return fingerprint(encoding_of(spec))
+
+
+def encodes_like(entry: dict, spec: AgentSpec) -> bool:
+    """Whether a model (a manifest entry) was trained with the spec's encoding: the same columns (`encoding_id`)
+    and, where the entry carries them (schema_version 2 on), the same vocabularies and ranges: a changed range
+    keeps every column but moves every scaled value."""
+    encoding = encoding_of(spec)
+    return entry.get("encoding_id") == fingerprint(encoding) and entry.get("encoding", encoding) == encoding
 
 
 def encode_context(spec: AgentSpec, table: pa.Table) -> np.ndarray:
     """Context block of the matrix for every row of a table of log rows."""
-    blocks = []
-    for name, feature in spec.context.items():
-        column = table.column(context_column(name))
-        if isinstance(feature, CategoryFeature):
-            vocabulary = pa.array(feature.vocabulary, column.type)
-            positions = pc.fill_null(pc.index_in(column, value_set=vocabulary), len(feature.vocabulary)).to_numpy()
-            onehot = np.zeros((len(positions), len(feature.vocabulary) + 1), dtype=np.float32)
-            onehot[np.arange(len(positions)), positions] = 1.0
-            blocks.append(onehot)
-        else:
-            missing = column.is_null().to_numpy(zero_copy_only=False)
-            raw = pc.cast(column.fill_null(False if feature.type == "bool" else 0), pa.float64()).to_numpy()
-            if isinstance(feature, NumericFeature):
-                raw = np.clip((raw - feature.min) / (feature.max - feature.min), 0.0, 1.0)
-            blocks.append(np.column_stack([np.where(missing, 0.0, raw), missing]).astype(np.float32))
-    return np.hstack(blocks)
-
-
-def with_actions(spec: AgentSpec, context: np.ndarray, action_index: np.ndarray) -> np.ndarray:
-    """Full model input for the given action of each row, written into one allocation (it is the biggest
-    array of a run: rows x (context + actions x (context + 1)))."""
-    rows, width, actions = len(context), context.shape[1], len(spec.actions)
-    matrix = np.zeros((rows, width + actions + actions * width), dtype=np.float32)
-    every_row = np.arange(rows)
-    matrix[:, :width] = context
-    matrix[every_row, width + action_index] = 1.0
-    matrix[:, width + actions :].reshape(rows, actions, width)[every_row, action_index] = context
-    return matrix
+    return context_block(encoding_of(spec), table)
 
 
 def action_indices(spec: AgentSpec, table: pa.Table) -> np.ndarray:
@@ -89,7 +49,7 @@ def action_indices(spec: AgentSpec, table: pa.Table) -> np.ndarray:
 
 def encode(spec: AgentSpec, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     """Model input for the logged (context, action) of each row, and the reward label."""
-    matrix = with_actions(spec, encode_context(spec, table), action_indices(spec, table))
+    matrix = with_actions(encode_context(spec, table), action_indices(spec, table), len(spec.actions))
     return matrix, table.column("reward").to_numpy().astype(np.float32)
 
 

@@ -1,6 +1,5 @@
-"""The `train` task: one registered candidate (models/candidates/) fitted on the run's train set, its artifact and
-metadata stored; and scoring every action of a holdout with loaded models, shared by evaluation, the canary and the
-agent's client."""
+"""The `train` task: one registered candidate (models/candidates/) fitted on the run's train set, its native
+artifact, its ONNX export and their metadata stored; and loading a native artifact back for evaluation."""
 
 from __future__ import annotations
 
@@ -13,11 +12,13 @@ import numpy as np
 
 from agent_retraining.models.candidates import candidate, for_framework
 from agent_retraining.models.candidates.base import Scorer
-from agent_retraining.models.features import encode, encoding_id, feature_columns, sample_rows, with_actions
+from agent_retraining.models.encoding import encoding_of
+from agent_retraining.models.features import encode, encoding_id, feature_columns, sample_rows
 from agent_retraining.spec import AgentSpec
 from agent_retraining.storage import Buckets, put_bytes, read_parquet, write_json
 from agent_retraining.window import Window
 
+ONNX_NAME = "model.onnx"  # beside the native artifact, in the run's folder and in the models bucket
 SEARCH_ROWS = 50_000  # rows each LightGBM setting is fitted and scored on during the search
 
 
@@ -45,25 +46,6 @@ def fit(name: str, matrix: np.ndarray, labels: np.ndarray, seed: int, params: di
 def load(framework: str, artifact: bytes, params: dict) -> LoadedModel:
     """Rebuild a model from its artifact without executing anything stored in it."""
     return LoadedModel(framework, for_framework(framework).load(artifact, params))
-
-
-SCORE_BLOCK_ROWS = 250_000  # rows scored at once: 155 feature columns make that about 150 MB a matrix
-
-
-def action_scores(spec: AgentSpec, context: np.ndarray, models: list[LoadedModel]) -> list[np.ndarray]:
-    """P(reward = 1) of every action for every row, per model: shape (rows, actions) each.
-
-    Each action's input matrix is built once per block of rows and shared by all models; blocks of
-    SCORE_BLOCK_ROWS keep that matrix (rows x every feature column) small however big the holdout is.
-    """
-    scores = [np.empty((len(context), len(spec.actions))) for _ in models]
-    for start in range(0, len(context), SCORE_BLOCK_ROWS):
-        block = context[start : start + SCORE_BLOCK_ROWS]
-        for action in range(len(spec.actions)):
-            matrix = with_actions(spec, block, np.full(len(block), action))
-            for model, score in zip(models, scores, strict=True):
-                score[start : start + len(block), action] = model.predict(matrix)
-    return scores
 
 
 def search_lightgbm(spec: AgentSpec, table, params: dict) -> tuple[dict, list[dict]]:
@@ -116,9 +98,12 @@ def train_candidate(
     artifact, params = fit(name, matrix, labels, spec.training.seed, params)
     lap("fit")
     registered = candidate(name)
+    portable = registered.to_onnx(artifact, params, matrix.shape[1])
+    lap("onnx")
     prefix = f"{run_dir}candidates/{name}/"
     artifact_key = prefix + registered.artifact_name
     put_bytes(s3, buckets.artifacts, artifact_key, artifact)
+    put_bytes(s3, buckets.artifacts, prefix + ONNX_NAME, portable)
     metadata = {
         "candidate": name,
         "framework": registered.framework,
@@ -128,8 +113,10 @@ def train_candidate(
         "sha256": hashlib.sha256(artifact).hexdigest(),
         "size": len(artifact),
         "train_rows": len(labels),
+        "onnx": {"key": prefix + ONNX_NAME, "sha256": hashlib.sha256(portable).hexdigest(), "size": len(portable)},
         "feature_count": len(feature_columns(spec)),
         "encoding_id": encoding_id(spec),
+        "encoding": encoding_of(spec),
         "trained_on": {"first": window.first.isoformat(), "last": window.last.isoformat()},
     }
     # In the task log, not in the metadata: a re-run of the interval must write the same metadata.

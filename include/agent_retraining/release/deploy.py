@@ -28,7 +28,8 @@ from agent_retraining.manifest import (
     read_manifest,
 )
 from agent_retraining.models.artifacts import ArtifactError, fetch_verified, publish_artifact
-from agent_retraining.records import Decision, Deployment, Manifest, checked, read_record, write_record
+from agent_retraining.records import Decision, Deployment, Manifest, RecordError, checked, read_record, write_record
+from agent_retraining.serving.manifest_schema import manifest_problem
 from agent_retraining.storage import (
     Buckets,
     PreconditionFailed,
@@ -70,7 +71,16 @@ def compare_and_swap(s3, buckets: Buckets, agent_id: str, change) -> dict | Sett
         if isinstance(manifest, Settled):
             return manifest
         key = manifest_key(agent_id)
-        manifest = checked(Manifest, manifest, f"s3://{buckets.models}/{key} (about to be written)")
+        where = f"s3://{buckets.models}/{key} (about to be written)"
+        # A live model from before portable models keeps its manifest at version 1 (old clients serve it natively)
+        # through a canary's abort or promotion, so an upgrade never strands a running canary; every other
+        # manifest is version 2 and must pass the serving contract's schema.
+        portable = manifest.get("onnx") is not None
+        version = MANIFEST_SCHEMA_VERSION if portable else 1
+        manifest = checked(Manifest, {**manifest, "schema_version": version}, where)
+        unservable = portable and manifest_problem(manifest)
+        if unservable:  # a bug or a hand-edited entry: no agent could serve it, so it is never written
+            raise RecordError(f"{where} breaks the serving contract: {unservable}")
         try:
             put_if_match(s3, buckets.models, key, json.dumps(manifest, indent=2).encode(), etag)
         except PreconditionFailed:
@@ -114,7 +124,6 @@ def swap(s3, buckets: Buckets, agent_id: str, decide, rolls_back: bool = False) 
             ended = "promoted" if canary["version"] == entry["version"] else "cleared"
             canary_history = with_canary_event(live, canary, ended, entry["run_id"], entry["reason"])
         return {
-            "schema_version": MANIFEST_SCHEMA_VERSION,
             "agent_id": agent_id,
             **entry,
             "rolled_back_by": None,
@@ -152,7 +161,7 @@ def _landed_earlier(live: dict | None, run_id: str, version: str | None = None) 
 def _winner_entry(s3, buckets: Buckets, agent_id: str, decision: dict, run_id: str) -> dict:
     """The decision's winner, published into the models bucket, as a manifest entry."""
     winner = decision["winner"]
-    version, key = publish_artifact(s3, buckets, agent_id, winner)
+    version, key, onnx_key = publish_artifact(s3, buckets, agent_id, winner)
     return {
         "version": version,
         "framework": winner["framework"],
@@ -161,6 +170,8 @@ def _winner_entry(s3, buckets: Buckets, agent_id: str, decision: dict, run_id: s
         "sha256": winner["sha256"],
         "params": winner["params"],
         "encoding_id": winner["encoding_id"],
+        "encoding": winner["encoding"],
+        "onnx": {**winner["onnx"], "key": onnx_key},
         "metrics": {k: v for k, v in decision["metrics"][winner["candidate"]].items() if k in MANIFEST_METRICS},
         "trained_on": winner["trained_on"],
         "run_id": run_id,
@@ -269,6 +280,8 @@ def promote_canary(s3, buckets: Buckets, agent_id: str, judged: dict, reason: st
             return landed
         canary = _judged_canary(live, judged)
         fetch_verified(s3, buckets.models, canary["artifact_key"], canary["sha256"])
+        if canary.get("onnx"):  # a canary started before portable models has none
+            fetch_verified(s3, buckets.models, canary["onnx"]["key"], canary["onnx"]["sha256"])
         model = {k: v for k, v in canary.items() if k not in CANARY_ONLY_FIELDS}
         return {**model, "run_id": run_id, "reason": f"canary promoted: {reason}", "deployed_by": "canary"}
 
@@ -327,8 +340,13 @@ def rollback(
                 f"refusing to roll back to {entry['version']}: it was trained for feature encoding "
                 f"{entry.get('encoding_id')}, the agent's spec now encodes {encoding_id}, so its client would refuse it"
             )
+        if entry.get("onnx") is None or entry.get("encoding") is None:
+            raise RollbackRefused(f"refusing to roll back to {entry['version']}: it predates portable models (no ONNX "
+                                  "export or encoding in its entry), so no client of schema_version "
+                                  f"{MANIFEST_SCHEMA_VERSION} could serve it")  # fmt: skip
         try:
             fetch_verified(s3, buckets.models, entry["artifact_key"], entry["sha256"])
+            fetch_verified(s3, buckets.models, entry["onnx"]["key"], entry["onnx"]["sha256"])
         except ArtifactError as exc:
             raise RollbackRefused(f"refusing to roll back to {entry['version']}: {exc}") from exc
         return {**entry, "run_id": run_id, "reason": f"rollback: {reason}", "deployed_by": "rollback"}

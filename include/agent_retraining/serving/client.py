@@ -1,19 +1,19 @@
 """The agent's side of the manifest: load the live model (and a canary) safely, route, and keep serving.
 
-This is what runs inside the agent in production, so it imports no Airflow and
-never lets storage trouble reach the agent: it polls the manifest, downloads
-and checks each artifact's sha256, loads it without executing stored code, and
-only then swaps it in. An S3 outage, a missing or tampered artifact, or a model
-of another feature encoding leaves the current model serving; the reason is in
-`last_error`. A canary that fails its checks is never served: the live model
-keeps every request.
+This is what runs inside the agent in production, so it needs the manifest alone (each model entry carries its
+feature encoding) and serves each model from its ONNX export with onnxruntime: no Airflow, scikit-learn, LightGBM
+or PyTorch in the agent. It never lets storage trouble reach the agent: it polls the manifest, checks it against
+the serving contract's JSON Schema, downloads and checks each ONNX file's sha256, and only then swaps it in. An S3
+outage, a missing or tampered file, or a manifest this client does not fully understand (a newer
+`schema_version`, say) leaves the current model serving; the reason is in `last_error`. A canary that fails its
+checks is never served: the live model keeps every request.
 
-With a canary in the manifest, a stable share of routing keys (a session id,
-say) is served by it: the key's hash, salted with the canary's version, decides,
-so a session keeps its arm for the canary's whole run. Every decision reports
-the version that acted and that policy's propensity, for the agent to log.
+With a canary in the manifest, a stable share of routing keys (a session id, say) is served by it: the key's hash,
+salted with the canary's version, decides, so a session keeps its arm for the canary's whole run. Every decision
+reports the version that acted and that policy's propensity, for the agent to log. docs/serving-contract.md is the
+same for a client in another language (clients/node/ is one).
 
-    client = AgentModelClient(load_agent("support-bot"), s3_client_from_env(), "agent-models")
+    client = AgentModelClient("support-bot", s3_client_from_env(), "agent-models")
     client.poll()                                              # call every few minutes
     action, propensity, version = client.choose(context, session_id, rng)
 """
@@ -25,14 +25,12 @@ import json
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow as pa
 
-from agent_retraining.contract import MANIFEST_SCHEMA_VERSION, context_column, manifest_key
-from agent_retraining.datagate.reading import FEATURE_TYPES
+from agent_retraining.contract import manifest_key
 from agent_retraining.models.artifacts import ArtifactError, fetch_verified
-from agent_retraining.models.features import encode_context, encoding_id
-from agent_retraining.models.training import LoadedModel, action_scores, load
-from agent_retraining.spec import AgentSpec
+from agent_retraining.models.encoding import action_scores, context_block, context_table
+from agent_retraining.serving.manifest_schema import manifest_problem
+from agent_retraining.serving.portable_model import PortableModel
 
 
 def routes_to_canary(routing_key: str, canary_version: str, share: float) -> bool:
@@ -50,35 +48,6 @@ def greedy_policy(scores: np.ndarray, exploration: float) -> np.ndarray:
     return probabilities
 
 
-def manifest_problem(manifest: object) -> str | None:
-    """Why this client cannot fully understand a manifest, if it cannot: then nothing in it is served.
-
-    The manifest is input like any other: a newer schema, or a canary whose fields are missing or out of range,
-    would otherwise crash `poll` or route every session to the canary.
-    """
-    if not isinstance(manifest, dict):
-        return f"the manifest is {type(manifest).__name__}, not an object"
-    version = manifest.get("schema_version", 1)
-    if type(version) is not int or version > MANIFEST_SCHEMA_VERSION:
-        return f"manifest schema_version {version!r}: this client reads up to {MANIFEST_SCHEMA_VERSION}"
-    for slot, entry in (("live", manifest), ("canary", manifest.get("canary"))):
-        if slot == "canary" and entry is None:
-            continue
-        if not isinstance(entry, dict):
-            return f"the {slot} entry is {type(entry).__name__}, not an object"
-        for name in ("version", "sha256", "artifact_key", "framework", "encoding_id"):
-            if not isinstance(entry.get(name), str):
-                return f"the {slot} entry's {name} is {entry.get(name)!r}, not text"
-        if not isinstance(entry.get("params", {}), dict):
-            return f"the {slot} entry's params are not an object"
-    canary = manifest.get("canary")
-    if canary is not None:
-        share = canary.get("share")
-        if type(share) not in (int, float) or not 0.0 <= share <= 1.0:
-            return f"the canary's share is {share!r}, not a number in [0, 1]"
-    return None
-
-
 class NoModel(Exception):
     """No model has been loaded yet (no manifest, or every artifact so far was refused)."""
 
@@ -86,13 +55,19 @@ class NoModel(Exception):
 @dataclass(frozen=True)
 class ServingModel:
     version: str
-    sha256: str
-    model: LoadedModel
+    sha256: str  # of the ONNX file
+    encoding: dict
+    model: PortableModel
+
+    def scores(self, contexts: list[dict]) -> np.ndarray:
+        """P(reward = 1) of every action for each context: shape (contexts, actions)."""
+        block = context_block(self.encoding, context_table(self.encoding, contexts))
+        return action_scores(block, len(self.encoding["actions"]), [self.model])[0]
 
 
 class AgentModelClient:
-    def __init__(self, spec: AgentSpec, s3, models_bucket: str, exploration: float = 0.1):
-        self.spec = spec
+    def __init__(self, agent_id: str, s3, models_bucket: str, exploration: float = 0.1):
+        self.agent_id = agent_id
         self.s3 = s3
         self.models_bucket = models_bucket
         self.exploration = exploration
@@ -108,18 +83,17 @@ class AgentModelClient:
 
     def _load(self, entry: dict, *loaded: ServingModel | None) -> ServingModel:
         """The entry's model: one already loaded (a promoted canary, say), or downloaded, verified and loaded."""
+        portable = entry["onnx"]
         for current in loaded:
-            if current and (current.version, current.sha256) == (entry["version"], entry["sha256"]):
+            if current and (current.version, current.sha256) == (entry["version"], portable["sha256"]):
                 return current
-        if entry.get("encoding_id") != encoding_id(self.spec):
-            raise ValueError(f"model {entry['version']} was trained for another feature encoding")
-        body = fetch_verified(self.s3, self.models_bucket, entry["artifact_key"], entry["sha256"])
-        return ServingModel(entry["version"], entry["sha256"], load(entry["framework"], body, entry["params"]))
+        body = fetch_verified(self.s3, self.models_bucket, portable["key"], portable["sha256"])
+        return ServingModel(entry["version"], portable["sha256"], entry["encoding"], PortableModel(body))
 
     def poll(self) -> bool:
         """Load the manifest's models if the manifest changed; True when what serves changed."""
         try:
-            response = self.s3.get_object(Bucket=self.models_bucket, Key=manifest_key(self.spec.agent_id))
+            response = self.s3.get_object(Bucket=self.models_bucket, Key=manifest_key(self.agent_id))
             etag = response["ETag"]
             if etag == self.manifest_etag:
                 return False
@@ -146,23 +120,14 @@ class AgentModelClient:
         self.last_error = error
         return (self.version, canary and canary.version) != before
 
-    def _context_table(self, contexts: list[dict]) -> pa.Table:
-        return pa.table(
-            {
-                context_column(name): pa.array([c.get(name) for c in contexts], FEATURE_TYPES[feature.type])
-                for name, feature in self.spec.context.items()
-            }
-        )
-
     def _require_live(self) -> ServingModel:
         if self.live is None:
-            raise NoModel(f"no model loaded for {self.spec.agent_id}: {self.last_error or 'not polled yet'}")
+            raise NoModel(f"no model loaded for {self.agent_id}: {self.last_error or 'not polled yet'}")
         return self.live
 
     def scores(self, contexts: list[dict]) -> np.ndarray:
         """The live model's predicted P(reward = 1) of every action for each context: shape (contexts, actions)."""
-        self._require_live()
-        return action_scores(self.spec, encode_context(self.spec, self._context_table(contexts)), [self.live.model])[0]
+        return self._require_live().scores(contexts)
 
     def in_canary(self, routing_keys: list[str]) -> np.ndarray:
         """Which of these routing keys the canary serves (none while there is no canary)."""
@@ -174,11 +139,10 @@ class AgentModelClient:
         """The policy that acts on each request, greedy on its arm's model and exploring uniformly with probability
         `exploration` (propensities, contexts x actions), and the model version that acted, to log."""
         live, canary = self._require_live(), self.in_canary(routing_keys)
-        scores = np.zeros((len(contexts), len(self.spec.actions)))
+        scores = np.zeros((len(contexts), len(live.encoding["actions"])))
         for arm, rows in ((live, ~canary), (self.canary, canary)):
             if rows.any():
-                chosen = self._context_table([context for context, mine in zip(contexts, rows, strict=True) if mine])
-                scores[rows] = action_scores(self.spec, encode_context(self.spec, chosen), [arm.model])[0]
+                scores[rows] = arm.scores([context for context, mine in zip(contexts, rows, strict=True) if mine])
         versions = np.where(canary, self.canary.version if self.canary else "", live.version)
         return greedy_policy(scores, self.exploration), versions.tolist()
 
@@ -187,4 +151,4 @@ class AgentModelClient:
         acted (to log as model_version)."""
         probabilities, versions = self.serve([context], [routing_key])
         index = int(rng.choice(len(probabilities[0]), p=probabilities[0]))
-        return self.spec.actions[index], float(probabilities[0][index]), versions[0]
+        return self._require_live().encoding["actions"][index], float(probabilities[0][index]), versions[0]

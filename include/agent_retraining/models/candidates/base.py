@@ -3,7 +3,8 @@ ones a spec may set (each with a closed range), and fit / load. The pipeline nev
 
 An artifact must not be able to run code when it is loaded (the agent loads whatever the manifest points at), and
 must be byte-for-byte the same for the same data and seed, so that a re-run yields the same content-addressed
-version. Heavy libraries are imported inside `fit` and `load`: specs and DAG files import this registry.
+version. Each is also exported to ONNX, for agents that do not run Python (docs/serving-contract.md). Heavy libraries
+are imported inside the methods: specs and DAG files import this registry.
 """
 
 from __future__ import annotations
@@ -93,3 +94,8 @@ class Candidate(ABC):
     @abstractmethod
     def load(self, artifact: bytes, params: dict) -> Scorer:
         """Rebuild the model from its artifact without executing anything stored in it."""
+
+    @abstractmethod
+    def to_onnx(self, artifact: bytes, params: dict, feature_count: int) -> bytes:
+        """The same model as an ONNX graph of onnx_graphs.py's signature, from the artifact alone (the same artifact
+        always gives the same bytes)."""

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from agent_retraining.models.candidates import onnx_graphs
 from agent_retraining.models.candidates.base import Candidate, Flag, Integer, Number
 
 # What a node needs for prediction on raw (unbinned) features, the project's features being numeric one-hot and
@@ -71,3 +72,15 @@ class HistGradientBoosting(Candidate):
             empty = np.zeros((0, 8), dtype=np.uint32)
             predictors.append(TreePredictor(nodes, empty, empty))
         return TreesScorer(float(state["baseline"]), predictors, int(state["feature_count"]))
+
+    def to_onnx(self, artifact: bytes, params: dict, feature_count: int) -> bytes:
+        state, trees = json.loads(artifact), onnx_graphs.Trees()
+        for number, tree in enumerate(state["trees"]):
+            for node in range(len(tree["value"])):
+                if tree["is_leaf"][node]:
+                    trees.leaf(number, node, tree["value"][node])
+                else:
+                    missing_left = bool(tree["missing_go_to_left"][node])
+                    trees.split(number, node, tree["feature_idx"][node], tree["num_threshold"][node],
+                                tree["left"][node], tree["right"][node], missing_left)  # fmt: skip
+        return trees.graph(state["baseline"], feature_count)

@@ -6,6 +6,7 @@ Only parameters for local training on this machine are accepted: nothing that op
 
 from __future__ import annotations
 
+from agent_retraining.models.candidates import onnx_graphs
 from agent_retraining.models.candidates.base import Candidate, Choice, Flag, Integer, Number
 
 
@@ -47,3 +48,22 @@ class LightGBM(Candidate):
         import lightgbm as lgb
 
         return lgb.Booster(model_str=artifact.decode())
+
+    def to_onnx(self, artifact: bytes, params: dict, feature_count: int) -> bytes:
+        """LightGBM's trees from its JSON dump; both objectives allowed here score sigmoid(sum of leaves)."""
+        dump, trees = self.load(artifact, params).dump_model(), onnx_graphs.Trees()
+        for number, tree in enumerate(dump["tree_info"]):
+            pending, next_id = [(tree["tree_structure"], 0)], 1
+            while pending:  # depth-first with a stack: a tree of 4096 leaves may be that deep
+                node, node_id = pending.pop()
+                if "leaf_value" in node:
+                    trees.leaf(number, node_id, node["leaf_value"])
+                    continue
+                if node["decision_type"] != "<=" or node["missing_type"] == "Zero":
+                    raise ValueError(f"tree {number}: split {node['decision_type']} with missing type "
+                                     f"{node['missing_type']} has no ONNX form here")  # fmt: skip
+                left, right, next_id = next_id, next_id + 1, next_id + 2
+                trees.split(number, node_id, node["split_feature"], node["threshold"], left, right,
+                            node["default_left"])  # fmt: skip
+                pending += [(node["left_child"], left), (node["right_child"], right)]
+        return trees.graph(0.0, feature_count)

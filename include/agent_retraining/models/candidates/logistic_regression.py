@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from agent_retraining.models.candidates import onnx_graphs
 from agent_retraining.models.candidates.base import Candidate, Integer, Number
 
 
@@ -42,3 +43,7 @@ class LogisticRegression(Candidate):
     def load(self, artifact: bytes, params: dict) -> LinearScorer:
         state = json.loads(artifact)
         return LinearScorer(np.array(state["coef"][0]), np.float64(state["intercept"][0]))
+
+    def to_onnx(self, artifact: bytes, params: dict, feature_count: int) -> bytes:
+        state = json.loads(artifact)
+        return onnx_graphs.dense([(np.array(state["coef"]), np.array(state["intercept"]))], feature_count)

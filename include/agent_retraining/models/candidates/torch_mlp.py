@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from agent_retraining.models.candidates import onnx_graphs
 from agent_retraining.models.candidates.base import Candidate, Integer, Layers, Number
 
 
@@ -69,3 +70,8 @@ class TorchMLP(Candidate):
         model = _mlp(params["input_dim"], params["hidden"])
         model.load_state_dict(torch.load(io.BytesIO(artifact), weights_only=True))
         return TorchScorer(model.eval())
+
+    def to_onnx(self, artifact: bytes, params: dict, feature_count: int) -> bytes:
+        linear = [m for m in self.load(artifact, params).network if hasattr(m, "weight")]
+        layers = [(m.weight.detach().numpy(), m.bias.detach().numpy()) for m in linear]
+        return onnx_graphs.dense(layers, feature_count)

@@ -1,0 +1,108 @@
+'use strict';
+/**
+ * The feature encoding of the serving contract, from the manifest's `encoding` alone.
+ *
+ * It must give exactly the matrix include/agent_retraining/models/features.py gives in training: a model only
+ * means something with the columns it was trained on, which is why `encodingId` fingerprints their names and the
+ * client refuses a model whose manifest entry names another fingerprint.
+ */
+const { createHash } = require('node:crypto');
+
+const OTHER = '__other__'; // a category value outside the vocabulary, or null
+
+/** Names of the context block's columns, in order. */
+function contextColumns(encoding) {
+  const names = [];
+  for (const feature of encoding.context) {
+    if (feature.type === 'category') {
+      for (const value of [...feature.vocabulary, OTHER]) names.push(`${feature.name}=${value}`);
+    } else {
+      names.push(feature.name, `${feature.name}__missing`);
+    }
+  }
+  return names;
+}
+
+/** Names of the model's input columns, in order: context block, action one-hot, then context x action. */
+function columns(encoding) {
+  const base = contextColumns(encoding);
+  const actions = encoding.actions.map((action) => `action=${action}`);
+  return [...base, ...actions, ...actions.flatMap((action) => base.map((column) => `${column}*${action}`))];
+}
+
+/** First 16 hex digits of the sha256 of the column names joined by newlines (UTF-8). */
+function encodingId(encoding) {
+  return createHash('sha256').update(columns(encoding).join('\n'), 'utf8').digest('hex').slice(0, 16);
+}
+
+function jsonType(value) {
+  if (value === null) return 'null';
+  return Array.isArray(value) ? 'array' : typeof value;
+}
+
+function wrongType(feature, value, expected) {
+  const text = typeof value === 'number' ? String(value) : JSON.stringify(value); // NaN is no JSON
+  return new TypeError(
+    `context feature '${feature.name}' (${feature.type}) is ${jsonType(value)} ${text}, expected ${expected} or null`,
+  );
+}
+
+/**
+ * The context block of one context (an object: feature name -> value) as float32 values.
+ * A value of the wrong JSON type throws a TypeError naming the feature: scoring it as missing would hide an agent
+ * bug behind plausible-looking decisions. Numbers must be finite, and an int feature's a whole number, as the log
+ * contract requires of the same values when they are logged.
+ */
+function encodeContext(encoding, context) {
+  if (context === null || typeof context !== 'object' || Array.isArray(context)) {
+    throw new TypeError(`a context is an object of feature values, not ${jsonType(context)}`);
+  }
+  const block = [];
+  for (const feature of encoding.context) {
+    const value = Object.hasOwn(context, feature.name) ? context[feature.name] : null;
+    const missing = value === null || value === undefined;
+    if (feature.type === 'category') {
+      if (!missing && typeof value !== 'string') throw wrongType(feature, value, 'a string');
+      const position = missing ? -1 : feature.vocabulary.indexOf(value);
+      const onehot = new Array(feature.vocabulary.length + 1).fill(0);
+      onehot[position === -1 ? feature.vocabulary.length : position] = 1;
+      block.push(...onehot);
+    } else if (feature.type === 'bool') {
+      if (!missing && typeof value !== 'boolean') throw wrongType(feature, value, 'a boolean');
+      block.push(missing ? 0 : Number(value), missing ? 1 : 0);
+    } else {
+      const whole = feature.type === 'int';
+      if (!missing && (typeof value !== 'number' || !(whole ? Number.isSafeInteger(value) : Number.isFinite(value)))) {
+        throw wrongType(feature, value, whole ? 'a whole number' : 'a finite number');
+      }
+      // Scaled in float64 and only then rounded to float32, as numpy does before its astype(float32).
+      const scaled = missing ? 0 : Math.min(Math.max((value - feature.min) / (feature.max - feature.min), 0), 1);
+      block.push(scaled, missing ? 1 : 0);
+    }
+  }
+  return Float32Array.from(block);
+}
+
+/**
+ * The model's input rows for every action of each context, as one row-major float32 matrix: row
+ * `i * actions + k` is context i with action k (context block, action one-hot, then the context block again in
+ * action k's slot of the crossed columns, zeros in the others).
+ */
+function encode(encoding, contexts) {
+  const actions = encoding.actions.length;
+  const blocks = contexts.map((context) => encodeContext(encoding, context));
+  const width = contextColumns(encoding).length;
+  const rowWidth = width + actions + actions * width;
+  const matrix = new Float32Array(contexts.length * actions * rowWidth); // zero-filled
+  blocks.forEach((block, i) => {
+    for (let k = 0; k < actions; k += 1) {
+      const row = (i * actions + k) * rowWidth;
+      matrix.set(block, row);
+      matrix[row + width + k] = 1;
+      matrix.set(block, row + width + actions + k * width);
+    }
+  });
+  return { data: matrix, rows: contexts.length * actions, width: rowWidth };
+}
+
+module.exports = { OTHER, columns, contextColumns, encode, encodeContext, encodingId };

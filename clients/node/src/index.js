@@ -1,0 +1,28 @@
+'use strict';
+/** The Node.js client of the agent retraining serving and log contracts (docs/serving-contract.md). */
+const { AgentModelClient, ModelRefused, NoModel } = require('./client');
+const { columns, contextColumns, encode, encodeContext, encodingId } = require('./encoding');
+const { SCHEMA_VERSION, manifestProblem } = require('./manifest');
+const { draw, greedyPropensities, routesToCanary } = require('./policy');
+const { FolderStore, S3Store, StoreError } = require('./store');
+const { LogWriter } = require('./writer');
+
+module.exports = {
+  AgentModelClient,
+  FolderStore,
+  LogWriter,
+  ModelRefused,
+  NoModel,
+  S3Store,
+  SCHEMA_VERSION,
+  StoreError,
+  columns,
+  contextColumns,
+  draw,
+  encode,
+  encodeContext,
+  encodingId,
+  greedyPropensities,
+  manifestProblem,
+  routesToCanary,
+};

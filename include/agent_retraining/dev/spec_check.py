@@ -1,0 +1,135 @@
+"""`make check-spec AGENT=<agent_id>`: whether a spec is valid, and what it means, before its first night.
+
+The DAG file reads every spec when Airflow parses it, and a mistake then shows only as a `broken-spec` DAG in
+the UI. This reads the same file the same way (include/agents/, or the folder AGENT_SPECS_DIR names) from a
+shell: a bad spec exits 1 with the error naming the file, the field and any YAML trap behind it (`NO` read as
+false), never a stack trace. A valid one is explained: the model input columns it encodes to, what a run's
+window and holdout hold at the agent's traffic against what the gate needs to believe a comparison, and
+whatever the YAML says that its writer probably did not mean (`seed: 0755` is 493).
+
+    python -m agent_retraining.dev.spec_check support-bot [--events-per-day 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+
+from agent_retraining import spec_yaml
+from agent_retraining.models.encoding import context_columns, encoding_of
+from agent_retraining.models.features import encoding_id, feature_columns
+from agent_retraining.spec import AgentSpec, CategoryFeature, NumericFeature, SpecError, agents_dir, load_agent
+
+
+def _feature(name: str, spec: AgentSpec) -> str:
+    feature = spec.context[name]
+    if isinstance(feature, CategoryFeature):
+        return f"{name} (category, {len(feature.vocabulary)} values; __other__: outside the vocabulary, or null)"
+    if isinstance(feature, NumericFeature):
+        return (
+            f"{name} ({feature.type} in [{feature.min:g}, {feature.max:g}] scaled to [0, 1], clipped; __missing: null)"
+        )
+    return f"{name} (bool, 0 or 1; __missing: null)"
+
+
+def columns_of(spec: AgentSpec) -> list[str]:
+    """The model's input columns, feature by feature: the context, the action, each context column per action."""
+    columns, actions = feature_columns(spec), len(spec.actions)
+    width = len(context_columns(encoding_of(spec)))
+    lines = [f"The model's input: {len(columns)} columns, encoding_id {encoding_id(spec)} (the algorithm: "
+             "docs/serving-contract.md)"]  # fmt: skip
+    at = 0
+    for name in spec.context:
+        own = []
+        while at < width and (columns[at] in (name, f"{name}__missing") or columns[at].startswith(f"{name}=")):
+            own.append(columns[at])
+            at += 1
+        lines.append(f"  {_feature(name, spec)}: {', '.join(own)}")
+    lines.append(f"  the action, one-hot: {', '.join(columns[width : width + actions])}")
+    lines.append(f"  each context column crossed with each action: {actions} x {width} = {actions * width}, "
+                 f"e.g. {columns[width + actions]}")  # fmt: skip
+    return lines
+
+
+def _at_traffic(spec: AgentSpec, events: int, source: str) -> str:
+    training, evidence = spec.training, spec.gate.evidence
+    train = events * (training.window_days - training.holdout_days)
+    holdout = events * training.holdout_days
+    line = f"  at {events:,} events a day ({source}): {train:,} rows to train on"
+    if training.max_train_rows and train > training.max_train_rows:
+        line += f", sampled to max_train_rows {training.max_train_rows:,}"
+    line += f"; {holdout:,} held out"
+    if holdout < evidence.min_holdout_rows:
+        line += (f", fewer than gate.evidence.min_holdout_rows ({evidence.min_holdout_rows}): every run is a named "
+                 "refusal (too little evidence) and nothing is deployed")  # fmt: skip
+    else:
+        rate = evidence.min_positive_rewards / holdout
+        line += (f", enough rows for the gate; its {evidence.min_positive_rewards} positive rewards "
+                 f"(gate.evidence) need a reward rate of at least {rate:.2%}")  # fmt: skip
+    release = spec.release
+    if release.mode == "canary":
+        days = math.ceil(release.min_events_per_arm / (events * release.share))
+        verdict = "within" if days <= release.max_days else "past, so it would be aborted at"
+        line += (f"; a canary on {release.share:.0%} of sessions logs min_events_per_arm "
+                 f"({release.min_events_per_arm:,}) in about {days} day(s), {verdict} release.max_days "
+                 f"({release.max_days})")  # fmt: skip
+    return line
+
+
+def window_of(spec: AgentSpec, events_per_day: int | None) -> list[str]:
+    """What a run's window and holdout hold at the least traffic a usable day has, and at the agent's own."""
+    training = spec.training
+    lines = [
+        f"A run's window: {training.window_days} days ending with its own day (schedule {spec.schedule!r}, UTC); "
+        f"the newest {training.holdout_days} held out to evaluate on, {training.window_days - training.holdout_days} "
+        f"to train on; at least {spec.min_usable_days} usable days or the run is refused",
+        _at_traffic(
+            spec, max(spec.validation.min_rows_per_day, 1), "validation.min_rows_per_day: the least a day holds"
+        ),
+    ]
+    if events_per_day:
+        lines.append(_at_traffic(spec, events_per_day, "EVENTS_PER_DAY"))
+    else:
+        lines.append("  (EVENTS_PER_DAY=<n>, or --events-per-day, shows the same at the agent's own traffic)")
+    return lines
+
+
+def explain(spec: AgentSpec, text: str, events_per_day: int | None) -> str:
+    found = spec_yaml.oddities(text)
+    yaml_lines = [f"  {line}" for line in found] or ["  nothing that reads differently from how it is written"]
+    return "\n".join(
+        [
+            f"{spec.agent_id}: valid; its DAGs are {spec.dag_id} and {spec.canary_dag_id}",
+            "",
+            *columns_of(spec),
+            "",
+            *window_of(spec, events_per_day),
+            "",
+            "YAML traps (octal and base-60 numbers, keys given twice):",
+            *yaml_lines,
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Validate an agent's spec and explain what it means.")
+    parser.add_argument("agent", help="the agent_id: <agent_id>.yaml in include/agents/ or AGENT_SPECS_DIR")
+    parser.add_argument("--events-per-day", type=int, help="the agent's expected traffic")
+    args = parser.parse_args(argv)
+    if args.events_per_day is not None and args.events_per_day < 1:
+        parser.error(f"--events-per-day must be at least 1, got {args.events_per_day}")
+    try:
+        spec = load_agent(args.agent)
+        text = (agents_dir() / f"{args.agent}.yaml").read_text()
+    except (SpecError, OSError, UnicodeDecodeError) as exc:
+        problems = re.sub(r"; (?=field '|line \d+ \()", "\n  ", str(exc))  # one problem a line
+        print(f"check-spec: {problems}", file=sys.stderr)
+        return 1
+    print(explain(spec, text, args.events_per_day))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

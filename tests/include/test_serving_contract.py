@@ -1,0 +1,110 @@
+"""The serving contract (docs/serving-contract.md) as the Python client implements it: its test vectors, its JSON
+Schema, and the encoding a port must reproduce. No S3 server: the vectors are files."""
+
+import copy
+import filecmp
+
+import numpy as np
+import pytest
+
+from agent_retraining.contract import MANIFEST_SCHEMA_VERSION
+from agent_retraining.dev import test_vectors
+from agent_retraining.models.encoding import (
+    columns,
+    context_block,
+    context_table,
+    encoding_of,
+    fingerprint,
+    with_actions,
+)
+from agent_retraining.models.features import encode_context, feature_columns
+from agent_retraining.serving.client import ServingModel, greedy_policy, routes_to_canary
+from agent_retraining.serving.conformance import EXPLORATION, FOLDER, SCORE_TOLERANCE, load_vectors, routing_cases
+from agent_retraining.serving.manifest_schema import SCHEMA_FILE, manifest_problem
+from agent_retraining.serving.portable_model import PortableModel
+
+
+def test_the_committed_vectors_are_what_the_code_writes_today(tmp_path):
+    """A change to the encoding, a graph or the policy must come with new vectors, or every port would be checked
+    against the old contract."""
+    test_vectors.write(tmp_path)
+    for name in ("manifest.json", "vectors.json", "live.onnx", "canary.onnx"):
+        assert filecmp.cmp(tmp_path / name, FOLDER / name, shallow=False), f"{name} differs: rerun dev.test_vectors"
+
+
+def test_the_python_client_reproduces_every_case():
+    manifest, files, cases = load_vectors()
+    entries = {manifest["version"]: manifest, manifest["canary"]["version"]: manifest["canary"]}
+    models = {v: PortableModel((FOLDER / files[e["onnx"]["key"]]).read_bytes()) for v, e in entries.items()}
+    canary = manifest["canary"]
+    for case in cases:
+        routed = routes_to_canary(case["routing_key"], canary["version"], canary["share"])
+        assert ("canary" if routed else "live") == case["arm"]
+        entry = entries[case["version"]]
+        encoding = entry["encoding"]
+        block = context_block(encoding, context_table(encoding, [case["context"]]))
+        actions = len(encoding["actions"])
+        rows = with_actions(np.repeat(block, actions, 0), np.arange(actions), actions)
+        assert np.array_equal(rows, np.array(case["encoded"], dtype=np.float32))
+        scores = ServingModel(entry["version"], "", encoding, models[case["version"]]).scores([case["context"]])
+        assert np.abs(scores[0] - case["scores"]).max() <= SCORE_TOLERANCE
+        assert encoding["actions"][int(scores[0].argmax())] == case["greedy_action"]
+        assert np.allclose(greedy_policy(scores, EXPLORATION)[0], case["propensities"], rtol=0, atol=1e-12)
+    assert {c["arm"] for c in cases} == {"live", "canary"}
+
+
+def test_routing_cases_hold_exactly():
+    cases = routing_cases()
+    assert {c["canary"] for c in cases} == {True, False}
+    for case in cases:
+        assert routes_to_canary(case["routing_key"], case["canary_version"], case["share"]) is case["canary"]
+
+
+def test_the_vectors_encoding_is_the_pipelines_encoding_of_the_spec(support_bot):
+    """The manifest carries what the pipeline trained with: the same columns, the same id, the same matrix."""
+    manifest, _, cases = load_vectors()
+    assert manifest["encoding"] == encoding_of(support_bot)
+    assert columns(manifest["encoding"]) == feature_columns(support_bot)
+    assert fingerprint(manifest["encoding"]) == manifest["encoding_id"]
+    table = context_table(manifest["encoding"], [c["context"] for c in cases])
+    assert np.array_equal(encode_context(support_bot, table), context_block(manifest["encoding"], table))
+
+
+def test_the_schema_is_the_version_the_clients_read():
+    import json
+
+    assert json.loads(SCHEMA_FILE.read_text())["properties"]["schema_version"]["const"] == MANIFEST_SCHEMA_VERSION
+    manifest, _, _ = load_vectors()
+    assert manifest_problem(manifest) is None
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        (lambda m: m.update(schema_version=3), "manifest schema_version 3: this client reads up to 2"),
+        (lambda m: m.pop("schema_version"), "schema_version 1 was written before portable models"),
+        (lambda m: m.update(schema_version="2"), "schema_version '2' is not an integer"),
+        (lambda m: m.pop("onnx"), "'onnx' is a required property"),
+        (lambda m: m["onnx"].update(sha256="abc"), "onnx.sha256: 'abc' does not match"),
+        (lambda m: m["encoding"]["context"][0].pop("vocabulary"), "'vocabulary' is a required property"),
+        (lambda m: m["encoding"]["actions"].append("new_action"), "the live entry's encoding fingerprints to"),
+        (lambda m: m["canary"].update(share=1.5), "canary.share: 1.5 is greater than the maximum of 1"),
+        (lambda m: m["canary"].update(share=True), "canary.share: True is not of type 'number'"),
+        (lambda m: m["canary"].pop("onnx"), "canary: 'onnx' is a required property"),
+        (lambda m: m.update(canary=[1, 2]), "canary: [1, 2] is not of type 'object', 'null'"),
+    ],
+)
+def test_a_manifest_a_client_cannot_fully_understand_is_named_and_refused(change, why):
+    manifest, _, _ = load_vectors()
+    manifest = copy.deepcopy(manifest)
+    change(manifest)
+    assert why in manifest_problem(manifest)
+
+
+def test_a_context_value_of_the_wrong_type_is_refused_by_the_features_name(support_bot):
+    encoding = encoding_of(support_bot)
+    for feature, value in (("channel", 3), ("account_age_days", "12"), ("account_age_days", True),
+                           ("account_age_days", 2.5), ("sentiment", float("nan")), ("is_returning_customer", 1),
+                           ("sentiment", "high"), ("sentiment", True)):  # fmt: skip
+        with pytest.raises(ValueError, match=f"context feature '{feature}' must be"):
+            context_table(encoding, [{feature: value}])
