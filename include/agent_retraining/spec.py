@@ -42,6 +42,18 @@ class CategoryFeature(_Strict):
     min_in_vocabulary: float = Field(default=0.99, ge=0.0, le=1.0)
 
 
+MAX_BUCKETS = 4096  # an open category's columns, each crossed with every action
+
+
+class OpenCategoryFeature(_Strict):
+    """A category whose values keep coming (product ids, countries, tool names): each value is hashed into one of
+    `buckets`, so a new value never changes the encoding and the live model stays the champion."""
+
+    type: Literal["open_category"]
+    buckets: int = Field(ge=2, le=MAX_BUCKETS)
+    max_null_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
 class NumericFeature(_Strict):
     type: Literal["int", "float"]
     min: float
@@ -60,7 +72,7 @@ class BoolFeature(_Strict):
     max_null_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
 
 
-Feature = Annotated[CategoryFeature | NumericFeature | BoolFeature, Field(discriminator="type")]
+Feature = Annotated[CategoryFeature | OpenCategoryFeature | NumericFeature | BoolFeature, Field(discriminator="type")]
 
 
 class Reward(_Strict):

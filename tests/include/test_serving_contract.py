@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 from agent_retraining.contract import MANIFEST_SCHEMA_VERSION
+from agent_retraining.datagate.reading import FEATURE_TYPES
 from agent_retraining.dev import test_vectors
 from agent_retraining.models.encoding import (
     columns,
     context_block,
+    context_columns,
     context_table,
     encoding_of,
     fingerprint,
@@ -60,14 +62,34 @@ def test_routing_cases_hold_exactly():
         assert routes_to_canary(case["routing_key"], case["canary_version"], case["share"]) is case["canary"]
 
 
-def test_the_vectors_encoding_is_the_pipelines_encoding_of_the_spec(support_bot):
-    """The manifest carries what the pipeline trained with: the same columns, the same id, the same matrix."""
+def test_the_vectors_encoding_is_the_pipelines_encoding_of_the_spec():
+    """The manifest carries what the pipeline trained with: the same columns, the same id, the same matrix; and
+    the vectors cover every feature type a spec may declare."""
+    spec = test_vectors.vectors_spec()
     manifest, _, cases = load_vectors()
-    assert manifest["encoding"] == encoding_of(support_bot)
-    assert columns(manifest["encoding"]) == feature_columns(support_bot)
+    assert manifest["encoding"] == encoding_of(spec)
+    assert {f["type"] for f in manifest["encoding"]["context"]} == set(FEATURE_TYPES)
+    assert columns(manifest["encoding"]) == feature_columns(spec)
     assert fingerprint(manifest["encoding"]) == manifest["encoding_id"]
     table = context_table(manifest["encoding"], [c["context"] for c in cases])
-    assert np.array_equal(encode_context(support_bot, table), context_block(manifest["encoding"], table))
+    assert np.array_equal(encode_context(spec, table), context_block(manifest["encoding"], table))
+
+
+def test_an_open_category_hashes_every_text_into_its_buckets_and_a_new_value_changes_nothing(support_bot):
+    """A value the spec never saw, Unicode, the empty string: each lands in a bucket by the contract's hash; the
+    encoding (and so the live model) stays the same whatever values arrive."""
+    import hashlib
+
+    spec = test_vectors.vectors_spec()
+    encoding = encoding_of(spec)
+    product = next(i for i, f in enumerate(encoding["context"]) if f["name"] == "product")
+    start = len(context_columns({"context": encoding["context"][:product], "actions": []}))
+    values = ["product-0001", "brand-new-product", "naïve 東京 🚀", "", None]
+    block = context_block(encoding, context_table(encoding, [{"product": v} for v in values]))[:, start : start + 17]
+    for value, row in zip(values, block, strict=True):
+        expected = 16 if value is None else int.from_bytes(hashlib.sha256(value.encode()).digest()[:8], "big") % 16
+        assert row.tolist() == [float(i == expected) for i in range(17)]
+    assert columns(encoding)[start : start + 17] == [*(f"product#{b}" for b in range(16)), "product__missing"]
 
 
 def test_the_schema_is_the_version_the_clients_read():

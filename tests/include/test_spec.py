@@ -31,6 +31,24 @@ def test_the_example_spec_is_a_support_bot_with_mixed_features(support_bot):
         (lambda r: r["context"]["sentiment"].update(min=2.0), "context.sentiment", "must be below max"),
         (lambda r: r["context"]["channel"].update(vocabulary=[]), "context.channel.category.vocabulary", "at least 1"),
         (
+            lambda r: r["context"].update(product={"type": "open_category", "buckets": 5000}),
+            "context.product.open_category.buckets",
+            "less than or equal to 4096",
+        ),
+        (
+            lambda r: r["context"].update(product={"type": "open_category", "vocabulary": ["a"], "buckets": 8}),
+            "context.product.open_category.vocabulary",
+            "Extra inputs are not permitted",
+        ),
+        (
+            lambda r: (
+                r["context"].update(product={"type": "open_category", "buckets": 8}),
+                r["validation"]["tiers"].update({"in_vocabulary:product": "warn"}),
+            ),
+            "<top level>",
+            "in_vocabulary applies to category features, 'product' is open_category",
+        ),
+        (
             lambda r: r["context"]["channel"].update(type="text"),
             "context.channel",
             "does not match any of the expected",

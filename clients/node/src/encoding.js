@@ -8,14 +8,23 @@
  */
 const { createHash } = require('node:crypto');
 
+const { hash64 } = require('./hash');
+
 const OTHER = '__other__'; // a category value outside the vocabulary, or null
 
-/** Names of the context block's columns, in order. */
+/**
+ * Names of the context block's columns, in order: a category's `<name>=<value>` per vocabulary value then
+ * `<name>=__other__`; an open category's `<name>#<b>` per bucket then `<name>__missing`; a number's or bool's
+ * `<name>`, `<name>__missing`.
+ */
 function contextColumns(encoding) {
   const names = [];
   for (const feature of encoding.context) {
     if (feature.type === 'category') {
       for (const value of [...feature.vocabulary, OTHER]) names.push(`${feature.name}=${value}`);
+    } else if (feature.type === 'open_category') {
+      for (let b = 0; b < feature.buckets; b += 1) names.push(`${feature.name}#${b}`);
+      names.push(`${feature.name}__missing`);
     } else {
       names.push(feature.name, `${feature.name}__missing`);
     }
@@ -30,6 +39,15 @@ function columns(encoding) {
   return [...base, ...actions, ...actions.flatMap((action) => base.map((column) => `${column}*${action}`))];
 }
 
+/**
+ * The bucket of an open category's value: the first 8 bytes of sha256(UTF-8 of the value) as an unsigned
+ * big-endian integer (the routing hash), modulo `buckets`. A value never seen in training still has a bucket, so
+ * new values never change the encoding.
+ */
+function bucketOf(value, buckets) {
+  return Number(hash64(value) % BigInt(buckets));
+}
+
 /** First 16 hex digits of the sha256 of the column names joined by newlines (UTF-8). */
 function encodingId(encoding) {
   return createHash('sha256').update(columns(encoding).join('\n'), 'utf8').digest('hex').slice(0, 16);
@@ -38,6 +56,12 @@ function encodingId(encoding) {
 function jsonType(value) {
   if (value === null) return 'null';
   return Array.isArray(value) ? 'array' : typeof value;
+}
+
+/** A string of valid Unicode: a lone surrogate has no UTF-8, and the Python client and the log reader refuse it. */
+function checkText(feature, value) {
+  if (typeof value !== 'string') throw wrongType(feature, value, 'a string');
+  if (!value.isWellFormed()) throw wrongType(feature, value, 'valid Unicode text (a lone surrogate is not)');
 }
 
 function wrongType(feature, value, expected) {
@@ -62,10 +86,15 @@ function encodeContext(encoding, context) {
     const value = Object.hasOwn(context, feature.name) ? context[feature.name] : null;
     const missing = value === null || value === undefined;
     if (feature.type === 'category') {
-      if (!missing && typeof value !== 'string') throw wrongType(feature, value, 'a string');
+      if (!missing) checkText(feature, value);
       const position = missing ? -1 : feature.vocabulary.indexOf(value);
       const onehot = new Array(feature.vocabulary.length + 1).fill(0);
       onehot[position === -1 ? feature.vocabulary.length : position] = 1;
+      block.push(...onehot);
+    } else if (feature.type === 'open_category') {
+      if (!missing) checkText(feature, value);
+      const onehot = new Array(feature.buckets + 1).fill(0); // the buckets, then __missing
+      onehot[missing ? feature.buckets : bucketOf(value, feature.buckets)] = 1;
       block.push(...onehot);
     } else if (feature.type === 'bool') {
       if (!missing && typeof value !== 'boolean') throw wrongType(feature, value, 'a boolean');
@@ -105,4 +134,4 @@ function encode(encoding, contexts) {
   return { data: matrix, rows: contexts.length * actions, width: rowWidth };
 }
 
-module.exports = { OTHER, columns, contextColumns, encode, encodeContext, encodingId };
+module.exports = { OTHER, bucketOf, columns, contextColumns, encode, encodeContext, encodingId };

@@ -1,7 +1,8 @@
 'use strict';
 /** The Node.js client of the agent retraining serving and log contracts (docs/serving-contract.md). */
 const { AgentModelClient, ModelRefused, NoModel } = require('./client');
-const { columns, contextColumns, encode, encodeContext, encodingId } = require('./encoding');
+const { bucketOf, columns, contextColumns, encode, encodeContext, encodingId } = require('./encoding');
+const { hash64 } = require('./hash');
 const { SCHEMA_VERSION, manifestProblem } = require('./manifest');
 const { draw, greedyPropensities, routesToCanary } = require('./policy');
 const { FolderStore, S3Store, StoreError } = require('./store');
@@ -16,6 +17,7 @@ module.exports = {
   S3Store,
   SCHEMA_VERSION,
   StoreError,
+  bucketOf,
   columns,
   contextColumns,
   draw,
@@ -23,6 +25,7 @@ module.exports = {
   encodeContext,
   encodingId,
   greedyPropensities,
+  hash64,
   manifestProblem,
   routesToCanary,
 };

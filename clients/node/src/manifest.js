@@ -8,7 +8,8 @@
 const { encodingId } = require('./encoding');
 
 const SCHEMA_VERSION = 2; // the highest manifest schema this client reads
-const FEATURE_TYPES = ['category', 'int', 'float', 'bool'];
+const FEATURE_TYPES = ['category', 'open_category', 'int', 'float', 'bool'];
+const MAX_BUCKETS = 4096; // the schema's: an open category's columns, each crossed with every action
 
 const describe = (value) => (value === undefined ? 'missing' : JSON.stringify(value));
 
@@ -30,6 +31,12 @@ function encodingProblem(encoding) {
     if (!FEATURE_TYPES.includes(feature.type)) return `${where} has type ${describe(feature.type)}`;
     if (feature.type === 'category' && !(uniqueTexts(feature.vocabulary) && feature.vocabulary.length)) {
       return `${where} has vocabulary ${describe(feature.vocabulary)}, not a list of distinct strings`;
+    }
+    if (feature.type === 'open_category') {
+      const { buckets } = feature;
+      if (!(Number.isInteger(buckets) && buckets >= 2 && buckets <= MAX_BUCKETS)) {
+        return `${where} has buckets ${describe(buckets)}, not an integer from 2 to ${MAX_BUCKETS}`;
+      }
     }
     if (feature.type === 'int' || feature.type === 'float') {
       const { min, max } = feature;
@@ -95,4 +102,4 @@ function manifestProblem(manifest) {
   return null;
 }
 
-module.exports = { SCHEMA_VERSION, manifestProblem };
+module.exports = { MAX_BUCKETS, SCHEMA_VERSION, manifestProblem };

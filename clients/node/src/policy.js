@@ -3,7 +3,7 @@
  * The policy that acts on scores, and the canary's routing: the same arithmetic as the Python client
  * (include/agent_retraining/serving/client.py), so both log the same propensities and split sessions alike.
  */
-const { createHash } = require('node:crypto');
+const { hash64 } = require('./hash');
 
 const TWO_TO_64 = 2 ** 64;
 
@@ -44,8 +44,7 @@ function draw(probabilities, u) {
  * double that BigInt holds exactly.
  */
 function routesToCanary(routingKey, canaryVersion, share) {
-  const digest = createHash('sha256').update(`${canaryVersion}/${routingKey}`, 'utf8').digest();
-  return digest.readBigUInt64BE(0) < BigInt(Math.ceil(share * TWO_TO_64));
+  return hash64(`${canaryVersion}/${routingKey}`) < BigInt(Math.ceil(share * TWO_TO_64));
 }
 
 module.exports = { draw, greedyPropensities, routesToCanary };

@@ -2,8 +2,22 @@
 const assert = require('node:assert/strict');
 const { test } = require('node:test');
 
-const { columns, encode, encodeContext, encodingId } = require('../src/encoding');
+const { createHash } = require('node:crypto');
+
+const { bucketOf, columns, encode, encodeContext, encodingId } = require('../src/encoding');
 const { ENCODING } = require('../testing/fixtures');
+
+/** A small encoding with an open category between a category and a bool. */
+const OPEN = {
+  context: [
+    { name: 'plan', type: 'category', vocabulary: ['free', 'pro'] },
+    { name: 'product', type: 'open_category', buckets: 4 },
+    { name: 'is_mobile', type: 'bool' },
+  ],
+  actions: ['faq', 'human'],
+};
+/** One open category of 16 buckets, alone. */
+const PRODUCT = { context: [{ name: 'product', type: 'open_category', buckets: 16 }], actions: ['a'] };
 
 test('the columns are the context block, the action one-hot, then each action crossed with the context', () => {
   const context = [
@@ -89,4 +103,111 @@ test("each context gives one row per action: context, action one-hot, the contex
   }
   const missing = Array.from(data.subarray(3 * width, 3 * width + 7));
   assert.deepEqual(missing, [0, 0, 1, 0, 1, 0, 1]); // the second context: every feature absent
+});
+
+test("an open category's columns are one per bucket then __missing, at its place, crossed like the others", () => {
+  const context = [
+    'plan=free',
+    'plan=pro',
+    'plan=__other__',
+    'product#0',
+    'product#1',
+    'product#2',
+    'product#3',
+    'product__missing',
+    'is_mobile',
+    'is_mobile__missing',
+  ];
+  const actions = ['action=faq', 'action=human'];
+  const crossed = actions.flatMap((a) => context.map((c) => `${c}*${a}`));
+  assert.deepEqual(columns(OPEN), [...context, ...actions, ...crossed]);
+  const sixteen = [...Array.from({ length: 16 }, (_, b) => `product#${b}`), 'product__missing'];
+  assert.deepEqual(columns(PRODUCT), [...sixteen, 'action=a', ...sixteen.map((c) => `${c}*action=a`)]);
+});
+
+test('an open category enters the encoding id by its column names, as Python fingerprints them', () => {
+  // The documented names, joined by newlines and hashed here, independently of columns().
+  const base = ['plan=free', 'plan=pro', 'plan=__other__', 'product#0', 'product#1', 'product#2', 'product#3'];
+  base.push('product__missing', 'is_mobile', 'is_mobile__missing');
+  const actions = ['action=faq', 'action=human'];
+  const names = [...base, ...actions, ...actions.flatMap((a) => base.map((c) => `${c}*${a}`))];
+  const expected = createHash('sha256').update(names.join('\n'), 'utf8').digest('hex').slice(0, 16);
+  assert.equal(encodingId(OPEN), expected);
+  // Both from agent_retraining.models.encoding.fingerprint on these encodings.
+  assert.equal(encodingId(OPEN), 'c5111c2173d352b7');
+  assert.equal(encodingId(PRODUCT), 'c23204ac75dd40ce');
+  // Another number of buckets is another encoding.
+  assert.notEqual(encodingId({ ...PRODUCT, context: [{ ...PRODUCT.context[0], buckets: 17 }] }), encodingId(PRODUCT));
+});
+
+test("an open category's value is 1 in the bucket of its sha256 prefix mod buckets, 0 elsewhere and in __missing", () => {
+  // From Python: int.from_bytes(hashlib.sha256(v.encode()).digest()[:8], "big") % buckets. Several digests are
+  // at or above 2^63 ("naïve", ""), where a signed or double-precision remainder would go wrong.
+  const python16 = { naïve: 10, 東京: 5, '': 4, 'p-1': 3, 'p-2': 5, laptop: 7, Laptop: 5, '😀': 7 };
+  for (const [value, bucket] of Object.entries(python16)) {
+    assert.equal(bucketOf(value, 16), bucket, JSON.stringify(value));
+    const expected = new Array(17).fill(0);
+    expected[bucket] = 1;
+    assert.deepEqual(Array.from(encodeContext(PRODUCT, { product: value })), expected, JSON.stringify(value));
+  }
+  const python4096 = { naïve: 1162, 東京: 2021, '': 3092, 'p-1': 2051 };
+  for (const [value, bucket] of Object.entries(python4096)) assert.equal(bucketOf(value, 4096), bucket, value);
+  assert.equal(bucketOf('naïve', 2), 0);
+  assert.equal(bucketOf('東京', 2), 1);
+});
+
+test('an open category that is null or absent is 1 in __missing alone; the empty string is a value', () => {
+  const missing = [...new Array(16).fill(0), 1];
+  assert.deepEqual(Array.from(encodeContext(PRODUCT, { product: null })), missing);
+  assert.deepEqual(Array.from(encodeContext(PRODUCT, { product: undefined })), missing);
+  assert.deepEqual(Array.from(encodeContext(PRODUCT, {})), missing);
+  const empty = Array.from(encodeContext(PRODUCT, { product: '' }));
+  assert.equal(empty[16], 0);
+  assert.equal(empty.indexOf(1), 4);
+  // A value never seen before has a bucket too: the block's width never changes.
+  assert.equal(encodeContext(PRODUCT, { product: 'sku-launched-today' }).length, 17);
+});
+
+test('an open category value that is not a string is a TypeError naming the feature', () => {
+  const cases = [
+    [7, /'product' \(open_category\) is number 7, expected a string or null/],
+    [2.5, /'product' \(open_category\) is number 2.5/],
+    [true, /'product' \(open_category\) is boolean true/],
+    [{ id: 'p-1' }, /'product' \(open_category\) is object \{"id":"p-1"\}/],
+    [['p-1'], /'product' \(open_category\) is array \["p-1"\]/],
+  ];
+  for (const [product, message] of cases) {
+    assert.throws(() => encodeContext(PRODUCT, { product }), { name: 'TypeError', message });
+    assert.throws(() => encode(OPEN, [{ product }]), { name: 'TypeError', message });
+  }
+});
+
+test("an open category's block is in the context block and in its action's crossed slot of each row", () => {
+  const context = { plan: 'pro', product: 'naïve', is_mobile: true };
+  const block = Array.from(encodeContext(OPEN, context));
+  const product = [0, 0, 0, 0, 0];
+  product[bucketOf('naïve', 4)] = 1;
+  assert.deepEqual(block, [0, 1, 0, ...product, 1, 0]);
+  const { data, rows, width } = encode(OPEN, [context]);
+  assert.equal(rows, 2);
+  assert.equal(width, 10 + 2 + 2 * 10);
+  const zeros = new Array(10).fill(0);
+  assert.deepEqual(Array.from(data.subarray(0, width)), [...block, 1, 0, ...block, ...zeros]);
+  assert.deepEqual(Array.from(data.subarray(width, 2 * width)), [...block, 0, 1, ...zeros, ...block]);
+});
+
+test('a lone surrogate is refused like the Python client refuses it: it has no UTF-8', () => {
+  const encoding = {
+    context: [
+      { name: 'plan', type: 'category', vocabulary: ['free'] },
+      { name: 'product', type: 'open_category', buckets: 4 },
+    ],
+    actions: ['a'],
+  };
+  for (const name of ['plan', 'product']) {
+    assert.throws(() => encodeContext(encoding, { [name]: 'x\ud800' }), {
+      name: 'TypeError',
+      message: new RegExp(`context feature '${name}'.*valid Unicode text`),
+    });
+  }
 });

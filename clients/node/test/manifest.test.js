@@ -2,6 +2,7 @@
 const assert = require('node:assert/strict');
 const { test } = require('node:test');
 
+const { encodingId } = require('../src/encoding');
 const { manifestProblem } = require('../src/manifest');
 const { ENCODING } = require('../testing/fixtures');
 
@@ -12,6 +13,12 @@ const ENTRY = {
   encoding: ENCODING,
 };
 const manifest = (changes = {}) => ({ schema_version: 2, ...ENTRY, canary: null, ...changes });
+/** A manifest whose encoding has an open category of these buckets (fingerprinted, so only the buckets matter). */
+const withBuckets = (buckets) => {
+  const encoding = { context: [...ENCODING.context, { name: 'product', type: 'open_category', buckets }] };
+  encoding.actions = ENCODING.actions;
+  return manifest({ encoding, encoding_id: buckets === undefined ? ENTRY.encoding_id : encodingId(encoding) });
+};
 const without = (object, name) => Object.fromEntries(Object.entries(object).filter(([key]) => key !== name));
 
 test('a schema 2 manifest with or without a canary is readable, whatever else it holds', () => {
@@ -95,4 +102,30 @@ test("an entry's encoding must fingerprint to its encoding_id: the id names the 
     problem,
     /^the live entry's encoding fingerprints to [0-9a-f]{16}, not its encoding_id cb053285ba6fe880$/,
   );
+});
+
+test('an open category with an integer number of buckets from 2 to 4096 is readable', () => {
+  for (const buckets of [2, 16, 4096]) assert.equal(manifestProblem(withBuckets(buckets)), null, String(buckets));
+  const live = withBuckets(16);
+  assert.equal(manifestProblem(manifest({ canary: { ...live, schema_version: undefined, share: 0.5 } })), null);
+});
+
+test('an open category without an integer number of buckets from 2 to 4096 is refused with the reason', () => {
+  const reason = (shown) =>
+    `the live entry's encoding feature 'product' has buckets ${shown}, not an integer from 2 to 4096`;
+  const cases = [
+    [undefined, 'missing'],
+    [null, 'null'],
+    [0, '0'],
+    [1, '1'],
+    [-16, '-16'],
+    [4097, '4097'],
+    [2.5, '2.5'],
+    ['16', '"16"'],
+    [true, 'true'],
+    [[16], '[16]'],
+  ];
+  for (const [buckets, shown] of cases) assert.equal(manifestProblem(withBuckets(buckets)), reason(shown));
+  const canary = manifest({ canary: { ...withBuckets(1), share: 0.1 } });
+  assert.equal(manifestProblem(canary), reason('1').replace('live', 'canary'));
 });

@@ -2,6 +2,8 @@
 const assert = require('node:assert/strict');
 const { test } = require('node:test');
 
+const { bucketOf } = require('../src/encoding');
+const { hash64 } = require('../src/hash');
 const { draw, greedyPropensities, routesToCanary } = require('../src/policy');
 
 test('the greedy policy gives exploration / actions to each action and the rest to the best', () => {
@@ -54,4 +56,14 @@ test('routing is salted with the canary version: another canary draws another sp
   assert.notDeepEqual(first, second);
   const share = first.filter(Boolean).length / keys.length;
   assert.ok(share > 0.4 && share < 0.6, `share ${share}`);
+});
+
+test('routing and open categories share one hash: the first 8 bytes of sha256, unsigned big-endian', () => {
+  // From Python: int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big").
+  assert.equal(hash64('v2/k4'), 11831261229908412381n);
+  assert.equal(hash64('v2/k0'), 13953747963163218584n);
+  assert.equal(hash64('naïve'), 17901765216542819466n); // above 2^63: read unsigned
+  assert.equal(hash64('東京'), 1369119241984014309n);
+  assert.equal(hash64(''), 16406829232824261652n);
+  for (const text of ['v2/k4', 'naïve', '東京', '']) assert.equal(BigInt(bucketOf(text, 16)), hash64(text) % 16n);
 });

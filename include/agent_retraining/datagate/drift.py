@@ -3,7 +3,8 @@
 Each validated day stores a small summary of itself (a histogram per context
 feature on bins fixed by the spec), so a run compares its
 new day with the week before it without reading the week again. The bins depend
-only on the spec: every category of the vocabulary plus one for the rest;
+only on the spec: every category of the vocabulary plus one for the rest; an
+open category's hash buckets;
 `FINE_BINS` equal slices of a number's declared range plus one below, one above;
 and one for missing values. Fine bins are regrouped into about ten groups of
 equal reference mass, plus one below and one above everything the reference
@@ -19,7 +20,8 @@ import pyarrow.compute as pc
 
 from agent_retraining.contract import context_column
 from agent_retraining.datagate.rules import check, tier_of
-from agent_retraining.spec import AgentSpec, CategoryFeature, NumericFeature
+from agent_retraining.hashing import buckets_of
+from agent_retraining.spec import AgentSpec, CategoryFeature, NumericFeature, OpenCategoryFeature
 
 FINE_BINS = 100
 PSI_GROUPS = 10
@@ -28,6 +30,9 @@ PSI_GROUPS = 10
 def _bin_codes(spec: AgentSpec, name: str, column: pa.ChunkedArray) -> tuple[np.ndarray, int]:
     """A bin number per row and the number of bins; missing values go to the last bin."""
     feature = spec.context[name]
+    if isinstance(feature, OpenCategoryFeature):  # its buckets, then missing
+        return np.where(column.is_null().to_numpy(zero_copy_only=False), feature.buckets,
+                        buckets_of(column, feature.buckets)), feature.buckets + 1  # fmt: skip
     if isinstance(feature, CategoryFeature):
         vocabulary = pa.array(feature.vocabulary, pa.string())
         codes = pc.fill_null(pc.index_in(column, value_set=vocabulary), len(feature.vocabulary)).to_numpy()

@@ -52,7 +52,8 @@ from agent_retraining.storage import Buckets, get_bytes, list_keys, put_bytes, w
 
 log = logging.getLogger(__name__)
 
-FEATURE_TYPES = {"category": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
+FEATURE_TYPES = {"category": pa.string(), "open_category": pa.string(), "int": pa.int64(), "float": pa.float64(),
+                 "bool": pa.bool_()}  # fmt: skip
 _SCALARS = {"string": pa.string(), "double": pa.float64(), "timestamp": pa.string()}
 # `ts` as text: RFC 3339 with an offset and up to nine fractional digits (Go's time.RFC3339Nano writes nine), which
 # the pipeline truncates to the microseconds it stores. Offsets are checked to be real (hours to 23, minutes to 59)
@@ -65,7 +66,8 @@ _TS_FORMS = ("an RFC 3339 timestamp with an offset: YYYY-MM-DDTHH:MM:SS, optiona
 _UTC_MICROSECONDS = pa.timestamp("us", tz="UTC")
 # JSON types a value may have, by contract or feature type (bool is not a number here).
 _JSON_TYPES = {"string": (str,), "double": (int, float), "timestamp": (str,), "object": (dict,)}
-_FEATURE_JSON_TYPES = {"category": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
+_FEATURE_JSON_TYPES = {"category": (str,), "open_category": (str,), "int": (int,), "float": (int, float),
+                       "bool": (bool,)}  # fmt: skip
 
 
 def fault(rule: str, message: str, key: str | None = None, line: int | None = None, field: str | None = None) -> dict:

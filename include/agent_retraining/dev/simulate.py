@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from agent_retraining.contract import day_prefix, success_key
 from agent_retraining.serving.client import AgentModelClient, greedy_policy
-from agent_retraining.spec import AgentSpec, CategoryFeature, NumericFeature, load_agent
+from agent_retraining.spec import AgentSpec, CategoryFeature, NumericFeature, OpenCategoryFeature, load_agent
 from agent_retraining.storage import buckets_from_env, put_bytes, s3_client_from_env
 
 EXPLORATION = 0.2  # epsilon of the logging policy
@@ -34,6 +34,10 @@ EVENTS_PER_PART = 250_000  # events per log file: an agent rotates its log files
 def seeded_rng(*parts: object) -> np.random.Generator:
     digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+OPEN_VALUES = 200  # the values an open category logs (`<feature>-0000` ...), with skewed frequencies
+OPEN_GROUPS = 4  # what the truth knows of such a value: its number modulo this
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,10 @@ class World:
             name: rng.dirichlet(np.full(len(feature.vocabulary), 2.0))
             for name, feature in spec.context.items()
             if isinstance(feature, CategoryFeature)
+        } | {  # a few values common, most rare, as product ids are
+            name: rng.dirichlet(np.full(OPEN_VALUES, 0.3))
+            for name, feature in spec.context.items()
+            if isinstance(feature, OpenCategoryFeature)
         }
         return cls(spec, true_weights, policy_weights, category_weights)
 
@@ -111,6 +119,8 @@ def signal_names(spec: AgentSpec) -> list[str]:
     for name, feature in spec.context.items():
         if isinstance(feature, CategoryFeature):
             names.extend(f"{name}={value}" for value in feature.vocabulary)
+        elif isinstance(feature, OpenCategoryFeature):
+            names.extend(f"{name}~{group}" for group in range(OPEN_GROUPS))
         else:
             names.append(name)
     return names
@@ -132,6 +142,12 @@ def sample_contexts(world: World, rows: int, rng: np.random.Generator) -> tuple[
                 unknown = ~missing & (rng.random(rows) < share)
                 values[name] = pc.if_else(pa.array(unknown), value, values[name])
                 onehot[unknown] = 0.0
+            signals.append(onehot)
+        elif isinstance(feature, OpenCategoryFeature):  # the truth sees the value's group, the models its bucket
+            index = rng.choice(OPEN_VALUES, size=rows, p=world.category_weights[name])
+            values[name] = pc.take(_numbered(f"{name}-", np.arange(OPEN_VALUES), 4), pa.array(index, mask=missing))
+            onehot = np.eye(OPEN_GROUPS)[index % OPEN_GROUPS]
+            onehot[missing] = 0.0
             signals.append(onehot)
         elif isinstance(feature, NumericFeature):
             unit = rng.beta(2.0, 3.0, size=rows)

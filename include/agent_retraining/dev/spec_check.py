@@ -20,13 +20,23 @@ import sys
 from agent_retraining import spec_yaml
 from agent_retraining.models.encoding import context_columns, encoding_of
 from agent_retraining.models.features import encoding_id, feature_columns
-from agent_retraining.spec import AgentSpec, CategoryFeature, NumericFeature, SpecError, agents_dir, load_agent
+from agent_retraining.spec import (
+    AgentSpec,
+    CategoryFeature,
+    NumericFeature,
+    OpenCategoryFeature,
+    SpecError,
+    agents_dir,
+    load_agent,
+)
 
 
 def _feature(name: str, spec: AgentSpec) -> str:
     feature = spec.context[name]
     if isinstance(feature, CategoryFeature):
         return f"{name} (category, {len(feature.vocabulary)} values; __other__: outside the vocabulary, or null)"
+    if isinstance(feature, OpenCategoryFeature):
+        return f"{name} (open category, any text hashed into {feature.buckets} buckets; __missing: null)"
     if isinstance(feature, NumericFeature):
         return (
             f"{name} ({feature.type} in [{feature.min:g}, {feature.max:g}] scaled to [0, 1], clipped; __missing: null)"

@@ -1,7 +1,8 @@
 """Write the serving contract's test vectors (agent_retraining/serving/test_vectors/) from two small real models
-trained on simulated support-bot logs: a logistic regression live and a LightGBM canary, so that a port is checked
-on a dense graph and a tree ensemble. Deterministic: the same code writes the same files, which the test suite
-checks, so a change to the encoding or the graphs cannot leave the vectors (and every port) behind.
+trained on simulated support-bot logs (with an open category added): a logistic regression live and a LightGBM
+canary, so that a port is checked on a dense graph and a tree ensemble. Deterministic: the same code writes the
+same files, which the test suite checks, so a change to the encoding or the graphs cannot leave the vectors (and
+every port) behind.
 
     python -m agent_retraining.dev.test_vectors [FOLDER]
 """
@@ -34,7 +35,7 @@ from agent_retraining.serving.client import ServingModel, greedy_policy, routes_
 from agent_retraining.serving.conformance import EXPLORATION, FOLDER
 from agent_retraining.serving.manifest_schema import manifest_problem
 from agent_retraining.serving.portable_model import PortableModel
-from agent_retraining.spec import load_agent
+from agent_retraining.spec import AgentSpec, load_agent
 
 DAY = date(2026, 6, 1)
 CANARY_SHARE = 0.5
@@ -52,6 +53,8 @@ def _edge_contexts(encoding: dict) -> list[dict]:
         if feature["type"] == "category":
             vocabulary = feature["vocabulary"]
             outside[name], low[name], high[name] = "not-in-vocabulary", vocabulary[0], vocabulary[-1]
+        elif feature["type"] == "open_category":  # any text is a value: Unicode, empty, one the world logs
+            outside[name], low[name], high[name] = "naïve 東京 🚀", "", f"{name}-0000"
         elif feature["type"] == "bool":
             outside[name], low[name], high[name] = None, False, True
         else:
@@ -79,8 +82,15 @@ def _entry(spec, name: str, table) -> tuple[dict, bytes]:
     return entry, portable
 
 
+def vectors_spec() -> AgentSpec:
+    """support-bot with an open category too, so that the vectors cover every feature type."""
+    described = load_agent("support-bot").model_dump()
+    described["context"]["product"] = {"type": "open_category", "buckets": 16, "max_null_fraction": 0.1}
+    return AgentSpec.model_validate(described)
+
+
 def write(folder: Path = FOLDER) -> None:
-    spec = load_agent("support-bot")
+    spec = vectors_spec()
     world = World.for_spec(spec, 0)
     events = day_events(world, DAY, 2000, 3)
     table = parse_log_object("vectors.jsonl", "".join(json.dumps(e) + "\n" for e in events).encode(), spec, DAY).table

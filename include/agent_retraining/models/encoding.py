@@ -18,7 +18,8 @@ import pyarrow.compute as pc
 
 from agent_retraining.contract import context_column
 from agent_retraining.datagate.reading import FEATURE_TYPES, context_value_fault
-from agent_retraining.spec import AgentSpec, CategoryFeature, NumericFeature
+from agent_retraining.hashing import buckets_of
+from agent_retraining.spec import AgentSpec, CategoryFeature, NumericFeature, OpenCategoryFeature
 
 OTHER = "__other__"  # a category value outside the vocabulary, or null
 
@@ -30,6 +31,8 @@ def encoding_of(spec: AgentSpec) -> dict:
         described = {"name": name, "type": feature.type}
         if isinstance(feature, CategoryFeature):
             described["vocabulary"] = list(feature.vocabulary)
+        elif isinstance(feature, OpenCategoryFeature):
+            described["buckets"] = feature.buckets
         elif isinstance(feature, NumericFeature):
             described |= {"min": feature.min, "max": feature.max}
         features.append(described)
@@ -42,6 +45,8 @@ def context_columns(encoding: dict) -> list[str]:
         name = feature["name"]
         if feature["type"] == "category":
             names.extend(f"{name}={value}" for value in [*feature["vocabulary"], OTHER])
+        elif feature["type"] == "open_category":
+            names.extend([*(f"{name}#{bucket}" for bucket in range(feature["buckets"])), f"{name}__missing"])
         else:
             names.extend([name, f"{name}__missing"])
     return names
@@ -82,6 +87,11 @@ def context_block(encoding: dict, table: pa.Table) -> np.ndarray:
             positions = pc.fill_null(pc.index_in(column, value_set=vocabulary), len(vocabulary)).to_numpy()
             onehot = np.zeros((len(positions), len(vocabulary) + 1), dtype=np.float32)
             onehot[np.arange(len(positions)), positions] = 1.0
+            blocks.append(onehot)
+        elif feature["type"] == "open_category":  # the value's bucket, or the last column for a null
+            positions = buckets_of(column, feature["buckets"])
+            onehot = np.zeros((len(positions), feature["buckets"] + 1), dtype=np.float32)
+            onehot[np.arange(len(positions)), np.where(positions < 0, feature["buckets"], positions)] = 1.0
             blocks.append(onehot)
         else:
             missing = column.is_null().to_numpy(zero_copy_only=False)

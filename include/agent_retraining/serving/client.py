@@ -20,13 +20,13 @@ same for a client in another language (clients/node/ is one).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 
 import numpy as np
 
 from agent_retraining.contract import manifest_key
+from agent_retraining.hashing import hash64
 from agent_retraining.models.artifacts import ArtifactError, fetch_verified
 from agent_retraining.models.encoding import action_scores, context_block, context_table
 from agent_retraining.serving.manifest_schema import manifest_problem
@@ -35,8 +35,7 @@ from agent_retraining.serving.portable_model import PortableModel
 
 def routes_to_canary(routing_key: str, canary_version: str, share: float) -> bool:
     """Whether the canary serves this routing key: stable for the canary's whole run, a fresh draw per canary."""
-    digest = hashlib.sha256(f"{canary_version}/{routing_key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") < share * 2**64
+    return hash64(f"{canary_version}/{routing_key}") < share * 2**64
 
 
 def greedy_policy(scores: np.ndarray, exploration: float) -> np.ndarray:
