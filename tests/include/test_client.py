@@ -107,11 +107,20 @@ def test_keeps_serving_when_the_new_artifact_is_corrupted(agent_spec, s3, bucket
     client.poll()
     newer = _deploy_model(s3, buckets, agent_spec, "lightgbm", "2026-06-02", 2)
     manifest, _ = read_manifest(s3, buckets, agent_spec.agent_id)
+    good, _ = get_bytes(s3, buckets.models, manifest["onnx"]["key"])
     put_bytes(s3, buckets.models, manifest["onnx"]["key"], b"tree\nbut not really")
     assert client.poll() is False
     assert "has sha256" in client.last_error
     assert client.version == version
     assert newer != version
+    # a refused file is not fetched again at every poll: only a change of the manifest tries it again
+    put_bytes(s3, buckets.models, manifest["onnx"]["key"], good)
+    assert client.poll() is False
+    assert client.version == version
+    rewritten, etag = read_manifest(s3, buckets, agent_spec.agent_id)
+    put_if_match(s3, buckets.models, manifest_key(agent_spec.agent_id), json.dumps(rewritten).encode(), etag)
+    assert client.poll()
+    assert client.version == newer
 
 
 def test_simulated_logs_carry_the_deployed_model_version(agent_spec, s3, buckets):

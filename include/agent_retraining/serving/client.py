@@ -91,6 +91,7 @@ class AgentModelClient:
 
     def poll(self) -> bool:
         """Load the manifest's models if the manifest changed; True when what serves changed."""
+        etag = None
         try:
             response = self.s3.get_object(Bucket=self.models_bucket, Key=manifest_key(self.agent_id))
             etag = response["ETag"]
@@ -103,6 +104,8 @@ class AgentModelClient:
                 return False
             live = self._load(manifest, self.live, self.canary)
         except Exception as exc:  # anything at all: the agent keeps serving what it has
+            if isinstance(exc, ArtifactError | ValueError):  # a bad file stays bad until the manifest changes
+                self.manifest_etag = etag
             self.last_error = f"{type(exc).__name__}: {exc}"
             return False
         canary, error, retry, entry = None, None, False, manifest.get("canary")
