@@ -395,8 +395,13 @@ def parse_spec(text: str, source: str) -> AgentSpec:
 
 
 def load_spec(path: Path) -> AgentSpec:
-    """Load one spec file; its name must be `<agent_id>.yaml` so ids cannot drift."""
-    spec = parse_spec(path.read_text(), str(path))
+    """Load one spec file; its name must be `<agent_id>.yaml` so ids cannot drift. A file that cannot be read as
+    UTF-8 text is a SpecError like any other broken spec, so it hides only its own agent."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot be read as UTF-8 text: {exc}") from exc
+    spec = parse_spec(text, str(path))
     if path.stem != spec.agent_id:
         raise SpecError(f"{path}: field 'agent_id': '{spec.agent_id}' must match the file name '{path.stem}'")
     return spec

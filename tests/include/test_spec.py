@@ -161,6 +161,18 @@ def test_one_broken_spec_leaves_the_others_loadable(tmp_path: Path, monkeypatch)
     assert f"{broken}: field 'gate.floors.min_roc_auc'" in str(errors["gamma-bot"])
 
 
+def test_a_spec_file_that_is_not_utf8_text_hides_only_its_own_agent(tmp_path: Path, monkeypatch):
+    from tests.conftest import write_specs_with_one_broken
+
+    write_specs_with_one_broken(tmp_path)
+    (tmp_path / "latin-bot.yaml").write_bytes("agent_id: latin-bot\ndescription: caf\xe9\n".encode("latin-1"))
+    monkeypatch.setenv("AGENT_SPECS_DIR", str(tmp_path))
+    specs, errors = load_all_specs()
+    assert [s.agent_id for s in specs] == ["alpha-bot", "beta-bot"]
+    assert sorted(errors) == ["gamma-bot", "latin-bot"]
+    assert "latin-bot.yaml: cannot be read as UTF-8 text" in str(errors["latin-bot"])
+
+
 def test_the_old_reward_rate_key_is_refused_saying_what_replaced_it():
     def old_key(raw):
         raw["validation"]["max_reward_rate_change"] = 0.25
