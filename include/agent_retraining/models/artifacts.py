@@ -33,6 +33,14 @@ def load_live_model(s3, buckets: Buckets, manifest: dict) -> LoadedModel:
     return load(manifest["framework"], body, manifest["params"])
 
 
+def verify_published(s3, buckets: Buckets, entry: dict) -> None:
+    """ArtifactError unless a manifest entry's files in the models bucket are the ones it records: the native
+    artifact, and its ONNX export when the entry has one (entries from before portable models do not)."""
+    fetch_verified(s3, buckets.models, entry["artifact_key"], entry["sha256"])
+    if entry.get("onnx"):
+        fetch_verified(s3, buckets.models, entry["onnx"]["key"], entry["onnx"]["sha256"])
+
+
 def model_version(candidate: dict) -> str:
     """Content-addressed: the same artifact bytes for the same day always get the same version."""
     return f"{candidate['trained_on']['last'].replace('-', '')}-{candidate['candidate']}-{candidate['sha256'][:12]}"

@@ -27,7 +27,7 @@ from agent_retraining.manifest import (
     history,
     read_manifest,
 )
-from agent_retraining.models.artifacts import ArtifactError, fetch_verified, publish_artifact
+from agent_retraining.models.artifacts import ArtifactError, publish_artifact, verify_published
 from agent_retraining.records import Decision, Deployment, Manifest, RecordError, checked, read_record, write_record
 from agent_retraining.serving.manifest_schema import manifest_problem
 from agent_retraining.storage import (
@@ -279,9 +279,7 @@ def promote_canary(s3, buckets: Buckets, agent_id: str, judged: dict, reason: st
         if landed:
             return landed
         canary = _judged_canary(live, judged)
-        fetch_verified(s3, buckets.models, canary["artifact_key"], canary["sha256"])
-        if canary.get("onnx"):  # a canary started before portable models has none
-            fetch_verified(s3, buckets.models, canary["onnx"]["key"], canary["onnx"]["sha256"])
+        verify_published(s3, buckets, canary)
         model = {k: v for k, v in canary.items() if k not in CANARY_ONLY_FIELDS}
         return {**model, "run_id": run_id, "reason": f"canary promoted: {reason}", "deployed_by": "canary"}
 
@@ -345,8 +343,7 @@ def rollback(
                                   "export or encoding in its entry), so no client of schema_version "
                                   f"{MANIFEST_SCHEMA_VERSION} could serve it")  # fmt: skip
         try:
-            fetch_verified(s3, buckets.models, entry["artifact_key"], entry["sha256"])
-            fetch_verified(s3, buckets.models, entry["onnx"]["key"], entry["onnx"]["sha256"])
+            verify_published(s3, buckets, entry)
         except ArtifactError as exc:
             raise RollbackRefused(f"refusing to roll back to {entry['version']}: {exc}") from exc
         return {**entry, "run_id": run_id, "reason": f"rollback: {reason}", "deployed_by": "rollback"}

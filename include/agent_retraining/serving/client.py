@@ -47,6 +47,12 @@ def greedy_policy(scores: np.ndarray, exploration: float) -> np.ndarray:
     return probabilities
 
 
+# What a model file that fails so raises: a wrong checksum, a file onnxruntime cannot run, an entry it cannot use.
+# Models are written once under new keys, so such a file stays bad until the manifest changes; anything else
+# (S3 trouble) is tried again at the next poll.
+STAYS_BAD = (ArtifactError, ValueError)
+
+
 class NoModel(Exception):
     """No model has been loaded yet (no manifest, or every artifact so far was refused)."""
 
@@ -104,7 +110,7 @@ class AgentModelClient:
                 return False
             live = self._load(manifest, self.live, self.canary)
         except Exception as exc:  # anything at all: the agent keeps serving what it has
-            if isinstance(exc, ArtifactError | ValueError):  # a bad file stays bad until the manifest changes
+            if isinstance(exc, STAYS_BAD):
                 self.manifest_etag = etag
             self.last_error = f"{type(exc).__name__}: {exc}"
             return False
@@ -114,8 +120,7 @@ class AgentModelClient:
                 canary = self._load(entry, self.canary)
             except Exception as exc:  # never served; the live model keeps every request
                 error = f"canary {entry.get('version')} not served: {type(exc).__name__}: {exc}"
-                # a bad artifact or encoding stays bad until the manifest changes; S3 trouble is tried again
-                retry = not isinstance(exc, ArtifactError | ValueError)
+                retry = not isinstance(exc, STAYS_BAD)
         before = (self.version, self.canary and self.canary.version)
         self.live, self.canary, self.canary_share = live, canary, float(entry["share"]) if canary else 0.0
         self.manifest_etag = None if retry else etag
