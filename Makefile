@@ -93,12 +93,16 @@ demo: s3-up airflow-db
 
 # The closed loop: the agent acts every day in a moving world, the real DAG retrains it every night;
 # a table, .local/loop/<scenario>.json and a PNG plot (<scenario>-seed<N> for SEED=N other than 0).
-# SCENARIO: stationary, gradual_drift, sudden_shift, new_value, broken_release.
+# SCENARIO: stationary, gradual_drift, sudden_shift, new_value, broken_release, intent_drift (AGENT=llm-router).
+# WITHOUT=f1,f2: the same world, the agent's spec without those context features (the ablation).
+comma := ,
 SCENARIO ?= gradual_drift
 SEED ?= 0
+WITHOUT ?=
 LOOP_DAYS := $(if $(filter command line,$(origin DAYS)),$(DAYS),30)
 loop: s3-up airflow-db
-	$(PY) scripts/loop.py --agent $(AGENT) --scenario $(SCENARIO) --days $(LOOP_DAYS) --seed $(SEED)
+	$(PY) scripts/loop.py --agent $(AGENT) --scenario $(SCENARIO) --days $(LOOP_DAYS) --seed $(SEED) \
+		$(foreach feature,$(subst $(comma), ,$(WITHOUT)),--without $(feature))
 
 # Airflow with its UI on http://localhost:8080 (scheduler, API server, DAG processor,
 # triggerer) on the embedded default; the admin password is printed on start.

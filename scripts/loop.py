@@ -18,8 +18,12 @@ Writes `.local/loop/<scenario>.json` and `.local/loop/<scenario>.png` (`<scenari
 seed than 0) and
 prints a table. The loop's agent is `<agent>-<scenario>` with the agent's spec,
 in the same local buckets; its logs, models and runs are cleared at the start.
+`--without FEATURE` (repeatable) is the ablation: the same world, whose users still write what they write, but
+the agent's spec without those context features (`<scenario>-without-<features>`), so the loop shows what they
+were worth.
 
     python scripts/loop.py --agent support-bot --scenario gradual_drift --days 30
+    python scripts/loop.py --agent llm-router --scenario intent_drift --without message --without message_embedding
 """
 
 from __future__ import annotations
@@ -50,6 +54,21 @@ def loop_spec(agent: str, scenario_name: str):
 
     spec = load_agent(agent)
     return spec.model_copy(update={"agent_id": f"{agent}-{scenario_name.replace('_', '-')}"[:63]})
+
+
+def without_features(spec, names: list[str]):
+    """The spec without these context features (and the slices and tiers that name them), validated again."""
+    from agent_retraining.spec import AgentSpec
+
+    unknown = sorted(set(names) - set(spec.context))
+    if unknown:
+        raise SystemExit(f"--without {unknown}: not context features of {spec.agent_id} ({', '.join(spec.context)})")
+    raw = spec.model_dump()
+    raw["context"] = {n: f for n, f in raw["context"].items() if n not in names}
+    raw["gate"]["slices"]["features"] = [n for n in raw["gate"]["slices"]["features"] if n not in names]
+    raw["validation"]["tiers"] = {r: t for r, t in raw["validation"]["tiers"].items()
+                                  if r.partition(":")[2] not in names}  # fmt: skip
+    return AgentSpec.model_validate(raw)
 
 
 def install_spec(spec) -> Path:
@@ -103,7 +122,9 @@ def clear_agent(s3, buckets, agent_id: str) -> None:
         delete_prefix(s3, bucket, f"{agent_id}/")
 
 
-def run_loop(spec, scenario_name: str, days: int, events_per_day: int, seed: int, strength: float) -> dict:
+def run_loop(world_spec, spec, scenario_name: str, days: int, events_per_day: int, seed: int,
+             strength: float) -> dict:  # fmt: skip
+    """The loop in the world of `world_spec`, the agent learning and logging with `spec` (the same agent id)."""
     from agent_retraining.dev.scenarios import scenario
     from agent_retraining.dev.simulate import corrupt, day_table, seeded_rng, write_day
     from agent_retraining.serving.client import AgentModelClient
@@ -111,7 +132,7 @@ def run_loop(spec, scenario_name: str, days: int, events_per_day: int, seed: int
 
     s3, buckets = s3_client_from_env(), buckets_from_env()
     clear_agent(s3, buckets, spec.agent_id)
-    world_of = scenario(scenario_name, spec, seed, days, strength)
+    world_of = scenario(scenario_name, world_spec, seed, days, strength)
     agent = AgentModelClient(spec.agent_id, s3, buckets.models)
     frozen = AgentModelClient(spec.agent_id, s3, buckets.models)
     warmup = [START + timedelta(days=n) for n in range(spec.training.window_days)]
@@ -135,6 +156,7 @@ def run_loop(spec, scenario_name: str, days: int, events_per_day: int, seed: int
         shown = " ".join(f"{line} {values[line]:.4f}" for line in LINES)
         log.info("day %d %s: %s; night: %s", index, day, shown, night["outcome"])
     return {"agent_id": spec.agent_id, "scenario": scenario_name, "days": days, "events_per_day": events_per_day,
+            "features": list(spec.context), "without": [n for n in world_spec.context if n not in spec.context],
             "seed": seed, "strength": strength, "change_day": world_of.change_day, "first_night": first_night,
             "frozen_version": frozen.version, "records": records, "summary": summarise(records)}  # fmt: skip
 
@@ -218,15 +240,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events-per-day", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--strength", type=float, default=1.0, help="how hard the world moves (1: as documented)")
+    parser.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        metavar="FEATURE",
+        help="leave this context feature out of the agent's spec (the world keeps it)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / ".local" / "loop")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
-    spec = loop_spec(args.agent, args.scenario)
+    world_spec = loop_spec(args.agent, args.scenario)
+    spec = without_features(world_spec, args.without) if args.without else world_spec
     os.environ["AGENT_SPECS_DIR"] = str(install_spec(spec))
-    result = run_loop(spec, args.scenario, args.days, args.events_per_day, args.seed, args.strength)
+    result = run_loop(world_spec, spec, args.scenario, args.days, args.events_per_day, args.seed, args.strength)
     args.out.mkdir(parents=True, exist_ok=True)
-    name = args.scenario if args.seed == 0 else f"{args.scenario}-seed{args.seed}"
+    name = args.scenario + "".join(f"-without-{n}" for n in args.without)
+    name += "" if args.seed == 0 else f"-seed{args.seed}"
     (args.out / f"{name}.json").write_text(json.dumps(result, indent=2))
     plot(result, args.out / f"{name}.png")
     print(table(result))

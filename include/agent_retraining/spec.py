@@ -72,7 +72,43 @@ class BoolFeature(_Strict):
     max_null_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
 
 
-Feature = Annotated[CategoryFeature | OpenCategoryFeature | NumericFeature | BoolFeature, Field(discriminator="type")]
+class TextFeature(_Strict):
+    """Free text the agent saw (a message, or its summary), featurized as hashed letter trigrams of its first
+    `max_bytes` UTF-8 bytes (feature_hashing.py): no vocabulary to keep up to date, the same in every language.
+    Longer texts are cut there; the data gate's `text_length` rule says how many were."""
+
+    type: Literal["text"]
+    buckets: int = Field(default=256, ge=16, le=MAX_BUCKETS)
+    max_bytes: int = Field(default=2048, ge=16, le=2**20)
+    max_null_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
+    max_truncated_fraction: float = Field(default=0.01, ge=0.0, le=1.0)
+
+
+MAX_EMBEDDING_DIM = 4096
+
+
+class EmbeddingFeature(_Strict):
+    """A vector the agent computed (a sentence embedding of the message): exactly `dim` finite numbers, whose
+    Euclidean norm the gate holds to [min_norm, max_norm] (a unit-normalized encoder gives about 1)."""
+
+    type: Literal["embedding"]
+    dim: int = Field(ge=2, le=MAX_EMBEDDING_DIM)
+    min_norm: float = Field(default=0.0, ge=0.0)
+    max_norm: float = Field(default=1e6, gt=0.0)
+    max_null_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
+    max_off_norm_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _norms_ordered(self) -> EmbeddingFeature:
+        if self.min_norm >= self.max_norm:
+            raise ValueError(f"min_norm ({self.min_norm}) must be below max_norm ({self.max_norm})")
+        return self
+
+
+Feature = Annotated[
+    CategoryFeature | OpenCategoryFeature | NumericFeature | BoolFeature | TextFeature | EmbeddingFeature,
+    Field(discriminator="type"),
+]
 
 
 class Reward(_Strict):
@@ -111,14 +147,22 @@ Tier = Literal["block", "warn"]
 RULE_KINDS = (
     "unreadable_object", "object_too_large", "empty_day", "bad_lines", "not_null", "unique_event_id", "agent_id",
     "action_in_set", "propensity_range", "reward_valid", "ts_in_day", "context_non_null", "in_range",
-    "in_vocabulary", "rows_per_day", "drift", "reward_rate",
+    "in_vocabulary", "rows_per_day", "drift", "reward_rate", "text_length", "embedding_valid", "embedding_norm",
 )  # fmt: skip
 # The log contract itself: a row that breaks one is not a decision the estimators can use (a zero propensity
 # divides by zero, a reward of 7 is no label), so these always block and a spec cannot lower them.
 CONTRACT_RULES = ("not_null", "unique_event_id", "agent_id", "action_in_set", "propensity_range", "reward_valid",
                   "ts_in_day")  # fmt: skip
 # Rule kinds judged per context feature, and so the only ones a `kind:feature` tier key may name.
-FEATURE_RULES = {"context_non_null": "any", "drift": "any", "in_vocabulary": "category", "in_range": "number"}
+FEATURE_RULES = {
+    "context_non_null": "any",
+    "drift": "any",
+    "in_vocabulary": "category",
+    "in_range": "number",
+    "text_length": "text",
+    "embedding_valid": "embedding",
+    "embedding_norm": "embedding",
+}
 
 
 class RewardRate(_Strict):
@@ -347,9 +391,7 @@ class AgentSpec(_Strict):
                 raise ValueError(f"validation.tiers: '{rule}': no context feature '{feature}' "
                                  f"(features: {', '.join(self.context)})")  # fmt: skip
             wanted, actual = FEATURE_RULES[kind], self.context[feature]
-            if (wanted == "category" and not isinstance(actual, CategoryFeature)) or (
-                wanted == "number" and not isinstance(actual, NumericFeature)
-            ):
+            if wanted not in ("any", actual.type) and not (wanted == "number" and isinstance(actual, NumericFeature)):
                 raise ValueError(f"validation.tiers: '{rule}': {kind} applies to {wanted} features, "
                                  f"'{feature}' is {actual.type}")  # fmt: skip
         return self

@@ -54,7 +54,7 @@ def test_each_candidate_learns_and_round_trips_through_its_safe_format(support_b
 def test_each_candidates_onnx_export_scores_what_the_native_model_scores_on_a_holdout(support_bot, name):
     """Agents outside Python serve the export: on rows it was not trained on, every action's score must be the
     native model's within the serving contract's tolerance, and the same artifact must give the same file."""
-    from agent_retraining.models.encoding import action_scores
+    from agent_retraining.models.encoding import action_scores, encoding_of
     from agent_retraining.models.features import encode_context
     from agent_retraining.serving.portable_model import TOLERANCE, PortableModel
 
@@ -66,7 +66,7 @@ def test_each_candidates_onnx_export_scores_what_the_native_model_scores_on_a_ho
     assert CANDIDATES[name].to_onnx(artifact, params, matrix.shape[1]) == exported
     native, portable = load(CANDIDATES[name].framework, artifact, params), PortableModel(exported)
     context = encode_context(support_bot, holdout)
-    native_scores, onnx_scores = action_scores(context, len(support_bot.actions), [native, portable])
+    native_scores, onnx_scores = action_scores(encoding_of(support_bot), context, [native, portable])
     assert native_scores.std() > 0.01  # a real model, not a constant
     assert np.abs(onnx_scores - native_scores).max() <= TOLERANCE
 
@@ -168,9 +168,10 @@ def test_scores_are_the_same_whatever_the_block_of_rows_scored_at_once(support_b
     artifact, params = fit(name, matrix, labels, 3, hyperparameters(support_bot, name))
     model = load(CANDIDATES[name].framework, artifact, params)
     context = encode_context(support_bot, table)
-    actions = len(support_bot.actions)
-    whole = encoding.action_scores(context, actions, [model])[0]
-    monkeypatch.setattr(encoding, "SCORE_BLOCK_ROWS", 7)  # 101 rows: 14 full blocks and a short one
-    blocked = encoding.action_scores(context, actions, [model])[0]
+    described = encoding.encoding_of(support_bot)
+    whole = encoding.action_scores(described, context, [model])[0]
+    row_bytes = 4 * len(encoding.columns(described))
+    monkeypatch.setattr(encoding, "SCORE_BLOCK_BYTES", 7 * row_bytes)  # 101 rows: 14 full blocks and a short one
+    blocked = encoding.action_scores(described, context, [model])[0]
     assert np.allclose(blocked, whole, rtol=0, atol=1e-6)  # the same up to float32 summation order
     assert whole.shape == (101, len(support_bot.actions))

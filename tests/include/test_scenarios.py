@@ -21,12 +21,31 @@ def _truth(world, rows=4000):
     return world.reward_probability(signals)
 
 
+@pytest.fixture(scope="module")
+def router():
+    from agent_retraining.spec import load_agent
+
+    return load_agent("llm-router")
+
+
 @pytest.mark.parametrize("name", SCENARIOS)
-def test_the_same_seed_gives_the_same_worlds(support_bot, name):
-    first, again = scenario(name, support_bot, 4, 30), scenario(name, support_bot, 4, 30)
+def test_the_same_seed_gives_the_same_worlds(support_bot, router, name):
+    spec = router if name == "intent_drift" else support_bot
+    first, again = scenario(name, spec, 4, 30), scenario(name, spec, 4, 30)
     for day in (0, 15, 29):
         assert np.array_equal(_truth(first.world(day)), _truth(again.world(day)))
-    assert not np.array_equal(_truth(first.world(0)), _truth(scenario(name, support_bot, 5, 30).world(0)))
+    assert not np.array_equal(_truth(first.world(0)), _truth(scenario(name, spec, 5, 30).world(0)))
+
+
+def test_under_intent_drift_users_write_about_other_things_every_day(router, support_bot):
+    moving = scenario("intent_drift", router, 0, 30)
+    mixes = [moving.world(day).intent_mix for day in range(30)]
+    assert np.allclose([m.sum() for m in mixes], 1.0)
+    assert all(np.abs(a - b).sum() > 0.01 for a, b in zip(mixes, mixes[1:], strict=False))  # a step every day
+    assert np.abs(mixes[29] - mixes[0]).sum() > 0.3  # and far from where it started after a month
+    assert np.allclose(scenario("stationary", router, 0, 30).world(29).intent_mix, mixes[0])
+    with pytest.raises(ValueError, match="intent_drift needs an agent whose context has a text or embedding"):
+        scenario("intent_drift", support_bot, 0, 30)
 
 
 def test_the_truth_has_interactions_a_linear_model_cannot_fit(support_bot):

@@ -15,6 +15,7 @@ from agent_retraining.models.encoding import (
     context_block,
     context_columns,
     context_table,
+    crossed_width,
     encoding_of,
     fingerprint,
     with_actions,
@@ -46,7 +47,7 @@ def test_the_python_client_reproduces_every_case():
         encoding = entry["encoding"]
         block = context_block(encoding, context_table(encoding, [case["context"]]))
         actions = len(encoding["actions"])
-        rows = with_actions(np.repeat(block, actions, 0), np.arange(actions), actions)
+        rows = with_actions(np.repeat(block, actions, 0), np.arange(actions), actions, crossed_width(encoding))
         assert np.array_equal(rows, np.array(case["encoded"], dtype=np.float32))
         scores = ServingModel(entry["version"], "", encoding, models[case["version"]]).scores([case["context"]])
         assert np.abs(scores[0] - case["scores"]).max() <= SCORE_TOLERANCE

@@ -14,12 +14,13 @@ def _with(change) -> str:
     return yaml.safe_dump(raw)
 
 
-def test_the_example_spec_is_a_support_bot_with_mixed_features(support_bot):
+def test_the_example_specs_are_a_support_bot_with_mixed_features_and_an_llm_router(support_bot):
     assert 4 <= len(support_bot.actions) <= 6
     assert 6 <= len(support_bot.context) <= 10
     assert {f.type for f in support_bot.context.values()} == {"category", "int", "float", "bool"}
     specs, errors = load_all_specs()
-    assert [s.agent_id for s in specs] == ["support-bot"]
+    assert [s.agent_id for s in specs] == ["llm-router", "support-bot"]
+    assert {f.type for f in specs[0].context.values()} >= {"text", "embedding", "category"}
     assert errors == {}
 
 
@@ -49,7 +50,7 @@ def test_the_example_spec_is_a_support_bot_with_mixed_features(support_bot):
             "in_vocabulary applies to category features, 'product' is open_category",
         ),
         (
-            lambda r: r["context"]["channel"].update(type="text"),
+            lambda r: r["context"]["channel"].update(type="audio"),
             "context.channel",
             "does not match any of the expected",
         ),
@@ -81,7 +82,8 @@ def test_the_example_spec_is_a_support_bot_with_mixed_features(support_bot):
         (
             lambda r: r["validation"]["tiers"].update({"rows_per_day:2026-01-01": "warn"}),
             "<top level>",
-            "only context_non_null, drift, in_vocabulary, in_range take a feature",
+            "only context_non_null, drift, in_vocabulary, in_range, text_length, embedding_valid, embedding_norm "
+            "take a feature",
         ),
         (
             lambda r: r["gate"].update(evidence={"min_positive_rewards": 0}),

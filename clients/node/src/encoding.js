@@ -8,22 +8,28 @@
  */
 const { createHash } = require('node:crypto');
 
+const { embeddingParts, textParts } = require('./featureHashing');
 const { hash64 } = require('./hash');
 
 const OTHER = '__other__'; // a category value outside the vocabulary, or null
 
+const WIDE = ['text', 'embedding'];
+
 /**
- * Names of the context block's columns, in order: a category's `<name>=<value>` per vocabulary value then
- * `<name>=__other__`; an open category's `<name>#<b>` per bucket then `<name>__missing`; a number's or bool's
- * `<name>`, `<name>__missing`.
+ * Names of the crossed part of the context block, in order: a category's `<name>=<value>` per vocabulary value
+ * then `<name>=__other__`; an open category's `<name>#<b>` per bucket then `<name>__missing`; a text's or an
+ * embedding's sketch `<name>~<t>` then `<name>__missing`; a number's or bool's `<name>`, `<name>__missing`.
  */
-function contextColumns(encoding) {
+function crossedColumns(encoding) {
   const names = [];
   for (const feature of encoding.context) {
     if (feature.type === 'category') {
       for (const value of [...feature.vocabulary, OTHER]) names.push(`${feature.name}=${value}`);
     } else if (feature.type === 'open_category') {
       for (let b = 0; b < feature.buckets; b += 1) names.push(`${feature.name}#${b}`);
+      names.push(`${feature.name}__missing`);
+    } else if (WIDE.includes(feature.type)) {
+      for (let t = 0; t < feature.cross_dims; t += 1) names.push(`${feature.name}~${t}`);
       names.push(`${feature.name}__missing`);
     } else {
       names.push(feature.name, `${feature.name}__missing`);
@@ -32,11 +38,27 @@ function contextColumns(encoding) {
   return names;
 }
 
-/** Names of the model's input columns, in order: context block, action one-hot, then context x action. */
+/** The context block: the crossed part, then the wide part (a text's `<name>#<b>`, an embedding's `<name>[i]`). */
+function contextColumns(encoding) {
+  const wide = [];
+  for (const feature of encoding.context) {
+    const width = feature.type === 'text' ? feature.buckets : feature.type === 'embedding' ? feature.dim : 0;
+    for (let i = 0; i < width; i += 1) {
+      wide.push(feature.type === 'text' ? `${feature.name}#${i}` : `${feature.name}[${i}]`);
+    }
+  }
+  return [...crossedColumns(encoding), ...wide];
+}
+
+/** Names of the model's input columns, in order: context block, action one-hot, then crossed part x action. */
 function columns(encoding) {
-  const base = contextColumns(encoding);
+  const crossed = crossedColumns(encoding);
   const actions = encoding.actions.map((action) => `action=${action}`);
-  return [...base, ...actions, ...actions.flatMap((action) => base.map((column) => `${column}*${action}`))];
+  return [
+    ...contextColumns(encoding),
+    ...actions,
+    ...actions.flatMap((action) => crossed.map((column) => `${column}*${action}`)),
+  ];
 }
 
 /**
@@ -82,10 +104,19 @@ function encodeContext(encoding, context) {
     throw new TypeError(`a context is an object of feature values, not ${jsonType(context)}`);
   }
   const block = [];
+  const wide = [];
   for (const feature of encoding.context) {
     const value = Object.hasOwn(context, feature.name) ? context[feature.name] : null;
     const missing = value === null || value === undefined;
-    if (feature.type === 'category') {
+    if (feature.type === 'text' || feature.type === 'embedding') {
+      if (!missing) (feature.type === 'text' ? checkText : checkVector)(feature, value);
+      const width = feature.type === 'text' ? feature.buckets : feature.dim;
+      const parts = missing
+        ? { crossed: [...new Array(feature.cross_dims).fill(0), 1], wide: new Array(width).fill(0) }
+        : (feature.type === 'text' ? textParts : embeddingParts)(value, feature);
+      block.push(...parts.crossed);
+      wide.push(...parts.wide);
+    } else if (feature.type === 'category') {
       if (!missing) checkText(feature, value);
       const position = missing ? -1 : feature.vocabulary.indexOf(value);
       const onehot = new Array(feature.vocabulary.length + 1).fill(0);
@@ -109,29 +140,43 @@ function encodeContext(encoding, context) {
       block.push(scaled, missing ? 1 : 0);
     }
   }
-  return Float32Array.from(block);
+  return Float32Array.from([...block, ...wide]);
+}
+
+/** An embedding: exactly `dim` finite numbers, as the log contract and the Python client require. */
+function checkVector(feature, value) {
+  if (!Array.isArray(value)) throw wrongType(feature, value, `a list of ${feature.dim} finite numbers`);
+  if (value.length !== feature.dim) {
+    throw new TypeError(
+      `context feature '${feature.name}' (embedding) must hold ${feature.dim} numbers, got ${value.length}`,
+    );
+  }
+  if (!value.every((v) => typeof v === 'number' && Number.isFinite(v))) {
+    throw wrongType(feature, value, `a list of ${feature.dim} finite numbers`);
+  }
 }
 
 /**
  * The model's input rows for every action of each context, as one row-major float32 matrix: row
- * `i * actions + k` is context i with action k (context block, action one-hot, then the context block again in
- * action k's slot of the crossed columns, zeros in the others).
+ * `i * actions + k` is context i with action k (context block, action one-hot, then the block's crossed part
+ * again in action k's slot of the crossed columns, zeros in the others).
  */
 function encode(encoding, contexts) {
   const actions = encoding.actions.length;
   const blocks = contexts.map((context) => encodeContext(encoding, context));
   const width = contextColumns(encoding).length;
-  const rowWidth = width + actions + actions * width;
+  const crossed = crossedColumns(encoding).length;
+  const rowWidth = width + actions + actions * crossed;
   const matrix = new Float32Array(contexts.length * actions * rowWidth); // zero-filled
   blocks.forEach((block, i) => {
     for (let k = 0; k < actions; k += 1) {
       const row = (i * actions + k) * rowWidth;
       matrix.set(block, row);
       matrix[row + width + k] = 1;
-      matrix.set(block, row + width + actions + k * width);
+      matrix.set(block.subarray(0, crossed), row + width + actions + k * crossed);
     }
   });
   return { data: matrix, rows: contexts.length * actions, width: rowWidth };
 }
 
-module.exports = { OTHER, bucketOf, columns, contextColumns, encode, encodeContext, encodingId };
+module.exports = { OTHER, bucketOf, columns, contextColumns, crossedColumns, encode, encodeContext, encodingId };

@@ -8,8 +8,13 @@
 const { encodingId } = require('./encoding');
 
 const SCHEMA_VERSION = 2; // the highest manifest schema this client reads
-const FEATURE_TYPES = ['category', 'open_category', 'int', 'float', 'bool'];
+const FEATURE_TYPES = ['category', 'open_category', 'int', 'float', 'bool', 'text', 'embedding'];
 const MAX_BUCKETS = 4096; // the schema's: an open category's columns, each crossed with every action
+// The schema's ranges of the whole numbers a text or an embedding is described by.
+const WIDE_LIMITS = {
+  text: { buckets: [16, 4096], max_bytes: [16, 1048576], cross_dims: [1, 64] },
+  embedding: { dim: [2, 4096], cross_dims: [1, 64] },
+};
 
 const describe = (value) => (value === undefined ? 'missing' : JSON.stringify(value));
 
@@ -36,6 +41,12 @@ function encodingProblem(encoding) {
       const { buckets } = feature;
       if (!(Number.isInteger(buckets) && buckets >= 2 && buckets <= MAX_BUCKETS)) {
         return `${where} has buckets ${describe(buckets)}, not an integer from 2 to ${MAX_BUCKETS}`;
+      }
+    }
+    for (const [key, [low, high]] of Object.entries(WIDE_LIMITS[feature.type] || {})) {
+      const value = feature[key];
+      if (!(Number.isInteger(value) && value >= low && value <= high)) {
+        return `${where} has ${key} ${describe(value)}, not an integer from ${low} to ${high}`;
       }
     }
     if (feature.type === 'int' || feature.type === 'float') {

@@ -64,8 +64,16 @@ test('each manifest the client cannot serve is refused with the reason', () => {
       "the live entry's encoding feature 'x' has min 5 and max 5, not two numbers with min < max",
     ],
     [
-      manifest({ encoding: { context: [{ name: 'x', type: 'text' }], actions: ['a'] } }),
-      "the live entry's encoding feature 'x' has type \"text\"",
+      manifest({ encoding: { context: [{ name: 'x', type: 'text', buckets: 256, max_bytes: 1024 }], actions: ['a'] } }),
+      "the live entry's encoding feature 'x' has cross_dims missing, not an integer from 1 to 64",
+    ],
+    [
+      manifest({ encoding: { context: [{ name: 'x', type: 'embedding', dim: 1, cross_dims: 16 }], actions: ['a'] } }),
+      "the live entry's encoding feature 'x' has dim 1, not an integer from 2 to 4096",
+    ],
+    [
+      manifest({ encoding: { context: [{ name: 'x', type: 'audio' }], actions: ['a'] } }),
+      "the live entry's encoding feature 'x' has type \"audio\"",
     ],
     [
       manifest({ encoding: { context: [{ name: 'x', type: 'category', vocabulary: [] }], actions: ['a'] } }),

@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from agent_retraining.contract import EVENT_FIELDS, context_column
 from agent_retraining.datagate.reading import DayOfLogs
 from agent_retraining.datagate.rules import EXAMPLES, check, tier_of
+from agent_retraining.datagate.wide_rules import wide_feature_checks
 from agent_retraining.spec import AgentSpec, CategoryFeature, NumericFeature
 
 
@@ -159,7 +160,7 @@ def gate_checks(spec: AgentSpec, logs: DayOfLogs):
     convert (`dt` left out: the suite does not check it, and dates would become Python objects), and the
     day is in memory once.
     """
-    fault_checks = read_fault_checks(spec, logs)
+    fault_checks = read_fault_checks(spec, logs) + wide_feature_checks(spec, logs.table)
     columns = logs.table.drop_columns(["dt"])
     logs.table = None
     frame = columns.to_pandas(split_blocks=True, self_destruct=True)

@@ -53,7 +53,7 @@ from agent_retraining.storage import Buckets, get_bytes, list_keys, put_bytes, w
 log = logging.getLogger(__name__)
 
 FEATURE_TYPES = {"category": pa.string(), "open_category": pa.string(), "int": pa.int64(), "float": pa.float64(),
-                 "bool": pa.bool_()}  # fmt: skip
+                 "bool": pa.bool_(), "text": pa.string(), "embedding": pa.list_(pa.float64())}  # fmt: skip
 _SCALARS = {"string": pa.string(), "double": pa.float64(), "timestamp": pa.string()}
 # `ts` as text: RFC 3339 with an offset and up to nine fractional digits (Go's time.RFC3339Nano writes nine), which
 # the pipeline truncates to the microseconds it stores. Offsets are checked to be real (hours to 23, minutes to 59)
@@ -67,7 +67,7 @@ _UTC_MICROSECONDS = pa.timestamp("us", tz="UTC")
 # JSON types a value may have, by contract or feature type (bool is not a number here).
 _JSON_TYPES = {"string": (str,), "double": (int, float), "timestamp": (str,), "object": (dict,)}
 _FEATURE_JSON_TYPES = {"category": (str,), "open_category": (str,), "int": (int,), "float": (int, float),
-                       "bool": (bool,)}  # fmt: skip
+                       "bool": (bool,), "text": (str,), "embedding": (list,)}  # fmt: skip
 
 
 def fault(rule: str, message: str, key: str | None = None, line: int | None = None, field: str | None = None) -> dict:
@@ -161,6 +161,10 @@ def context_value_fault(value: object, feature_type: str) -> str | None:
     wrong_bool = isinstance(value, bool) and feature_type != "bool"
     if not isinstance(value, _FEATURE_JSON_TYPES[feature_type]) or wrong_bool:
         return f"must be {feature_type}, got {_shown(value)}"
+    if feature_type == "embedding":  # its length is the gate's rule (embedding_valid), judged for the whole day
+        position = next((i for i, v in enumerate(value) if not isinstance(v, int | float) or isinstance(v, bool)
+                         or not math.isfinite(v)), None)  # fmt: skip
+        return None if position is None else f"must be a list of finite numbers, item {position} is {value[position]!r}"
     return _value_fault(value, feature_type)
 
 
@@ -174,11 +178,16 @@ def _row(event: dict, spec: AgentSpec) -> dict:
     for name in _DOUBLE_FIELDS:
         row[name] = None if row[name] is None else float(row[name])
     context = event.get("context") or {}
-    row["context"] = {
-        name: float(context[name]) if feature.type == "float" and context.get(name) is not None else context.get(name)
-        for name, feature in spec.context.items()
-    }
+    row["context"] = {name: _context_value(context.get(name), feature.type) for name, feature in spec.context.items()}
     return row
+
+
+def _context_value(value: object, feature_type: str) -> object:
+    if value is None:
+        return None
+    if feature_type == "float":
+        return float(value)
+    return [float(v) for v in value] if feature_type == "embedding" else value
 
 
 def _timestamps(text: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
@@ -228,7 +237,10 @@ def _trusted(table: pa.Table, spec: AgentSpec, line_count: int) -> bool:
     context = table.column("context")
     floats = [table.column(name) for name in _DOUBLE_FIELDS]
     floats += [pc.struct_field(context, name) for name, f in spec.context.items() if f.type == "float"]
-    finite = all(pc.all(pc.is_finite(column)).as_py() in (True, None) for column in floats)
+    vectors = [pc.list_flatten(pc.struct_field(context, name)) for name, f in spec.context.items()
+               if f.type == "embedding"]  # fmt: skip
+    finite = all(pc.all(pc.is_finite(column)).as_py() in (True, None) for column in floats + vectors)
+    finite = finite and not any(values.null_count for values in vectors)  # [0.1, null] is no vector
     timestamps_ok = pc.all(pc.match_substring_regex(table.column("ts"), _RFC3339_WITH_OFFSET)).as_py()
     return finite and timestamps_ok in (True, None) and _parses(table.column("ts"))
 

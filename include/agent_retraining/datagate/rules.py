@@ -9,7 +9,7 @@ from __future__ import annotations
 from agent_retraining.spec import AgentSpec
 
 EXAMPLES = 5  # failing rows quoted per rule
-DEFAULT_TIERS = {"drift": "warn"}
+DEFAULT_TIERS = {"drift": "warn", "text_length": "warn"}
 
 
 class DataRejected(Exception):

@@ -13,7 +13,10 @@ matters):
   that was rarely best;
 - `new_value`: from `change_day` on, a value the spec's vocabulary does not know
   appears in a category feature and grows by a point of share a day;
-- `broken_release`: on `change_day` the agent logs corrupt data.
+- `broken_release`: on `change_day` the agent logs corrupt data;
+- `intent_drift` (agents whose context holds what users write): what users
+  write about moves (the intent mix takes a random walk) while the truth
+  drifts as under `gradual_drift`, at half the pace.
 
 Because the truth is known, the value of a policy (the expected reward per
 decision, exploration included) is computed exactly on a sample of the day's
@@ -30,12 +33,13 @@ import pyarrow as pa
 from agent_retraining.dev.simulate import World, sample_contexts, seeded_rng, signal_names
 from agent_retraining.spec import AgentSpec, CategoryFeature
 
-SCENARIOS = ("stationary", "gradual_drift", "sudden_shift", "new_value", "broken_release")
+SCENARIOS = ("stationary", "gradual_drift", "sudden_shift", "new_value", "broken_release", "intent_drift")
 PAIRS = 8  # products of two signals in the truth
 PAIR_SCALE = 1.5  # their weights' spread, against the linear weights' 1.2
 DRIFT_PER_DAY = 0.06  # spread of each weight's daily step under gradual_drift
 SHIFT_BONUS = 5.0  # logit bonus of the favoured action in the shifted segment
 NEW_VALUE_GROWTH = 0.01  # share of the unknown value gained per day
+INTENT_STEP = 0.15  # spread of each intent's daily step in log share under intent_drift
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,8 @@ class Scenario:
     name: str
     base: World  # the world of day 0, before anything moves
     change_day: int  # when the sudden shift, the new value or the broken release happens
-    drift_step: np.ndarray  # the daily change of the true weights (zero unless gradual_drift)
+    drift_step: np.ndarray  # the daily change of the true weights (zero unless gradual_drift or intent_drift)
+    intent_steps: np.ndarray | None = None  # each day's step of the intents' log shares (intent_drift)
     strength: float = 1.0  # how hard the world moves (drift per day, share growth): tests compress time
 
     def world(self, day: int) -> World:
@@ -54,6 +59,9 @@ class Scenario:
             bonus = np.zeros(len(self.base.spec.actions))
             bonus[int(np.argmin(self.base.true_weights[:, -1]))] = SHIFT_BONUS  # the action that was rarely best
             world = replace(world, segment_bonus={world.signal_column(feature, value): bonus})
+        if self.intent_steps is not None:
+            walked = np.log(self.base.intent_mix) + self.strength * self.intent_steps[:day].sum(axis=0)
+            world = replace(world, intent_mix=np.exp(walked) / np.exp(walked).sum())
         if self.name == "new_value" and day >= self.change_day:
             feature = new_value_feature(self.base.spec)
             share = min(0.5, NEW_VALUE_GROWTH * self.strength * (day - self.change_day + 1))
@@ -86,8 +94,15 @@ def scenario(name: str, spec: AgentSpec, seed: int, days: int, strength: float =
     base = replace(World.for_spec(spec, seed), pairs=pairs,
                    pair_weights=rng.normal(0.0, PAIR_SCALE, size=(len(spec.actions), PAIRS)))  # fmt: skip
     step = rng.normal(0.0, DRIFT_PER_DAY, size=base.true_weights.shape)
-    drift = step if name == "gradual_drift" else np.zeros_like(step)
-    return Scenario(name, base, change_day=max(1, days // 2), drift_step=drift, strength=strength)
+    drift = {"gradual_drift": step, "intent_drift": step / 2}.get(name, np.zeros_like(step))
+    intent_steps = None
+    if name == "intent_drift":
+        if base.intent_mix is None:
+            raise ValueError(f"intent_drift needs an agent whose context has a text or embedding feature, not "
+                             f"{spec.agent_id}")  # fmt: skip
+        intent_steps = rng.normal(0.0, INTENT_STEP, size=(days + 1, len(base.intent_mix)))
+    return Scenario(name, base, change_day=max(1, days // 2), drift_step=drift, strength=strength,
+                    intent_steps=intent_steps)  # fmt: skip
 
 
 def evaluation_contexts(world: World, rows: int, seed: int) -> tuple[list[dict], np.ndarray]:

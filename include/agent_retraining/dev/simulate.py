@@ -23,8 +23,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from agent_retraining.contract import day_prefix, success_key
+from agent_retraining.dev import messages
 from agent_retraining.serving.client import AgentModelClient, greedy_policy
-from agent_retraining.spec import AgentSpec, CategoryFeature, NumericFeature, OpenCategoryFeature, load_agent
+from agent_retraining.spec import (
+    AgentSpec,
+    CategoryFeature,
+    EmbeddingFeature,
+    NumericFeature,
+    OpenCategoryFeature,
+    TextFeature,
+    load_agent,
+)
 from agent_retraining.storage import buckets_from_env, put_bytes, s3_client_from_env
 
 EXPLORATION = 0.2  # epsilon of the logging policy
@@ -38,6 +47,7 @@ def seeded_rng(*parts: object) -> np.random.Generator:
 
 OPEN_VALUES = 200  # the values an open category logs (`<feature>-0000` ...), with skewed frequencies
 OPEN_GROUPS = 4  # what the truth knows of such a value: its number modulo this
+INTENT_EMPHASIS = 2.5  # the intent's reward weights against the other signals' (agents that read messages)
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,7 @@ class World:
     pair_weights: np.ndarray | None = None  # (actions, pairs)
     segment_bonus: dict[int, np.ndarray] = field(default_factory=dict)  # signal column -> logit bonus per action
     new_values: dict[str, tuple[str, float]] = field(default_factory=dict)  # feature -> (unknown value, share)
+    intent_mix: np.ndarray | None = None  # how often users write with each intent (specs with text or embeddings)
 
     @classmethod
     def for_spec(cls, spec: AgentSpec, seed: int) -> World:
@@ -66,6 +77,8 @@ class World:
         width = len(signal_names(spec)) + 1
         true_weights = rng.normal(0.0, 1.2, size=(len(spec.actions), width))
         true_weights[:, -1] = rng.normal(-0.8, 0.4, size=len(spec.actions))  # per-action base rate
+        if _talks(spec):  # what the user asks for decides most of who should answer it
+            true_weights[:, : len(messages.INTENTS)] *= INTENT_EMPHASIS
         policy_weights = true_weights + rng.normal(0.0, 0.9, size=true_weights.shape)
         category_weights = {
             name: rng.dirichlet(np.full(len(feature.vocabulary), 2.0))
@@ -76,7 +89,8 @@ class World:
             for name, feature in spec.context.items()
             if isinstance(feature, OpenCategoryFeature)
         }
-        return cls(spec, true_weights, policy_weights, category_weights)
+        intent_mix = rng.dirichlet(np.full(len(messages.INTENTS), 2.0)) if _talks(spec) else None
+        return cls(spec, true_weights, policy_weights, category_weights, intent_mix=intent_mix)
 
     def reward_probability(self, signals: np.ndarray) -> np.ndarray:
         """P(reward=1) for every row and action: shape (rows, actions)."""
@@ -114,13 +128,21 @@ def _with_bias(signals: np.ndarray) -> np.ndarray:
     return np.hstack([signals, np.ones((len(signals), 1))])
 
 
+def _talks(spec: AgentSpec) -> bool:
+    """Whether the agent sees what users write (a text or an embedding feature): its rows then have an intent."""
+    return any(isinstance(f, TextFeature | EmbeddingFeature) for f in spec.context.values())
+
+
 def signal_names(spec: AgentSpec) -> list[str]:
-    names = []
+    """What the truth sees: category values, numbers, and the intent of what users write (not its words)."""
+    names = [f"intent={intent}" for intent in messages.INTENTS] if _talks(spec) else []
     for name, feature in spec.context.items():
         if isinstance(feature, CategoryFeature):
             names.extend(f"{name}={value}" for value in feature.vocabulary)
         elif isinstance(feature, OpenCategoryFeature):
             names.extend(f"{name}~{group}" for group in range(OPEN_GROUPS))
+        elif isinstance(feature, TextFeature | EmbeddingFeature):
+            continue
         else:
             names.append(name)
     return names
@@ -130,9 +152,19 @@ def sample_contexts(world: World, rows: int, rng: np.random.Generator) -> tuple[
     """Context values as logged (with nulls) and the numeric signals the hidden reward sees."""
     values: dict[str, pa.Array] = {}
     signals = []
+    if world.intent_mix is not None:
+        intents = rng.choice(len(world.intent_mix), size=rows, p=world.intent_mix)
+        languages = rng.choice(len(messages.LANGUAGES), size=rows, p=messages.LANGUAGE_MIX)
+        signals.append(np.eye(len(world.intent_mix))[intents])
     for name, feature in world.spec.context.items():
         missing = rng.random(rows) < feature.max_null_fraction / 2
-        if isinstance(feature, CategoryFeature):
+        if isinstance(feature, TextFeature):
+            values[name] = pa.array(messages.messages(intents, languages, rng), mask=missing)
+        elif isinstance(feature, EmbeddingFeature):
+            vectors = messages.embeddings(intents, languages, feature.dim, world.spec.training.seed, rng)
+            offsets = pa.array(np.arange(rows + 1, dtype=np.int32) * feature.dim)
+            values[name] = pa.ListArray.from_arrays(offsets, pa.array(vectors.ravel()), mask=pa.array(missing))
+        elif isinstance(feature, CategoryFeature):
             index = rng.choice(len(feature.vocabulary), size=rows, p=world.category_weights[name])
             values[name] = pc.take(pa.array(feature.vocabulary), pa.array(index, mask=missing))
             onehot = np.eye(len(feature.vocabulary))[index]
@@ -239,6 +271,12 @@ def _json_pieces(column: pa.Array) -> list:
             raise ValueError("control characters in a string column; write such events as dicts")
         escaped = pc.replace_substring(pc.replace_substring(column, "\\", "\\\\"), '"', '\\"')
         return [pc.fill_null(pc.binary_join_element_wise('"', escaped, '"', ""), "null")]
+    if pa.types.is_list(column.type):  # an embedding: its numbers joined by commas, in brackets
+        offsets = column.offsets.to_numpy()
+        numbers = pc.cast(column.values.slice(offsets[0], offsets[-1] - offsets[0]), pa.string())
+        joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets - offsets[0]), numbers,
+                                                         mask=column.is_null()), ",")  # fmt: skip
+        return [pc.fill_null(pc.binary_join_element_wise("[", joined, "]", ""), "null")]
     return [pc.fill_null(pc.cast(column, pa.string()), "null")]  # numbers in shortest form; true/false
 
 

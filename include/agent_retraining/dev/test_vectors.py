@@ -25,6 +25,7 @@ from agent_retraining.models.encoding import (
     columns,
     context_block,
     context_table,
+    crossed_width,
     encoding_of,
     fingerprint,
     with_actions,
@@ -44,7 +45,8 @@ SMALL = {"lightgbm": {"num_boost_round": 12, "num_leaves": 6}}  # a readable fil
 
 def _edge_contexts(encoding: dict) -> list[dict]:
     """Contexts that exercise every branch of the encoding: nulls, absent features, values outside a vocabulary,
-    numbers below and above their range, both booleans."""
+    numbers below and above their range, both booleans; texts with Unicode and control characters, empty, and
+    cut at max_bytes inside a character; embeddings of whole numbers, zeros, and far from unit length."""
     empty: dict = {}
     nulls = {f["name"]: None for f in encoding["context"]}
     outside, low, high = {}, {}, {}
@@ -57,6 +59,13 @@ def _edge_contexts(encoding: dict) -> list[dict]:
             outside[name], low[name], high[name] = "naïve 東京 🚀", "", f"{name}-0000"
         elif feature["type"] == "bool":
             outside[name], low[name], high[name] = None, False, True
+        elif feature["type"] == "text":
+            outside[name], low[name] = "Naïve ÉTÉ in 東京 🚀\t\u0000\x07 ok?!  ", ""
+            high[name] = "€" * (feature["max_bytes"] // 3 + 5)  # cut inside a three-byte character
+        elif feature["type"] == "embedding":
+            dim = feature["dim"]
+            outside[name], low[name] = list(range(-(dim // 2), dim - dim // 2)), [0.0] * dim
+            high[name] = [(-1) ** i * 1e6 / (i + 1) for i in range(dim)]
         else:
             span = feature["max"] - feature["min"]
             outside[name] = feature["min"] + span / 3 if feature["type"] == "float" else int(feature["min"] + span // 3)
@@ -83,9 +92,12 @@ def _entry(spec, name: str, table) -> tuple[dict, bytes]:
 
 
 def vectors_spec() -> AgentSpec:
-    """support-bot with an open category too, so that the vectors cover every feature type."""
+    """support-bot with an open category, a text and an embedding too, so that the vectors cover every feature
+    type (small ones, to keep the file readable)."""
     described = load_agent("support-bot").model_dump()
     described["context"]["product"] = {"type": "open_category", "buckets": 16, "max_null_fraction": 0.1}
+    described["context"]["message"] = {"type": "text", "buckets": 32, "max_bytes": 64, "max_null_fraction": 0.1}
+    described["context"]["message_embedding"] = {"type": "embedding", "dim": 8, "max_null_fraction": 0.1}
     return AgentSpec.model_validate(described)
 
 
@@ -113,8 +125,8 @@ def write(folder: Path = FOLDER) -> None:
         key = f"session-{number}"
         arm = canary if routes_to_canary(key, canary["version"], CANARY_SHARE) else live
         block = context_block(encoding, context_table(encoding, [context]))
-        rows = with_actions(np.repeat(block, len(encoding["actions"]), 0), np.arange(len(encoding["actions"])),
-                            len(encoding["actions"]))  # fmt: skip
+        actions = len(encoding["actions"])
+        rows = with_actions(np.repeat(block, actions, 0), np.arange(actions), actions, crossed_width(encoding))
         scores = ServingModel(arm["version"], "", encoding, models[arm["version"]]).scores([context])
         propensities = greedy_policy(scores, EXPLORATION)[0]
         cases.append({

@@ -31,7 +31,7 @@ from agent_retraining.evaluate.rules import (
 from agent_retraining.evaluate.statistics import interval, paired_difference, policy_influence
 from agent_retraining.manifest import judged_against, read_manifest
 from agent_retraining.models.artifacts import ArtifactError, fetch_verified, load_live_model
-from agent_retraining.models.encoding import action_scores
+from agent_retraining.models.encoding import action_scores, encoding_of
 from agent_retraining.models.features import action_indices, encode_context, encodes_like
 from agent_retraining.models.training import LoadedModel, load
 from agent_retraining.records import Decision, WindowVerdict, read_record_or_none, write_record
@@ -105,10 +105,13 @@ def evaluate_and_decide(
     champion_loaded, champion_note = champion_model(spec, live, lambda m: load_live_model(s3, buckets, m), run)
     if champion_loaded:
         models["champion"] = champion_loaded
-    scores = dict(zip(models, action_scores(context, len(spec.actions), list(models.values())), strict=True))
+    encoding = encoding_of(spec)
+    scores = dict(zip(models, action_scores(encoding, context, list(models.values())), strict=True))
     compared = check_rows(len(context), spec.training.seed)
     portable = {
-        c["candidate"]: portable_rule(s3, buckets.artifacts, c, context[compared], scores[c["candidate"]][compared])
+        c["candidate"]: portable_rule(
+            s3, buckets.artifacts, c, encoding, context[compared], scores[c["candidate"]][compared]
+        )
         for c in candidates
     }
     metrics = {

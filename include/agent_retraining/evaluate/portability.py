@@ -19,7 +19,7 @@ def check_rows(rows: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(rows, size=CHECK_ROWS, replace=False))
 
 
-def portable_rule(s3, bucket: str, candidate: dict, context: np.ndarray, native: np.ndarray) -> dict:
+def portable_rule(s3, bucket: str, candidate: dict, encoding: dict, context: np.ndarray, native: np.ndarray) -> dict:
     """The `portable` rule: the largest |ONNX - native| P(reward = 1) over the given holdout rows (their context
     block) and every action, against TOLERANCE; `native` holds the native scores of those rows."""
     portable = candidate.get("onnx")
@@ -31,7 +31,7 @@ def portable_rule(s3, bucket: str, candidate: dict, context: np.ndarray, native:
         }
     try:
         model = PortableModel(fetch_verified(s3, bucket, portable["key"], portable["sha256"]))
-        scores = action_scores(context, native.shape[1], [model])[0]
+        scores = action_scores(encoding, context, [model])[0]
     except (ArtifactError, ValueError) as error:
         return {"rule": "portable", "passed": False, "detail": f"the ONNX export cannot be used: {error}"}
     difference = float(np.abs(scores - native).max()) if native.size else 0.0

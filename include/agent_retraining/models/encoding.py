@@ -1,11 +1,13 @@
 """The feature encoding: how a context and an action become a model's input row, defined by a small description
 that every manifest entry carries (its `encoding`), so an agent in any language needs the manifest alone.
 
-The encoding has no fitted state (vocabularies and ranges come from the spec), so training, evaluation and the
-agent at serving time compute exactly the same matrix from the same context. Every context column is also crossed
-with the action so that even the linear candidate can learn which action suits which context. The algorithm, for a
-port in another language, is docs/serving-contract.md; `encoding_id` fingerprints its column names, so a model is
-only ever used with the encoding it was trained on.
+The encoding has no fitted state (vocabularies and ranges come from the spec, text is hashed), so training,
+evaluation and the agent at serving time compute exactly the same matrix from the same context. The context block
+is the crossed part (every tabular column, and a small sketch of each text and embedding) followed by the wide part
+(a text's hashed trigrams, an embedding's values). The crossed part is also crossed with the action, so that even
+the linear candidate can learn which action suits which context; the wide part is not, or a 384-value embedding
+would cost 384 columns per action. The algorithm, for a port in another language, is docs/serving-contract.md;
+`encoding_id` fingerprints its column names, so a model is only ever used with the encoding it was trained on.
 """
 
 from __future__ import annotations
@@ -18,10 +20,27 @@ import pyarrow.compute as pc
 
 from agent_retraining.contract import context_column
 from agent_retraining.datagate.reading import FEATURE_TYPES, context_value_fault
+from agent_retraining.feature_hashing import (
+    ROWS_PER_PASS,
+    count_sketch,
+    embedding_values,
+    text_counts,
+    unit_scaled,
+    value_sketch,
+)
 from agent_retraining.hashing import buckets_of
-from agent_retraining.spec import AgentSpec, CategoryFeature, NumericFeature, OpenCategoryFeature
+from agent_retraining.spec import (
+    AgentSpec,
+    CategoryFeature,
+    EmbeddingFeature,
+    NumericFeature,
+    OpenCategoryFeature,
+    TextFeature,
+)
 
 OTHER = "__other__"  # a category value outside the vocabulary, or null
+CROSS_DIMS = 32  # sketch columns of a text or an embedding, crossed with each action
+WIDE = ("text", "embedding")  # feature types with a wide part
 
 
 def encoding_of(spec: AgentSpec) -> dict:
@@ -35,11 +54,16 @@ def encoding_of(spec: AgentSpec) -> dict:
             described["buckets"] = feature.buckets
         elif isinstance(feature, NumericFeature):
             described |= {"min": feature.min, "max": feature.max}
+        elif isinstance(feature, TextFeature):
+            described |= {"buckets": feature.buckets, "max_bytes": feature.max_bytes, "cross_dims": CROSS_DIMS}
+        elif isinstance(feature, EmbeddingFeature):
+            described |= {"dim": feature.dim, "cross_dims": CROSS_DIMS}
         features.append(described)
     return {"context": features, "actions": list(spec.actions)}
 
 
-def context_columns(encoding: dict) -> list[str]:
+def crossed_columns(encoding: dict) -> list[str]:
+    """The context block's first part, the one crossed with each action."""
     names = []
     for feature in encoding["context"]:
         name = feature["name"]
@@ -47,16 +71,29 @@ def context_columns(encoding: dict) -> list[str]:
             names.extend(f"{name}={value}" for value in [*feature["vocabulary"], OTHER])
         elif feature["type"] == "open_category":
             names.extend([*(f"{name}#{bucket}" for bucket in range(feature["buckets"])), f"{name}__missing"])
+        elif feature["type"] in WIDE:
+            names.extend([*(f"{name}~{column}" for column in range(feature["cross_dims"])), f"{name}__missing"])
         else:
             names.extend([name, f"{name}__missing"])
     return names
 
 
+def context_columns(encoding: dict) -> list[str]:
+    """The context block: the crossed part, then the wide part (a text's buckets, an embedding's values)."""
+    wide = []
+    for feature in encoding["context"]:
+        if feature["type"] == "text":
+            wide.extend(f"{feature['name']}#{bucket}" for bucket in range(feature["buckets"]))
+        elif feature["type"] == "embedding":
+            wide.extend(f"{feature['name']}[{index}]" for index in range(feature["dim"]))
+    return crossed_columns(encoding) + wide
+
+
 def columns(encoding: dict) -> list[str]:
-    """Names of the model's input columns, in order: context, action one-hot, context crossed with each action."""
-    base = context_columns(encoding)
+    """Names of the model's input columns, in order: context block, action one-hot, crossed part x each action."""
     actions = [f"action={a}" for a in encoding["actions"]]
-    return base + actions + [f"{c}*{a}" for a in actions for c in base]
+    crossed = crossed_columns(encoding)
+    return context_columns(encoding) + actions + [f"{c}*{a}" for a in actions for c in crossed]
 
 
 def fingerprint(encoding: dict) -> str:
@@ -71,6 +108,9 @@ def context_table(encoding: dict, contexts: list[dict]) -> pa.Table:
         name, kind = feature["name"], feature["type"]
         values = [context.get(name) for context in contexts]
         problem = next((p for p in (context_value_fault(v, kind) for v in values) if p), None)
+        if not problem and kind == "embedding":
+            problem = next((f"must hold {feature['dim']} numbers, got {len(v)}" for v in values
+                            if v is not None and len(v) != feature["dim"]), None)  # fmt: skip
         if problem:
             raise ValueError(f"context feature '{name}' {problem}")
         arrays[context_column(name)] = pa.array(values, FEATURE_TYPES[kind])
@@ -79,56 +119,91 @@ def context_table(encoding: dict, contexts: list[dict]) -> pa.Table:
 
 def context_block(encoding: dict, table: pa.Table) -> np.ndarray:
     """Context block of the matrix for every row of a table with one column per feature (`ctx_<name>`)."""
-    blocks = [np.zeros((table.num_rows, 0), dtype=np.float32)]
+    crossed, wide = [np.zeros((table.num_rows, 0), dtype=np.float32)], []
     for feature in encoding["context"]:
         column = table.column(context_column(feature["name"]))
         if feature["type"] == "category":
             vocabulary = pa.array(feature["vocabulary"], column.type)
             positions = pc.fill_null(pc.index_in(column, value_set=vocabulary), len(vocabulary)).to_numpy()
-            onehot = np.zeros((len(positions), len(vocabulary) + 1), dtype=np.float32)
-            onehot[np.arange(len(positions)), positions] = 1.0
-            blocks.append(onehot)
+            crossed.append(_onehot(positions, len(vocabulary) + 1))
         elif feature["type"] == "open_category":  # the value's bucket, or the last column for a null
             positions = buckets_of(column, feature["buckets"])
-            onehot = np.zeros((len(positions), feature["buckets"] + 1), dtype=np.float32)
-            onehot[np.arange(len(positions)), np.where(positions < 0, feature["buckets"], positions)] = 1.0
-            blocks.append(onehot)
+            crossed.append(_onehot(np.where(positions < 0, feature["buckets"], positions), feature["buckets"] + 1))
+        elif feature["type"] == "text":
+            sketch, counts = _text_parts(feature, column)
+            crossed.append(sketch)
+            wide.append(counts)
+        elif feature["type"] == "embedding":
+            values, usable = embedding_values(column, feature["dim"])
+            sketch = value_sketch(values, feature["cross_dims"])
+            crossed.append(np.column_stack([sketch, ~usable]).astype(np.float32))
+            wide.append(values.astype(np.float32))
         else:
             missing = column.is_null().to_numpy(zero_copy_only=False)
             raw = pc.cast(column.fill_null(False if feature["type"] == "bool" else 0), pa.float64()).to_numpy()
             if feature["type"] != "bool":
                 raw = np.clip((raw - feature["min"]) / (feature["max"] - feature["min"]), 0.0, 1.0)
-            blocks.append(np.column_stack([np.where(missing, 0.0, raw), missing]).astype(np.float32))
-    return np.hstack(blocks)
+            crossed.append(np.column_stack([np.where(missing, 0.0, raw), missing]).astype(np.float32))
+    return np.hstack(crossed + wide)
 
 
-def with_actions(context: np.ndarray, action_index: np.ndarray, action_count: int) -> np.ndarray:
+def _onehot(positions: np.ndarray, width: int) -> np.ndarray:
+    onehot = np.zeros((len(positions), width), dtype=np.float32)
+    onehot[np.arange(len(positions)), positions] = 1.0
+    return onehot
+
+
+def _text_parts(feature: dict, column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """A text column's sketch and missing flag (crossed part) and its unit-length trigram counts (wide part),
+    hashed ROWS_PER_PASS texts at a time: the integer counts of all rows at once would be rows x buckets x 8 bytes."""
+    texts = column.combine_chunks()
+    sketch = np.zeros((len(texts), feature["cross_dims"] + 1), dtype=np.float32)
+    counts = np.zeros((len(texts), feature["buckets"]), dtype=np.float32)
+    for start in range(0, len(texts), ROWS_PER_PASS):
+        part = texts.slice(start, ROWS_PER_PASS)
+        whole = text_counts(part, feature["max_bytes"], feature["buckets"])
+        scaled, folded = unit_scaled(whole, count_sketch(whole, feature["cross_dims"]))
+        counts[start : start + len(part)] = scaled
+        sketch[start : start + len(part), :-1] = folded
+    sketch[:, -1] = texts.is_null().to_numpy(zero_copy_only=False)
+    return sketch, counts
+
+
+def crossed_width(encoding: dict) -> int:
+    return len(crossed_columns(encoding))
+
+
+def with_actions(context: np.ndarray, action_index: np.ndarray, action_count: int, crossed: int) -> np.ndarray:
     """Full model input for the given action of each row, written into one allocation (it is the biggest
-    array of a run: rows x (context + actions x (context + 1)))."""
+    array of a run: rows x (context + actions x (crossed + 1))); the first `crossed` context columns are crossed."""
     rows, width = context.shape
-    matrix = np.zeros((rows, width + action_count + action_count * width), dtype=np.float32)
+    matrix = np.zeros((rows, width + action_count + action_count * crossed), dtype=np.float32)
     every_row = np.arange(rows)
     matrix[:, :width] = context
     matrix[every_row, width + action_index] = 1.0
-    matrix[:, width + action_count :].reshape(rows, action_count, width)[every_row, action_index] = context
+    matrix[:, width + action_count :].reshape(rows, action_count, crossed)[every_row, action_index] = context[
+        :, :crossed
+    ]
     return matrix
 
 
-SCORE_BLOCK_ROWS = 250_000  # rows scored at once: 155 feature columns make that about 150 MB a matrix
+SCORE_BLOCK_BYTES = 160 * 2**20  # one action's input matrix while scoring: a block of rows of about this size
 
 
-def action_scores(context: np.ndarray, action_count: int, models: list) -> list[np.ndarray]:
+def action_scores(encoding: dict, context: np.ndarray, models: list) -> list[np.ndarray]:
     """P(reward = 1) of every action for every row, per model (anything with `predict(matrix)`): shape
     (rows, actions) each.
 
-    Each action's input matrix is built once per block of rows and shared by all models; blocks of
-    SCORE_BLOCK_ROWS keep that matrix (rows x every feature column) small however big the holdout is.
+    Each action's input matrix is built once per block of rows and shared by all models; blocks of about
+    SCORE_BLOCK_BYTES keep that matrix small however big the holdout and however wide the encoding is.
     """
+    action_count, crossed = len(encoding["actions"]), crossed_width(encoding)
+    block_rows = max(1, SCORE_BLOCK_BYTES // (4 * len(columns(encoding))))
     scores = [np.empty((len(context), action_count)) for _ in models]
-    for start in range(0, len(context), SCORE_BLOCK_ROWS):
-        block = context[start : start + SCORE_BLOCK_ROWS]
+    for start in range(0, len(context), block_rows):
+        block = context[start : start + block_rows]
         for action in range(action_count):
-            matrix = with_actions(block, np.full(len(block), action), action_count)
+            matrix = with_actions(block, np.full(len(block), action), action_count, crossed)
             for model, score in zip(models, scores, strict=True):
                 score[start : start + len(block), action] = model.predict(matrix)
     return scores

@@ -10,7 +10,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from agent_retraining.datagate.reading import empty_rows
-from agent_retraining.models.encoding import columns, context_block, encoding_of, fingerprint, with_actions
+from agent_retraining.models.encoding import (
+    columns,
+    context_block,
+    crossed_width,
+    encoding_of,
+    fingerprint,
+    with_actions,
+)
 from agent_retraining.spec import AgentSpec
 from agent_retraining.storage import Buckets, read_json, read_parquet, write_json, write_parquet
 from agent_retraining.window import Window
@@ -49,7 +56,9 @@ def action_indices(spec: AgentSpec, table: pa.Table) -> np.ndarray:
 
 def encode(spec: AgentSpec, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     """Model input for the logged (context, action) of each row, and the reward label."""
-    matrix = with_actions(encode_context(spec, table), action_indices(spec, table), len(spec.actions))
+    encoding = encoding_of(spec)
+    matrix = with_actions(context_block(encoding, table), action_indices(spec, table), len(spec.actions),
+                          crossed_width(encoding))  # fmt: skip
     return matrix, table.column("reward").to_numpy().astype(np.float32)
 
 

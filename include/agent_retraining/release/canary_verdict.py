@@ -34,7 +34,7 @@ from agent_retraining.evaluate.metrics import greedy_matches
 from agent_retraining.evaluate.statistics import Z_95, RatioEstimate
 from agent_retraining.manifest import read_manifest
 from agent_retraining.models.artifacts import ArtifactError, load_live_model
-from agent_retraining.models.encoding import action_scores
+from agent_retraining.models.encoding import action_scores, encoding_of
 from agent_retraining.models.features import action_indices, encode_context
 from agent_retraining.models.training import LoadedModel
 from agent_retraining.serving.client import routes_to_canary
@@ -152,7 +152,7 @@ class CanaryEvidence:
         rewards = rows.column("reward").to_numpy().astype(float)
         propensities = rows.column("propensity").to_numpy()
         acted = rows.column("model_version").to_numpy(zero_copy_only=False)
-        scores = action_scores(encode_context(spec, rows), len(spec.actions), [model for _, model in models.values()])
+        scores = action_scores(encoding_of(spec), encode_context(spec, rows), [model for _, model in models.values()])
         logged = action_indices(spec, rows)
         for (arm, (version, _)), per_action in zip(models.items(), scores, strict=True):
             mine = acted == version

@@ -67,7 +67,7 @@ class ServingModel:
     def scores(self, contexts: list[dict]) -> np.ndarray:
         """P(reward = 1) of every action for each context: shape (contexts, actions)."""
         block = context_block(self.encoding, context_table(self.encoding, contexts))
-        return action_scores(block, len(self.encoding["actions"]), [self.model])[0]
+        return action_scores(self.encoding, block, [self.model])[0]
 
 
 class AgentModelClient:

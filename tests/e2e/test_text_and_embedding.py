@@ -1,0 +1,100 @@
+"""An LLM router's logs (a message and its embedding per decision) in real nightly runs on the local S3 server:
+the first night deploys a model whose manifest tells any client how to featurize both; a day on which users write
+about one thing only is used, with its drift warned on both features; a day with one embedding of the wrong
+length is refused by name, and the live model stays the one before it."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import replace
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from agent_retraining.contract import run_prefix
+from agent_retraining.dev.simulate import World, day_events, day_table, write_day
+from agent_retraining.manifest import read_manifest
+from agent_retraining.records import WindowVerdict, read_record
+from agent_retraining.serving.client import AgentModelClient
+from tests.conftest import spec_variant
+
+START = date(2026, 10, 1)
+EVENTS = 1500
+
+
+def _night(spec, day):
+    from agent_retraining.dev.dag_runner import run_night
+
+    folder = Path(tempfile.mkdtemp(prefix="router-specs-"))
+    (folder / f"{spec.agent_id}.yaml").write_text(yaml.safe_dump(spec.model_dump(), sort_keys=False))
+    os.environ["AGENT_SPECS_DIR"] = str(folder)
+    try:
+        dag_run, report = run_night(spec, day)
+    finally:
+        del os.environ["AGENT_SPECS_DIR"]
+    return dag_run, report
+
+
+def _checks(s3, buckets, spec, day, dag_run) -> dict[str, dict]:
+    verdict = read_record(s3, buckets.artifacts, run_prefix(spec.agent_id, day, dag_run.run_id) + "validation.json",
+                          WindowVerdict)  # fmt: skip
+    return {c["rule"]: c for c in verdict["checks"] if c.get("day") == day.isoformat()}
+
+
+@pytest.fixture(scope="module")
+def router_spec():
+    from agent_retraining.spec import load_agent
+
+    router = load_agent("llm-router")
+    training = {**router.training.model_dump(), "window_days": 3, "holdout_days": 1, "lightgbm_search": []}
+    return spec_variant(router, agent_id="router-e2e", training=training, candidates=["logistic_regression"])
+
+
+def test_a_router_deploys_warns_on_drift_and_refuses_a_wrong_embedding(airflow_db, s3, buckets, router_spec):
+    spec, world = router_spec, World.for_spec(router_spec, 0)
+    days = [START + timedelta(days=n) for n in range(5)]
+    for day in days[:3]:
+        write_day(s3, buckets.logs, spec, day, day_table(world, day, EVENTS, 1))
+    dag_run, first = _night(spec, days[2])
+    assert first["outcome"] == "deployed", first["decision"]["reason"]
+    live, _ = read_manifest(s3, buckets, spec.agent_id)
+    described = {f["name"]: f for f in live["encoding"]["context"]}
+    assert described["message"] == {"name": "message", "type": "text", "buckets": 256, "max_bytes": 1024,
+                                    "cross_dims": 32}  # fmt: skip
+    assert described["message_embedding"] == {"name": "message_embedding", "type": "embedding", "dim": 32,
+                                              "cross_dims": 32}  # fmt: skip
+    client = AgentModelClient(spec.agent_id, s3, buckets.models)
+    client.poll()
+    contexts = [e["context"] for e in day_events(world, days[3], 50, 9)]
+    propensities, versions = client.serve(contexts, [f"s-{n}" for n in range(50)])
+    assert set(versions) == {live["version"]}
+    assert np.allclose(propensities.sum(axis=1), 1.0)
+
+    # Day 4: every user writes about refunds. The day is used; both features' drift warns.
+    refunds_only = np.eye(len(world.intent_mix))[0]
+    write_day(s3, buckets.logs, spec, days[3], day_table(replace(world, intent_mix=refunds_only), days[3], EVENTS, 2))
+    dag_run, second = _night(spec, days[3])
+    assert dag_run.state == "success", second
+    assert second["outcome"] != "data rejected", second
+    checks = _checks(s3, buckets, spec, days[3], dag_run)
+    for column in ("ctx_message", "ctx_message_embedding"):
+        drift = checks[f"drift:{column}"]
+        assert not drift["success"], drift
+        assert (drift["tier"], drift["observed"] > 0.2) == ("warn", True), drift
+    assert checks["embedding_valid:ctx_message_embedding"]["success"]
+    live, _ = read_manifest(s3, buckets, spec.agent_id)
+
+    # Day 5: one event logs a 31-number embedding (an encoder changed under the agent): the day is refused.
+    events = day_events(world, days[4], EVENTS, 3)
+    events[40]["context"]["message_embedding"] = events[40]["context"]["message_embedding"][:31]
+    keys = write_day(s3, buckets.logs, spec, days[4], events)
+    dag_run, third = _night(spec, days[4])
+    assert third["outcome"] == "data rejected", third
+    valid = _checks(s3, buckets, spec, days[4], dag_run)["embedding_valid:ctx_message_embedding"]
+    assert (valid["success"], valid["tier"]) == (False, "block"), valid
+    assert valid["examples"] == [{"key": keys[0], "line": 41, "value": "31 values"}]
+    assert read_manifest(s3, buckets, spec.agent_id)[0]["version"] == live["version"]
