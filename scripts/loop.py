@@ -71,11 +71,12 @@ def without_features(spec, names: list[str]):
     return AgentSpec.model_validate(raw)
 
 
-def install_spec(spec) -> Path:
-    """A specs folder holding the loop agent's spec, for AGENT_SPECS_DIR: the DAG file builds its DAG from there.
+def install_spec(spec, specs_dir: Path | None = None) -> Path:
+    """A specs folder holding the loop agent's spec, for AGENT_SPECS_DIR: the DAG file builds its DAG from there
+    (each night, so a spec written again mid-loop, with a new action, is the next night's).
 
     Keys keep the spec's order: the feature encoding (and so which models the agent may load) follows it."""
-    specs_dir = Path(tempfile.mkdtemp(prefix="loop-specs-"))
+    specs_dir = specs_dir or Path(tempfile.mkdtemp(prefix="loop-specs-"))
     (specs_dir / f"{spec.agent_id}.yaml").write_text(yaml.safe_dump(spec.model_dump(), sort_keys=False))
     return specs_dir
 
@@ -99,20 +100,25 @@ def retrain(spec, day: date) -> dict:
     }
 
 
-def values_of_the_day(world, agent, frozen, seed: int) -> dict[str, float]:
+def values_of_the_day(world, agent, frozen, seed: int, first_actions: list[str]) -> dict[str, float]:
+    """Each policy's expected reward per decision under the day's truth, and the share of the deployed agent's
+    decisions that go to actions the loop's first spec did not have (new_handler)."""
     from agent_retraining.dev.scenarios import evaluation_contexts, policy_value
+    from agent_retraining.dev.simulate import acting_policy
     from agent_retraining.serving.client import greedy_policy
 
     contexts, signals = evaluation_contexts(world, EVALUATION_ROWS, seed)
     sessions = [f"evaluation-{n}" for n in range(len(contexts))]  # a canary, if any, serves its share of them
     truth = world.reward_probability(signals)
     policies = {
-        "deployed": agent.serve(contexts, sessions)[0] if agent.version else world.policy_propensities(signals),
-        "frozen": frozen.serve(contexts, sessions)[0] if frozen.version else world.policy_propensities(signals),
+        "deployed": acting_policy(world, agent, contexts, sessions, signals)[0],
+        "frozen": acting_policy(world, frozen, contexts, sessions, signals)[0],
         "oracle": greedy_policy(truth, agent.exploration),
         "logging": world.policy_propensities(signals),
     }
-    return {name: policy_value(world, signals, probabilities) for name, probabilities in policies.items()}
+    values = {name: policy_value(world, signals, probabilities) for name, probabilities in policies.items()}
+    added = [i for i, action in enumerate(world.spec.actions) if action not in first_actions]
+    return values | {"new_action_share": float(policies["deployed"][:, added].sum(axis=1).mean())}
 
 
 def clear_agent(s3, buckets, agent_id: str) -> None:
@@ -122,17 +128,25 @@ def clear_agent(s3, buckets, agent_id: str) -> None:
         delete_prefix(s3, bucket, f"{agent_id}/")
 
 
-def run_loop(world_spec, spec, scenario_name: str, days: int, events_per_day: int, seed: int,
-             strength: float) -> dict:  # fmt: skip
-    """The loop in the world of `world_spec`, the agent learning and logging with `spec` (the same agent id)."""
+def run_loop(world_spec, without: list[str], scenario_name: str, days: int, events_per_day: int, seed: int,
+             strength: float, specs_dir: Path) -> dict:  # fmt: skip
+    """The loop in the world of `world_spec`, the agent learning and logging with that spec less `without`'s
+    features (the same agent id), installed in `specs_dir` (AGENT_SPECS_DIR) again whenever the world's spec
+    changes (a new action)."""
     from agent_retraining.dev.scenarios import scenario
     from agent_retraining.dev.simulate import corrupt, day_table, seeded_rng, write_day
     from agent_retraining.serving.client import AgentModelClient
     from agent_retraining.storage import buckets_from_env, s3_client_from_env
 
     s3, buckets = s3_client_from_env(), buckets_from_env()
-    clear_agent(s3, buckets, spec.agent_id)
     world_of = scenario(scenario_name, world_spec, seed, days, strength)
+
+    def agent_spec(world):
+        return without_features(world.spec, without) if without else world.spec
+
+    spec = agent_spec(world_of.world(0))
+    install_spec(spec, specs_dir)
+    clear_agent(s3, buckets, spec.agent_id)
     agent = AgentModelClient(spec.agent_id, s3, buckets.models)
     frozen = AgentModelClient(spec.agent_id, s3, buckets.models)
     warmup = [START + timedelta(days=n) for n in range(spec.training.window_days)]
@@ -141,28 +155,36 @@ def run_loop(world_spec, spec, scenario_name: str, days: int, events_per_day: in
     first_night = retrain(spec, warmup[-1])
     log.info("warm-up night %s: %s", warmup[-1], first_night["outcome"])
     frozen.poll()  # the first model, kept for good
-    records = []
+    records, first_actions = [], list(spec.actions)
     for index in range(1, days + 1):
         day, world = warmup[-1] + timedelta(days=index), world_of.world(index)
+        if agent_spec(world) != spec:  # the operator changed the spec (new_handler): tonight's DAG reads it
+            spec = agent_spec(world)
+            install_spec(spec, specs_dir)
+            log.info("day %d %s: the spec now lists the actions %s", index, day, spec.actions)
         agent.poll()  # as the agent does between days: pick up last night's deploy
-        values = values_of_the_day(world, agent, frozen, seed * 1000 + index)
+        values = values_of_the_day(world, agent, frozen, seed * 1000 + index, first_actions)
         events = day_table(world, day, events_per_day, seed, agent)
         if world_of.logs_corrupt(index):
             events = corrupt(events.to_pylist(), spec, seeded_rng("corrupt", day.isoformat(), seed))
         write_day(s3, buckets.logs, spec, day, events)
         night = retrain(spec, day)
+        served = agent.live.encoding["actions"] if agent.live else []
         records.append({"day": day.isoformat(), "index": index, "served_version": agent.version,
-                        "logs_corrupt": world_of.logs_corrupt(index), **values, **night})  # fmt: skip
+                        "served_actions": served, "logs_corrupt": world_of.logs_corrupt(index), **values,
+                        **night})  # fmt: skip
         shown = " ".join(f"{line} {values[line]:.4f}" for line in LINES)
         log.info("day %d %s: %s; night: %s", index, day, shown, night["outcome"])
     return {"agent_id": spec.agent_id, "scenario": scenario_name, "days": days, "events_per_day": events_per_day,
-            "features": list(spec.context), "without": [n for n in world_spec.context if n not in spec.context],
+            "features": list(spec.context), "without": without, "first_actions": first_actions,
             "seed": seed, "strength": strength, "change_day": world_of.change_day, "first_night": first_night,
-            "frozen_version": frozen.version, "records": records, "summary": summarise(records)}  # fmt: skip
+            "last_actions": list(spec.actions), "frozen_version": frozen.version, "records": records,
+            "summary": summarise(records, first_actions)}  # fmt: skip
 
 
-def summarise(records: list[dict]) -> dict:
-    """The share of the frozen agent's gap to the oracle that retraining closed over the last days, and the nights."""
+def summarise(records: list[dict], first_actions: list[str]) -> dict:
+    """The share of the frozen agent's gap to the oracle that retraining closed over the last days, the nights, and
+    when the agent first served a model that knew an action the loop did not start with (new_handler)."""
     last = records[-LAST_DAYS:]
     totals = {line: sum(r[line] for r in last) for line in LINES}
     gap = totals["oracle"] - totals["frozen"]
@@ -179,6 +201,10 @@ def summarise(records: list[dict]) -> dict:
         "nights_refused_data": [r["day"] for r in records if r["outcome"] == "data rejected"],
         "nights_refused_by_reward_rate": [r["day"] for r in records if "[reward_rate]" in (r["reason"] or "")],
         "broken_days_deployed": [r["day"] for r in records if r["logs_corrupt"] and r["outcome"] == "deployed"],
+        "first_day_serving_new_actions": next(
+            (r["index"] for r in records if set(r["served_actions"]) - set(first_actions)), None
+        ),  # fmt: skip
+        "new_action_share_last_days": sum(r["new_action_share"] for r in last) / len(last),
     }
 
 
@@ -227,6 +253,13 @@ def table(result: dict) -> str:
               f"nights refused by the data gate: {s['nights_refused_data'] or 'none'} (by reward_rate: "
               f"{s['nights_refused_by_reward_rate'] or 'none'}); "
               f"corrupt days deployed: {s['broken_days_deployed'] or 'none'}"]  # fmt: skip
+    added = ", ".join(a for a in result["last_actions"] if a not in result["first_actions"])
+    if added and s["first_day_serving_new_actions"] is not None:
+        lines.append(f"actions added mid-loop ({added}) first served on day {s['first_day_serving_new_actions']}; "
+                     f"share of decisions they took over the last {s['last_days']} days: "
+                     f"{s['new_action_share_last_days']:.1%}")  # fmt: skip
+    elif added:
+        lines.append(f"actions added mid-loop ({added}) never served: the nights' reasons above say why")
     return "\n".join(lines)
 
 
@@ -252,9 +285,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
     world_spec = loop_spec(args.agent, args.scenario)
-    spec = without_features(world_spec, args.without) if args.without else world_spec
-    os.environ["AGENT_SPECS_DIR"] = str(install_spec(spec))
-    result = run_loop(world_spec, spec, args.scenario, args.days, args.events_per_day, args.seed, args.strength)
+    specs_dir = Path(tempfile.mkdtemp(prefix="loop-specs-"))
+    os.environ["AGENT_SPECS_DIR"] = str(specs_dir)
+    result = run_loop(world_spec, args.without, args.scenario, args.days, args.events_per_day, args.seed,
+                      args.strength, specs_dir)  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     name = args.scenario + "".join(f"-without-{n}" for n in args.without)
     name += "" if args.seed == 0 else f"-seed{args.seed}"

@@ -42,7 +42,7 @@ class CategoryFeature(_Strict):
     min_in_vocabulary: float = Field(default=0.99, ge=0.0, le=1.0)
 
 
-MAX_BUCKETS = 4096  # an open category's columns, each crossed with every action
+MAX_BUCKETS = 4096  # an open category's columns (each crossed with every action), or a text's
 
 
 class OpenCategoryFeature(_Strict):
@@ -109,6 +109,43 @@ Feature = Annotated[
     CategoryFeature | OpenCategoryFeature | NumericFeature | BoolFeature | TextFeature | EmbeddingFeature,
     Field(discriminator="type"),
 ]
+
+
+class ActionFeature(_Strict):
+    """A static property of every action (a handler's model family, its cost per call, whether it retrieves):
+    models score (context, action features) pairs, so actions that share a value share what was learned about it,
+    and a new action is scored from its features before any log holds it. `values` gives every action's value."""
+
+    type: Literal["category", "int", "float", "bool"]
+    vocabulary: list[str] | None = Field(default=None, min_length=1)
+    min: float | None = None
+    max: float | None = None
+    values: dict[str, str | float | bool]
+
+    @model_validator(mode="after")
+    def _described_by_its_type(self) -> ActionFeature:
+        if (self.type == "category") != (self.vocabulary is not None):
+            raise ValueError("a category action feature has a vocabulary, and only a category has one")
+        if (self.type in ("int", "float")) != (self.min is not None and self.max is not None):
+            raise ValueError("an int or float action feature has min and max, and only those have them")
+        if self.min is not None and self.max is not None and self.min >= self.max:
+            raise ValueError(f"min ({self.min}) must be below max ({self.max})")
+        for action, value in self.values.items():
+            problem = self._value_problem(value)
+            if problem:
+                raise ValueError(f"values.{action}: {value!r} {problem}")
+        return self
+
+    def _value_problem(self, value: object) -> str | None:
+        if self.type == "bool":
+            return None if isinstance(value, bool) else "is not true or false"
+        if self.type == "category":
+            return None if isinstance(value, str) and value in self.vocabulary else f"is not in {self.vocabulary}"
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return "is not a number"
+        if self.type == "int" and not float(value).is_integer():
+            return "is not a whole number"
+        return None if self.min <= value <= self.max else f"is outside [{self.min:g}, {self.max:g}]"
 
 
 class Reward(_Strict):
@@ -324,6 +361,7 @@ class AgentSpec(_Strict):
     description: str
     owner: str
     actions: list[str] = Field(min_length=2)
+    action_features: dict[str, ActionFeature] = Field(default_factory=dict, max_length=32)
     context: dict[str, Feature] = Field(min_length=1)
     reward: Reward
     training: Training
@@ -354,6 +392,16 @@ class AgentSpec(_Strict):
         for name, values in (("actions", self.actions), ("candidates", self.candidates)):
             if len(set(values)) != len(values):
                 raise ValueError(f"{name} has duplicates: {values}")
+        return self
+
+    @model_validator(mode="after")
+    def _every_action_has_its_features(self) -> AgentSpec:
+        for name, feature in self.action_features.items():
+            missing = [a for a in self.actions if a not in feature.values]
+            unknown = [a for a in feature.values if a not in self.actions]
+            if missing or unknown:
+                raise ValueError(f"action_features.{name}.values must give each action's value: "
+                                 f"missing {missing}, not an action {unknown}")  # fmt: skip
         return self
 
     @model_validator(mode="after")

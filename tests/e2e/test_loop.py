@@ -23,12 +23,13 @@ def loop(airflow_db, buckets):
 
 
 @pytest.fixture
-def run_loop(loop, support_bot, monkeypatch):
-    def run(scenario: str, days: int, strength: float = 1.0) -> dict:
-        spec = spec_variant(support_bot, agent_id=f"loop-{scenario.replace('_', '-')}",
-                            training={**support_bot.training.model_dump(), "window_days": 3})  # fmt: skip
-        monkeypatch.setenv("AGENT_SPECS_DIR", str(loop.install_spec(spec)))
-        return loop.run_loop(spec, scenario, days, events_per_day=1500, seed=3, strength=strength)
+def run_loop(loop, support_bot, monkeypatch, tmp_path):
+    def run(scenario: str, days: int, strength: float = 1.0, agent=support_bot) -> dict:
+        spec = spec_variant(agent, agent_id=f"loop-{scenario.replace('_', '-')}",
+                            training={**agent.training.model_dump(), "window_days": 3})  # fmt: skip
+        monkeypatch.setenv("AGENT_SPECS_DIR", str(tmp_path))
+        return loop.run_loop(spec, [], scenario, days, events_per_day=1500, seed=3, strength=strength,
+                             specs_dir=tmp_path)  # fmt: skip
 
     return run
 
@@ -58,6 +59,20 @@ def test_a_broken_release_day_never_deploys_and_the_next_night_runs_without_it(r
     assert after["run_state"] == "success"
     assert after["left_out"] == [broken["day"]]
     assert result["summary"]["broken_days_deployed"] == []
+
+
+def test_a_handler_added_mid_loop_is_served_the_night_after(run_loop):
+    """The operator adds an action with its features to the spec: that night's model scores it from what its
+    features share with the others (no log holds it yet), and the agent serves it the next day."""
+    from agent_retraining.dev.scenarios import NEW_HANDLER
+    from agent_retraining.spec import load_agent
+
+    result = run_loop("new_handler", days=4, agent=load_agent("llm-router"))
+    records, change = result["records"], result["change_day"]
+    assert result["last_actions"][-1] == NEW_HANDLER
+    assert all(NEW_HANDLER not in r["served_actions"] for r in records[:change])
+    assert result["summary"]["first_day_serving_new_actions"] == change + 1, [r["reason"] for r in records]
+    assert records[change]["new_action_share"] > 0.05  # it takes decisions, not just the exploration's share
 
 
 def _each_night_is_quiet_and_dated_by_its_real_run(out: str, dag_id: str, before: datetime) -> None:

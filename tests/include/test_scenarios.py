@@ -30,11 +30,25 @@ def router():
 
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_the_same_seed_gives_the_same_worlds(support_bot, router, name):
-    spec = router if name == "intent_drift" else support_bot
+    spec = router if name in ("intent_drift", "new_handler") else support_bot
     first, again = scenario(name, spec, 4, 30), scenario(name, spec, 4, 30)
     for day in (0, 15, 29):
         assert np.array_equal(_truth(first.world(day)), _truth(again.world(day)))
     assert not np.array_equal(_truth(first.world(0)), _truth(scenario(name, spec, 5, 30).world(0)))
+
+
+def test_a_new_handler_joins_on_its_day_and_leaves_every_other_action_as_it_was(router):
+    from agent_retraining.dev.scenarios import NEW_HANDLER
+
+    added = scenario("new_handler", router, 0, 30)
+    before, on = added.world(added.change_day - 1), added.world(added.change_day)
+    assert before.spec.actions == router.actions
+    assert on.spec.actions == [*router.actions, NEW_HANDLER]
+    _, signals = sample_contexts(on, 4000, np.random.default_rng(0))
+    truth_before, truth_on = before.reward_probability(signals), on.reward_probability(signals)
+    assert np.array_equal(truth_on[:, :-1], truth_before)
+    assert (truth_on.argmax(axis=1) == len(router.actions)).mean() > 0.1  # worth adding: best for many users
+    assert on.policy_propensities(signals).shape == (4000, len(router.actions) + 1)
 
 
 def test_under_intent_drift_users_write_about_other_things_every_day(router, support_bot):

@@ -15,7 +15,6 @@ from agent_retraining.models.encoding import (
     context_block,
     context_columns,
     context_table,
-    crossed_width,
     encoding_of,
     fingerprint,
     with_actions,
@@ -47,7 +46,7 @@ def test_the_python_client_reproduces_every_case():
         encoding = entry["encoding"]
         block = context_block(encoding, context_table(encoding, [case["context"]]))
         actions = len(encoding["actions"])
-        rows = with_actions(np.repeat(block, actions, 0), np.arange(actions), actions, crossed_width(encoding))
+        rows = with_actions(encoding, np.repeat(block, actions, 0), np.arange(actions))
         assert np.array_equal(rows, np.array(case["encoded"], dtype=np.float32))
         scores = ServingModel(entry["version"], "", encoding, models[case["version"]]).scores([case["context"]])
         assert np.abs(scores[0] - case["scores"]).max() <= SCORE_TOLERANCE
@@ -110,7 +109,11 @@ def test_the_schema_is_the_version_the_clients_read():
         (lambda m: m.pop("onnx"), "'onnx' is a required property"),
         (lambda m: m["onnx"].update(sha256="abc"), "onnx.sha256: 'abc' does not match"),
         (lambda m: m["encoding"]["context"][0].pop("vocabulary"), "'vocabulary' is a required property"),
-        (lambda m: m["encoding"]["actions"].append("new_action"), "the live entry's encoding fingerprints to"),
+        (
+            lambda m: m["encoding"]["actions"].append("new_action"),
+            "action feature 'channel' does not give one value per action (6)",
+        ),
+        (lambda m: m["encoding"]["context"].pop(), "the live entry's encoding fingerprints to"),
         (lambda m: m["canary"].update(share=1.5), "canary.share: 1.5 is greater than the maximum of 1"),
         (lambda m: m["canary"].update(share=True), "canary.share: True is not of type 'number'"),
         (lambda m: m["canary"].pop("onnx"), "canary: 'onnx' is a required property"),

@@ -109,7 +109,7 @@ def test_a_valid_spec_is_explained_column_by_column_and_at_its_traffic(support_b
         own = [c for c in context if c == name or c.startswith((f"{name}=", f"{name}__"))]
         assert f": {', '.join(own)}\n" in out
     assert "  the action, one-hot: " + ", ".join(f"action={a}" for a in support_bot.actions) in out
-    assert f"5 x {len(context)} = {5 * len(context)}, e.g. channel=chat*action=answer_from_faq" in out
+    assert f"({len(context)} of its {len(context)} columns) crossed with each action: 5 x 25 = 125\n" in out
     # support-bot: 7 days, the newest held out; at least 500 events a day
     assert (
         "at 500 events a day (validation.min_rows_per_day: the least a day holds): 3,000 rows to train on; 500 " in out

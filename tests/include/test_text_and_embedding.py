@@ -25,7 +25,6 @@ from agent_retraining.models.encoding import (
     context_columns,
     context_table,
     crossed_columns,
-    crossed_width,
     encoding_of,
     with_actions,
 )
@@ -84,7 +83,8 @@ def test_the_crossed_part_holds_no_wide_column(router):
     assert wide[0] == "message#0"
     assert wide[-1] == "message_embedding[31]"
     assert not any(c.startswith("message#") or "[" in c for c in crossed)
-    assert len(columns(encoding)) == len(context) + 4 + 4 * len(crossed)
+    features = 3 + 1 + 1  # the handlers' family (one-hot), retrieval, cost
+    assert len(columns(encoding)) == len(context) + 4 + features + (4 + features) * len(crossed)
 
 
 def test_an_encoding_without_text_keeps_its_columns(support_bot):
@@ -237,10 +237,10 @@ def test_a_linear_model_picks_the_handler_from_the_words_alone(router, kept):
     value = {}
     for label, blinded in (("with", "message_embedding" if kept == "message" else "message#"), ("without", "message")):
         seen = context * np.array([not name.startswith(blinded) for name in names], dtype=np.float32)
-        model = LogisticRegression(C=10.0, max_iter=2000).fit(with_actions(seen[:6000], actions[:6000],
-                                                              len(router.actions), crossed_width(encoding_of(router))),
+        encoding = encoding_of(router)
+        model = LogisticRegression(C=10.0, max_iter=2000).fit(with_actions(encoding, seen[:6000], actions[:6000]),
                                                               rewards[:6000])  # fmt: skip
-        scores = action_scores(encoding_of(router), seen[6000:], [_Probability(model)])[0]
+        scores = action_scores(encoding, seen[6000:], [_Probability(model)])[0]
         value[label] = truth[6000:][np.arange(2000), scores.argmax(axis=1)].mean()
     assert value["with"] > value["without"] + 0.025, value
 

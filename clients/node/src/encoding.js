@@ -50,14 +50,44 @@ function contextColumns(encoding) {
   return [...crossedColumns(encoding), ...wide];
 }
 
-/** Names of the model's input columns, in order: context block, action one-hot, then crossed part x action. */
+/**
+ * The action-feature columns' names and each action's values (float64, rounded to float32 where they are stored):
+ * a category's `action.<name>=<value>` one-hot per vocabulary value, a number's `action.<name>` scaled to [0, 1]
+ * by its min and max (clipped), a bool's `action.<name>` 1 or 0.
+ */
+function actionFeatures(encoding) {
+  const names = [];
+  const values = encoding.actions.map(() => []);
+  for (const feature of encoding.action_features || []) {
+    const name = `action.${feature.name}`;
+    if (feature.type === 'category') {
+      for (const option of feature.vocabulary) names.push(`${name}=${option}`);
+      feature.values.forEach((value, a) => values[a].push(...feature.vocabulary.map((o) => (o === value ? 1 : 0))));
+    } else {
+      names.push(name);
+      feature.values.forEach((value, a) => {
+        const scaled = Math.min(Math.max((value - feature.min) / (feature.max - feature.min), 0), 1);
+        values[a].push(feature.type === 'bool' ? Number(value) : scaled);
+      });
+    }
+  }
+  return { names, values: values.map((row) => Float32Array.from(row)) };
+}
+
+/**
+ * Names of the model's input columns, in order: context block, action one-hot, action features, crossed part x
+ * each action, crossed part x each action-feature column.
+ */
 function columns(encoding) {
   const crossed = crossedColumns(encoding);
   const actions = encoding.actions.map((action) => `action=${action}`);
+  const features = actionFeatures(encoding).names;
   return [
     ...contextColumns(encoding),
     ...actions,
+    ...features,
     ...actions.flatMap((action) => crossed.map((column) => `${column}*${action}`)),
+    ...features.flatMap((feature) => crossed.map((column) => `${column}*${feature}`)),
   ];
 }
 
@@ -158,25 +188,44 @@ function checkVector(feature, value) {
 
 /**
  * The model's input rows for every action of each context, as one row-major float32 matrix: row
- * `i * actions + k` is context i with action k (context block, action one-hot, then the block's crossed part
- * again in action k's slot of the crossed columns, zeros in the others).
+ * `i * actions + k` is context i with action k (context block, action one-hot, action k's features, then the
+ * block's crossed part again in action k's slot of the crossed columns, zeros in the others, then the crossed
+ * part times each of action k's feature values).
  */
 function encode(encoding, contexts) {
   const actions = encoding.actions.length;
   const blocks = contexts.map((context) => encodeContext(encoding, context));
   const width = contextColumns(encoding).length;
   const crossed = crossedColumns(encoding).length;
-  const rowWidth = width + actions + actions * crossed;
+  const { values } = actionFeatures(encoding);
+  const features = values[0].length;
+  const rowWidth = width + (actions + features) * (crossed + 1);
   const matrix = new Float32Array(contexts.length * actions * rowWidth); // zero-filled
   blocks.forEach((block, i) => {
     for (let k = 0; k < actions; k += 1) {
       const row = (i * actions + k) * rowWidth;
       matrix.set(block, row);
       matrix[row + width + k] = 1;
-      matrix.set(block.subarray(0, crossed), row + width + actions + k * crossed);
+      matrix.set(values[k], row + width + actions);
+      const byAction = row + width + actions + features;
+      matrix.set(block.subarray(0, crossed), byAction + k * crossed);
+      const byFeature = byAction + actions * crossed;
+      for (let f = 0; f < features; f += 1) {
+        for (let c = 0; c < crossed; c += 1) matrix[byFeature + f * crossed + c] = values[k][f] * block[c];
+      }
     }
   });
   return { data: matrix, rows: contexts.length * actions, width: rowWidth };
 }
 
-module.exports = { OTHER, bucketOf, columns, contextColumns, crossedColumns, encode, encodeContext, encodingId };
+module.exports = {
+  OTHER,
+  actionFeatures,
+  bucketOf,
+  columns,
+  contextColumns,
+  crossedColumns,
+  encode,
+  encodeContext,
+  encodingId,
+};

@@ -58,6 +58,35 @@ function encodingProblem(encoding) {
   }
   if (!uniqueTexts(context.map((feature) => feature.name))) return 'context names a feature twice';
   if (!(uniqueTexts(actions) && actions.length)) return `actions are ${describe(actions)}, not distinct strings`;
+  return actionFeaturesProblem(encoding.action_features, actions.length);
+}
+
+const ACTION_VALUE = {
+  category: (value) => typeof value === 'string',
+  int: Number.isFinite,
+  float: Number.isFinite,
+  bool: (value) => typeof value === 'boolean',
+};
+
+/** Why the actions' features cannot be used, if they cannot: one value per action, of the feature's type. */
+function actionFeaturesProblem(features, actionCount) {
+  if (features === undefined) return null;
+  if (!Array.isArray(features)) return `action_features is ${describe(features)}, not an array`;
+  for (const [i, feature] of features.entries()) {
+    if (!isObject(feature) || !isText(feature.name)) return `action_features[${i}] has no name`;
+    const where = `action feature '${feature.name}'`;
+    const valid = ACTION_VALUE[feature.type];
+    if (!valid) return `${where} has type ${describe(feature.type)}`;
+    if (!(Array.isArray(feature.values) && feature.values.length === actionCount && feature.values.every(valid))) {
+      return `${where} has values ${describe(feature.values)}, not one ${feature.type} per action`;
+    }
+    if (feature.type === 'category' && !(uniqueTexts(feature.vocabulary) && feature.vocabulary.length)) {
+      return `${where} has vocabulary ${describe(feature.vocabulary)}, not a list of distinct strings`;
+    }
+    if ((feature.type === 'int' || feature.type === 'float') && !(feature.min < feature.max)) {
+      return `${where} has min ${describe(feature.min)} and max ${describe(feature.max)}, not min < max`;
+    }
+  }
   return null;
 }
 

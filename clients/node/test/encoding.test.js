@@ -211,3 +211,60 @@ test('a lone surrogate is refused like the Python client refuses it: it has no U
     });
   }
 });
+
+/** A text, an embedding and an action feature, small. */
+const TALKS = {
+  context: [
+    { name: 'message', type: 'text', buckets: 16, max_bytes: 32, cross_dims: 2 },
+    { name: 'vector', type: 'embedding', dim: 3, cross_dims: 2 },
+  ],
+  actions: ['bot', 'human'],
+  action_features: [{ name: 'cost', type: 'float', min: 0, max: 2, values: [0.5, 2] }],
+};
+
+test('texts and embeddings cross only their sketch with the actions and the action features', () => {
+  const names = columns(TALKS);
+  const crossed = ['message~0', 'message~1', 'message__missing', 'vector~0', 'vector~1', 'vector__missing'];
+  const wide = [...Array.from({ length: 16 }, (_, b) => `message#${b}`), 'vector[0]', 'vector[1]', 'vector[2]'];
+  assert.deepEqual(names.slice(0, crossed.length + wide.length), [...crossed, ...wide]);
+  assert.deepEqual(names.slice(crossed.length + wide.length, crossed.length + wide.length + 3), [
+    'action=bot',
+    'action=human',
+    'action.cost',
+  ]);
+  assert.equal(names.length, 6 + 19 + 2 + 1 + 2 * 6 + 1 * 6);
+  assert.ok(names.includes('vector~1*action.cost') && !names.some((n) => n.startsWith('message#0*')));
+});
+
+test('a text is cut at max_bytes in UTF-8 bytes and an empty one encodes to zeros, not missing', () => {
+  const long = encodeContext(TALKS, { message: `${'€'.repeat(20)} and more words` });
+  const cut = encodeContext(TALKS, { message: '€'.repeat(11) }); // 33 bytes: the cut falls in the 11th
+  assert.deepEqual(Array.from(long.subarray(6, 22)), Array.from(cut.subarray(6, 22)));
+  const empty = encodeContext(TALKS, { message: '' });
+  assert.equal(empty[2], 0); // not missing
+  assert.ok(Array.from(empty.subarray(6, 22)).every((v) => v === 0));
+  assert.equal(encodeContext(TALKS, {})[2], 1); // absent: missing
+});
+
+test('an embedding that is not dim finite numbers is refused by name', () => {
+  assert.throws(() => encodeContext(TALKS, { vector: [1, 2] }), /'vector' \(embedding\) must hold 3 numbers, got 2/);
+  assert.throws(() => encodeContext(TALKS, { vector: [1, 2, NaN] }), /'vector'.*3 finite numbers/);
+  assert.throws(() => encodeContext(TALKS, { vector: '1,2,3' }), /'vector'.*3 finite numbers/);
+});
+
+test("each action's row carries its feature values and the crossed part times them", () => {
+  const { data, width } = encode(TALKS, [{ message: 'hi', vector: [0.5, -0.25, 1] }]);
+  const block = encodeContext(TALKS, { message: 'hi', vector: [0.5, -0.25, 1] });
+  for (const [k, cost] of [
+    [0, 0.25],
+    [1, 1],
+  ]) {
+    const row = data.subarray(k * width, (k + 1) * width);
+    assert.equal(row[25 + 2], cost); // action.cost, scaled by min 0 and max 2
+    const byFeature = Array.from(row.subarray(28 + 2 * 6));
+    assert.deepEqual(
+      byFeature,
+      Array.from(block.subarray(0, 6)).map((v) => Math.fround(v * cost)),
+    );
+  }
+});

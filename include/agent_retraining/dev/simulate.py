@@ -75,11 +75,16 @@ class World:
     def for_spec(cls, spec: AgentSpec, seed: int) -> World:
         rng = seeded_rng("world", spec.agent_id, seed)
         width = len(signal_names(spec)) + 1
-        true_weights = rng.normal(0.0, 1.2, size=(len(spec.actions), width))
-        true_weights[:, -1] = rng.normal(-0.8, 0.4, size=len(spec.actions))  # per-action base rate
+        if spec.action_features:
+            true_weights, policy_noise = _weights_of_actions(spec, seed, width)
+        else:
+            true_weights = rng.normal(0.0, 1.2, size=(len(spec.actions), width))
+            true_weights[:, -1] = rng.normal(-0.8, 0.4, size=len(spec.actions))  # per-action base rate
         if _talks(spec):  # what the user asks for decides most of who should answer it
             true_weights[:, : len(messages.INTENTS)] *= INTENT_EMPHASIS
-        policy_weights = true_weights + rng.normal(0.0, 0.9, size=true_weights.shape)
+        if not spec.action_features:
+            policy_noise = rng.normal(0.0, 0.9, size=true_weights.shape)
+        policy_weights = true_weights + policy_noise
         category_weights = {
             name: rng.dirichlet(np.full(len(feature.vocabulary), 2.0))
             for name, feature in spec.context.items()
@@ -126,6 +131,24 @@ class World:
 
 def _with_bias(signals: np.ndarray) -> np.ndarray:
     return np.hstack([signals, np.ones((len(signals), 1))])
+
+
+def _weights_of_actions(spec: AgentSpec, seed: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """With action features, each action's truth is what its features bring plus a little of its own (so actions
+    that share a family share most of their truth), and the logging policy's error on it; drawn per action name,
+    so adding an action to the spec leaves every other action's truth as it was."""
+    from agent_retraining.models.encoding import action_features, encoding_of
+
+    _, values = action_features(encoding_of(spec))
+    shared = seeded_rng("world-action-features", spec.agent_id, seed).normal(0.0, 1.2, size=(values.shape[1], width))
+    true_weights, policy_noise = [], []
+    for action, features in zip(spec.actions, values.astype(np.float64), strict=True):
+        own = seeded_rng("world-action", spec.agent_id, seed, action)
+        weights = features @ shared + own.normal(0.0, 0.4, size=width)
+        weights[-1] = own.normal(-0.8, 0.4)  # the action's base rate
+        true_weights.append(weights)
+        policy_noise.append(own.normal(0.0, 0.9, size=width))
+    return np.array(true_weights), np.array(policy_noise)
 
 
 def _talks(spec: AgentSpec) -> bool:
@@ -198,6 +221,21 @@ def _numbered(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
     return pc.binary_join_element_wise(prefix, pc.utf8_lpad(pc.cast(pa.array(numbers), pa.string()), width, "0"), "")
 
 
+def acting_policy(
+    world: World, agent: AgentModelClient | None, contexts: list[dict], routing_keys: list[str], signals: np.ndarray
+) -> tuple[np.ndarray, list[str | None]]:
+    """What the agent does in these contexts, as propensities over the world's actions (an action its model does
+    not know yet gets none), and the model version that acted; before any deploy, the world's own logging policy
+    and no version."""
+    if not (agent and agent.version):
+        return world.policy_propensities(signals), [None] * len(contexts)
+    probabilities, versions = agent.serve(contexts, routing_keys)
+    known = [world.spec.actions.index(action) for action in agent.live.encoding["actions"]]
+    over_world = np.zeros((len(contexts), len(world.spec.actions)))
+    over_world[:, known] = probabilities
+    return over_world, versions
+
+
 def day_table(world: World, day: date, rows: int, seed: int, agent: AgentModelClient | None = None) -> pa.Table:
     """One day of log events as columns (contract v1), reproducible from (agent, day, seed).
 
@@ -213,10 +251,7 @@ def day_table(world: World, day: date, rows: int, seed: int, agent: AgentModelCl
     context = pa.StructArray.from_arrays(list(context.values()), names=list(context))
     numbers = np.arange(rows)
     sessions = _numbered(f"s-{day:%Y%m%d}-", numbers // 3, 7)
-    if agent and agent.version:
-        propensities, versions = agent.serve(context.to_pylist(), sessions.to_pylist())
-    else:
-        propensities, versions = world.policy_propensities(signals), [None] * rows
+    propensities, versions = acting_policy(world, agent, context.to_pylist(), sessions.to_pylist(), signals)
     cumulative = propensities.cumsum(axis=1)
     chosen = (rng.random((rows, 1)) > cumulative).sum(axis=1).clip(max=len(spec.actions) - 1)
     reward_probability = world.reward_probability(signals)[np.arange(rows), chosen]

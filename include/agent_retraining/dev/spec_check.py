@@ -18,17 +18,21 @@ import re
 import sys
 
 from agent_retraining import spec_yaml
-from agent_retraining.models.encoding import context_columns, encoding_of
+from agent_retraining.models.encoding import action_features, context_columns, crossed_columns, encoding_of
 from agent_retraining.models.features import encoding_id, feature_columns
 from agent_retraining.spec import (
     AgentSpec,
     CategoryFeature,
+    EmbeddingFeature,
     NumericFeature,
     OpenCategoryFeature,
     SpecError,
+    TextFeature,
     agents_dir,
     load_agent,
 )
+
+SHOWN = 6  # columns named per feature; the rest counted
 
 
 def _feature(name: str, spec: AgentSpec) -> str:
@@ -41,25 +45,41 @@ def _feature(name: str, spec: AgentSpec) -> str:
         return (
             f"{name} ({feature.type} in [{feature.min:g}, {feature.max:g}] scaled to [0, 1], clipped; __missing: null)"
         )
+    if isinstance(feature, TextFeature):
+        return (f"{name} (text: letter trigrams of its first {feature.max_bytes} UTF-8 bytes in "
+                f"{feature.buckets} buckets, unit length; ~: their sketch, the part crossed with the actions; "
+                "__missing: null)")  # fmt: skip
+    if isinstance(feature, EmbeddingFeature):
+        return (f"{name} (embedding of {feature.dim} numbers; ~: their sketch, the part crossed with the actions; "
+                "__missing: null)")  # fmt: skip
     return f"{name} (bool, 0 or 1; __missing: null)"
 
 
+def _listed(columns: list[str]) -> str:
+    shown = ", ".join(columns[:SHOWN])
+    return shown + (f", ... ({len(columns)} columns, the last {columns[-1]})" if len(columns) > SHOWN else "")
+
+
+def _of_feature(column: str, name: str) -> bool:
+    return column in (name, f"{name}__missing") or column.startswith(tuple(f"{name}{s}" for s in "=#~["))
+
+
 def columns_of(spec: AgentSpec) -> list[str]:
-    """The model's input columns, feature by feature: the context, the action, each context column per action."""
-    columns, actions = feature_columns(spec), len(spec.actions)
-    width = len(context_columns(encoding_of(spec)))
-    lines = [f"The model's input: {len(columns)} columns, encoding_id {encoding_id(spec)} (the algorithm: "
-             "docs/serving-contract.md)"]  # fmt: skip
-    at = 0
+    """The model's input columns, feature by feature: the context, the action and its features, the crossings."""
+    encoding = encoding_of(spec)
+    context, crossed = context_columns(encoding), len(crossed_columns(encoding))
+    features, _ = action_features(encoding)
+    lines = [f"The model's input: {len(feature_columns(spec))} columns, encoding_id {encoding_id(spec)} (the "
+             "algorithm: docs/serving-contract.md)"]  # fmt: skip
     for name in spec.context:
-        own = []
-        while at < width and (columns[at] in (name, f"{name}__missing") or columns[at].startswith(f"{name}=")):
-            own.append(columns[at])
-            at += 1
-        lines.append(f"  {_feature(name, spec)}: {', '.join(own)}")
-    lines.append(f"  the action, one-hot: {', '.join(columns[width : width + actions])}")
-    lines.append(f"  each context column crossed with each action: {actions} x {width} = {actions * width}, "
-                 f"e.g. {columns[width + actions]}")  # fmt: skip
+        lines.append(f"  {_feature(name, spec)}: {_listed([c for c in context if _of_feature(c, name)])}")
+    lines.append(f"  the action, one-hot: {', '.join(f'action={a}' for a in spec.actions)}")
+    if features:
+        lines.append(f"  the action's features: {', '.join(features)}")
+    lines.append(f"  the crossed part of the context ({crossed} of its {len(context)} columns) crossed with each "
+                 f"action: {len(spec.actions)} x {crossed} = {len(spec.actions) * crossed}"
+                 + (f", and with each action-feature column: {len(features)} x {crossed} = {len(features) * crossed}"
+                    if features else ""))  # fmt: skip
     return lines
 
 

@@ -25,7 +25,6 @@ from agent_retraining.models.encoding import (
     columns,
     context_block,
     context_table,
-    crossed_width,
     encoding_of,
     fingerprint,
     with_actions,
@@ -92,12 +91,19 @@ def _entry(spec, name: str, table) -> tuple[dict, bytes]:
 
 
 def vectors_spec() -> AgentSpec:
-    """support-bot with an open category, a text and an embedding too, so that the vectors cover every feature
-    type (small ones, to keep the file readable)."""
+    """support-bot with an open category, a text, an embedding and action features too, so that the vectors cover
+    every feature type (small ones, to keep the file readable)."""
     described = load_agent("support-bot").model_dump()
     described["context"]["product"] = {"type": "open_category", "buckets": 16, "max_null_fraction": 0.1}
     described["context"]["message"] = {"type": "text", "buckets": 32, "max_bytes": 64, "max_null_fraction": 0.1}
     described["context"]["message_embedding"] = {"type": "embedding", "dim": 8, "max_null_fraction": 0.1}
+    actions = described["actions"]
+    described["action_features"] = {
+        "channel": {"type": "category", "vocabulary": ["self_serve", "agent", "money"],
+                    "values": dict(zip(actions, ["self_serve", "agent", "self_serve", "money", "agent"], strict=True))},
+        "minutes": {"type": "int", "min": 0, "max": 30, "values": dict(zip(actions, [0, 2, 0, 5, 25], strict=True))},
+        "needs_human": {"type": "bool", "values": dict(zip(actions, [False, False, False, True, True], strict=True))},
+    }  # fmt: skip
     return AgentSpec.model_validate(described)
 
 
@@ -126,7 +132,7 @@ def write(folder: Path = FOLDER) -> None:
         arm = canary if routes_to_canary(key, canary["version"], CANARY_SHARE) else live
         block = context_block(encoding, context_table(encoding, [context]))
         actions = len(encoding["actions"])
-        rows = with_actions(np.repeat(block, actions, 0), np.arange(actions), actions, crossed_width(encoding))
+        rows = with_actions(encoding, np.repeat(block, actions, 0), np.arange(actions))
         scores = ServingModel(arm["version"], "", encoding, models[arm["version"]]).scores([context])
         propensities = greedy_policy(scores, EXPLORATION)[0]
         cases.append({

@@ -6,7 +6,10 @@ evaluation and the agent at serving time compute exactly the same matrix from th
 is the crossed part (every tabular column, and a small sketch of each text and embedding) followed by the wide part
 (a text's hashed trigrams, an embedding's values). The crossed part is also crossed with the action, so that even
 the linear candidate can learn which action suits which context; the wide part is not, or a 384-value embedding
-would cost 384 columns per action. The algorithm, for a port in another language, is docs/serving-contract.md;
+would cost 384 columns per action. Actions with features (a handler's family, its cost) add those features, and
+the crossed part crossed with each of them, so that what is learned of one action carries to those that share a
+value, and to a new action before any log holds it. The algorithm, for a port in another language, is
+docs/serving-contract.md;
 `encoding_id` fingerprints its column names, so a model is only ever used with the encoding it was trained on.
 """
 
@@ -59,7 +62,15 @@ def encoding_of(spec: AgentSpec) -> dict:
         elif isinstance(feature, EmbeddingFeature):
             described |= {"dim": feature.dim, "cross_dims": CROSS_DIMS}
         features.append(described)
-    return {"context": features, "actions": list(spec.actions)}
+    encoding = {"context": features, "actions": list(spec.actions)}
+    if spec.action_features:  # absent otherwise, so encodings from before action features stay equal
+        encoding["action_features"] = [
+            {"name": name, "type": feature.type, **({"vocabulary": list(feature.vocabulary)} if feature.vocabulary
+             else {}), **({"min": feature.min, "max": feature.max} if feature.min is not None else {}),
+             "values": [feature.values[action] for action in spec.actions]}
+            for name, feature in spec.action_features.items()
+        ]  # fmt: skip
+    return encoding
 
 
 def crossed_columns(encoding: dict) -> list[str]:
@@ -89,11 +100,33 @@ def context_columns(encoding: dict) -> list[str]:
     return crossed_columns(encoding) + wide
 
 
+def action_features(encoding: dict) -> tuple[list[str], np.ndarray]:
+    """The action-feature columns' names and every action's values (actions x columns, float32): a category's
+    `action.<name>=<value>` one-hot per vocabulary value, a number's `action.<name>` scaled to [0, 1] by its min
+    and max (clipped), a bool's `action.<name>` 1 or 0."""
+    names, blocks = [], [np.zeros((len(encoding["actions"]), 0))]
+    for feature in encoding.get("action_features", []):
+        name, values = f"action.{feature['name']}", feature["values"]
+        if feature["type"] == "category":
+            names.extend(f"{name}={value}" for value in feature["vocabulary"])
+            blocks.append(np.array([[float(v == value) for value in feature["vocabulary"]] for v in values]))
+        else:
+            names.append(name)
+            raw = np.array(values, dtype=np.float64)
+            if feature["type"] != "bool":
+                raw = np.clip((raw - feature["min"]) / (feature["max"] - feature["min"]), 0.0, 1.0)
+            blocks.append(raw[:, None])
+    return names, np.hstack(blocks).astype(np.float32)
+
+
 def columns(encoding: dict) -> list[str]:
-    """Names of the model's input columns, in order: context block, action one-hot, crossed part x each action."""
+    """Names of the model's input columns, in order: context block, action one-hot, action features, crossed part
+    x each action, crossed part x each action-feature column."""
     actions = [f"action={a}" for a in encoding["actions"]]
     crossed = crossed_columns(encoding)
-    return context_columns(encoding) + actions + [f"{c}*{a}" for a in actions for c in crossed]
+    features, _ = action_features(encoding)
+    return (context_columns(encoding) + actions + features + [f"{c}*{a}" for a in actions for c in crossed]
+            + [f"{c}*{f}" for f in features for c in crossed])  # fmt: skip
 
 
 def fingerprint(encoding: dict) -> str:
@@ -173,17 +206,23 @@ def crossed_width(encoding: dict) -> int:
     return len(crossed_columns(encoding))
 
 
-def with_actions(context: np.ndarray, action_index: np.ndarray, action_count: int, crossed: int) -> np.ndarray:
+def with_actions(encoding: dict, context: np.ndarray, action_index: np.ndarray) -> np.ndarray:
     """Full model input for the given action of each row, written into one allocation (it is the biggest
-    array of a run: rows x (context + actions x (crossed + 1))); the first `crossed` context columns are crossed."""
+    array of a run: rows x (context + (actions + action-feature columns) x (crossed + 1)))."""
     rows, width = context.shape
-    matrix = np.zeros((rows, width + action_count + action_count * crossed), dtype=np.float32)
+    action_count, crossed = len(encoding["actions"]), crossed_width(encoding)
+    _, values = action_features(encoding)
+    chosen = values[action_index]
+    features = chosen.shape[1]
+    matrix = np.zeros((rows, width + (action_count + features) * (crossed + 1)), dtype=np.float32)
     every_row = np.arange(rows)
     matrix[:, :width] = context
     matrix[every_row, width + action_index] = 1.0
-    matrix[:, width + action_count :].reshape(rows, action_count, crossed)[every_row, action_index] = context[
-        :, :crossed
-    ]
+    matrix[:, width + action_count : width + action_count + features] = chosen
+    by_action = width + action_count + features
+    by_feature = by_action + action_count * crossed
+    matrix[:, by_action:by_feature].reshape(rows, action_count, crossed)[every_row, action_index] = context[:, :crossed]
+    matrix[:, by_feature:].reshape(rows, features, crossed)[:] = chosen[:, :, None] * context[:, None, :crossed]
     return matrix
 
 
@@ -197,13 +236,13 @@ def action_scores(encoding: dict, context: np.ndarray, models: list) -> list[np.
     Each action's input matrix is built once per block of rows and shared by all models; blocks of about
     SCORE_BLOCK_BYTES keep that matrix small however big the holdout and however wide the encoding is.
     """
-    action_count, crossed = len(encoding["actions"]), crossed_width(encoding)
+    action_count = len(encoding["actions"])
     block_rows = max(1, SCORE_BLOCK_BYTES // (4 * len(columns(encoding))))
     scores = [np.empty((len(context), action_count)) for _ in models]
     for start in range(0, len(context), block_rows):
         block = context[start : start + block_rows]
         for action in range(action_count):
-            matrix = with_actions(block, np.full(len(block), action), action_count, crossed)
+            matrix = with_actions(encoding, block, np.full(len(block), action))
             for model, score in zip(models, scores, strict=True):
                 score[start : start + len(block), action] = model.predict(matrix)
     return scores

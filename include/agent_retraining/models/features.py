@@ -13,7 +13,6 @@ from agent_retraining.datagate.reading import empty_rows
 from agent_retraining.models.encoding import (
     columns,
     context_block,
-    crossed_width,
     encoding_of,
     fingerprint,
     with_actions,
@@ -57,8 +56,7 @@ def action_indices(spec: AgentSpec, table: pa.Table) -> np.ndarray:
 def encode(spec: AgentSpec, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     """Model input for the logged (context, action) of each row, and the reward label."""
     encoding = encoding_of(spec)
-    matrix = with_actions(context_block(encoding, table), action_indices(spec, table), len(spec.actions),
-                          crossed_width(encoding))  # fmt: skip
+    matrix = with_actions(encoding, context_block(encoding, table), action_indices(spec, table))
     return matrix, table.column("reward").to_numpy().astype(np.float32)
 
 

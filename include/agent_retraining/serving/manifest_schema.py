@@ -43,6 +43,11 @@ def manifest_problem(manifest: object) -> str | None:
         where = ".".join(map(str, error.absolute_path)) or "the manifest"
         return f"{where}: {error.message[:300]}"
     for slot, entry in (("live", manifest), ("canary", manifest.get("canary"))):
+        actions = len(entry["encoding"]["actions"]) if entry else 0
+        uneven = entry and next((f["name"] for f in entry["encoding"].get("action_features", [])
+                                 if len(f["values"]) != actions), None)  # fmt: skip
+        if uneven:
+            return f"the {slot} entry's action feature '{uneven}' does not give one value per action ({actions})"
         if entry and fingerprint(entry["encoding"]) != entry["encoding_id"]:
             return f"the {slot} entry's encoding fingerprints to {fingerprint(entry['encoding'])}, not its " \
                    f"encoding_id {entry['encoding_id']}"  # fmt: skip
