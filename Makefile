@@ -32,7 +32,7 @@ DAY ?= $(YESTERDAY)
 DAYS ?= 14
 START ?= $(shell date -u -d "$(DAY) - $$(( $(DAYS) - 1 )) days" +%F)
 
-.PHONY: help venv node-client s3-up s3-down simulate retrain check-spec demo loop test test-fast lint airflow-db airflow airflow-cli bench browser
+.PHONY: help venv node-client s3-up s3-down simulate retrain check-spec demo loop test test-fast lint airflow-db airflow airflow-cli bench bench-text browser
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -111,11 +111,17 @@ airflow: s3-up airflow-db
 
 # Issue #13's benchmark: cold vs warm nightly data gate at 1M (W1) and 4M events a day, every task's
 # time and peak RSS, floors measured on the same bytes, the warm W1 DAG run; SCALES=1,4,10 adds W3
-# (10M a day, hours). A table and .local/bench/nightly-run.json (nothing asserted).
+# (10M a day, hours). A table and .local/bench/nightly-run.json (nothing asserted). Then the cost of a text
+# feature at 1M messages a day (bench/text_feature.py, .local/bench/text-feature.json).
 SCALES ?= 1,4
 REPEATS ?= 3
 bench: s3-up airflow-db
 	$(PY) bench/nightly_run.py --scales $(SCALES) --repeats $(REPEATS)
+	$(PY) bench/text_feature.py --repeats $(REPEATS)
+
+# Only the text feature's part of the benchmark (no S3, minutes).
+bench-text: venv
+	$(PY) bench/text_feature.py --repeats $(REPEATS)
 
 # Any airflow command in the same environment, e.g. ARGS="dags list".
 airflow-cli: airflow-db

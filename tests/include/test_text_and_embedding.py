@@ -130,6 +130,7 @@ def test_the_reader_names_a_bad_vector_or_text_by_line_and_field(router):
     events[1]["context"]["message_embedding"][3] = "0.5"
     events[2]["context"]["message_embedding"] = [0.1, None] + [0.0] * 30
     events[3]["context"]["message"] = ["not", "text"]
+    events[5]["context"]["message"] = "a megabyte message " * 60_000  # above max_line_bytes (1 MiB)
     lines = to_jsonl(events).split(b"\n")
     lines[4] = lines[4].replace(b'"message_embedding":[', b'"message_embedding":[1e400,', 1)
     parsed = parse_log_object("logs/part-0.jsonl", b"\n".join(lines), router, DAY)
@@ -139,7 +140,9 @@ def test_the_reader_names_a_bad_vector_or_text_by_line_and_field(router):
     assert faults[4][0] == "context.message"
     assert "must be text" in faults[4][1]
     assert faults[5] == ("context.message_embedding", "must be a list of finite numbers, item 0 is inf")
-    assert parsed.table.num_rows == 2
+    assert faults[6][0] is None
+    assert "above max_line_bytes 1,048,576" in faults[6][1]
+    assert parsed.table.num_rows == 1
 
 
 def test_the_gate_refuses_vectors_of_another_length_or_not_finite_and_names_the_rows(router):
