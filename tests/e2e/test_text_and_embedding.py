@@ -1,10 +1,11 @@
 """An LLM router's logs (a message and its embedding per decision) in real nightly runs on the local S3 server:
 the first night deploys a model whose manifest tells any client how to featurize both; a day on which users write
 about one thing only is used, with its drift warned on both features; a day with one embedding of the wrong
-length is refused by name, and the live model stays the one before it."""
+length, or (in Parquet) with a NaN in one, is refused by name, and the live model stays the one before it."""
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from dataclasses import replace
@@ -12,14 +13,17 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from agent_retraining.contract import run_prefix
+from agent_retraining.contract import day_prefix, run_prefix, success_key
 from agent_retraining.dev.simulate import World, day_events, day_table, write_day
 from agent_retraining.manifest import read_manifest
 from agent_retraining.records import WindowVerdict, read_record
 from agent_retraining.serving.client import AgentModelClient
+from agent_retraining.storage import put_bytes
 from tests.conftest import spec_variant
 
 START = date(2026, 10, 1)
@@ -97,4 +101,25 @@ def test_a_router_deploys_warns_on_drift_and_refuses_a_wrong_embedding(airflow_d
     valid = _checks(s3, buckets, spec, days[4], dag_run)["embedding_valid:ctx_message_embedding"]
     assert (valid["success"], valid["tier"]) == (False, "block"), valid
     assert valid["examples"] == [{"key": keys[0], "line": 41, "value": "31 values"}]
+    assert read_manifest(s3, buckets, spec.agent_id)[0]["version"] == live["version"]
+
+    # Day 6, logged as Parquet, which can carry a NaN: one vector holds one, and the day is refused too.
+    day = days[4] + timedelta(days=1)
+    table = day_table(world, day, EVENTS, 4)
+    context = table.column("context").combine_chunks()
+    vectors = context.field("message_embedding").to_pylist()
+    vectors[7][3] = float("nan")
+    fields = [pa.array(vectors, pa.list_(pa.float32())) if n == "message_embedding" else context.field(n)
+              for n in spec.context]  # fmt: skip
+    table = table.set_column(table.schema.get_field_index("context"), "context",
+                             pa.StructArray.from_arrays(fields, names=list(spec.context)))  # fmt: skip
+    body = io.BytesIO()
+    pq.write_table(table, body)
+    key = f"{day_prefix(spec.agent_id, day)}part-00000.parquet"
+    put_bytes(s3, buckets.logs, key, body.getvalue())
+    put_bytes(s3, buckets.logs, success_key(spec.agent_id, day), b"")
+    dag_run, fourth = _night(spec, day)
+    assert fourth["outcome"] == "data rejected", fourth
+    valid = _checks(s3, buckets, spec, day, dag_run)["embedding_valid:ctx_message_embedding"]
+    assert valid["examples"] == [{"key": key, "line": 8, "value": "32 values, not all finite"}], valid
     assert read_manifest(s3, buckets, spec.agent_id)[0]["version"] == live["version"]

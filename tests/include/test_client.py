@@ -160,6 +160,28 @@ def test_a_canary_serves_a_stable_share_of_sessions_and_every_event_names_its_mo
     assert version == versions[0]
 
 
+def test_a_canary_that_knows_one_more_action_serves_it_and_the_live_arm_never_does(agent_spec, s3, buckets):
+    """The spec gained an action and its first model is a canary: each arm acts over the actions its own model
+    knows, and the propensities of one request say which (0 for an action its arm does not know)."""
+    _deploy_model(s3, buckets, agent_spec, "logistic_regression", "2026-06-01", 1)
+    grown = spec_variant(agent_spec, actions=[*agent_spec.actions, "call_back_later"])
+    canary = _deploy_model(s3, buckets, grown, "logistic_regression", "2026-06-02", 2, canary_share=0.5)
+    client = AgentModelClient(agent_spec.agent_id, s3, buckets.models)
+    client.poll()
+    assert client.actions == grown.actions
+    contexts, sessions = _contexts(agent_spec, 400), [f"session-{n}" for n in range(400)]
+    probabilities, versions = client.serve(contexts, sessions)
+    assert probabilities.shape == (400, len(grown.actions))
+    assert np.allclose(probabilities.sum(axis=1), 1.0)
+    on_canary = np.array(versions) == canary
+    assert 0 < on_canary.sum() < 400
+    assert (probabilities[~on_canary, -1] == 0).all()
+    assert (probabilities[on_canary, -1] >= client.exploration / len(grown.actions) - 1e-12).all()
+    picked = {client.choose(c, k, np.random.default_rng(n))[0] for n, (c, k) in enumerate(zip(contexts, sessions,
+                                                                                           strict=True))}  # fmt: skip
+    assert picked <= set(grown.actions)
+
+
 def test_a_canary_whose_artifact_fails_its_checksum_is_never_served(agent_spec, s3, buckets):
     champion = _deploy_model(s3, buckets, agent_spec, "logistic_regression", "2026-06-01", 1)
     canary = _deploy_model(s3, buckets, agent_spec, "lightgbm", "2026-06-02", 2, canary_share=0.5)

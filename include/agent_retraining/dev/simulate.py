@@ -230,7 +230,7 @@ def acting_policy(
     if not (agent and agent.version):
         return world.policy_propensities(signals), [None] * len(contexts)
     probabilities, versions = agent.serve(contexts, routing_keys)
-    known = [world.spec.actions.index(action) for action in agent.live.encoding["actions"]]
+    known = [world.spec.actions.index(action) for action in agent.actions]
     over_world = np.zeros((len(contexts), len(world.spec.actions)))
     over_world[:, known] = probabilities
     return over_world, versions

@@ -142,20 +142,30 @@ class AgentModelClient:
             return np.zeros(len(routing_keys), dtype=bool)
         return np.array([routes_to_canary(k, self.canary.version, self.canary_share) for k in routing_keys], bool)
 
+    @property
+    def actions(self) -> list[str]:
+        """The actions `serve` gives propensities for: the live model's, then any the canary adds (a handler the
+        spec gained, which the live model knows nothing of)."""
+        live = self._require_live().encoding["actions"]
+        return live + [a for a in (self.canary.encoding["actions"] if self.canary else []) if a not in live]
+
     def serve(self, contexts: list[dict], routing_keys: list[str]) -> tuple[np.ndarray, list[str]]:
         """The policy that acts on each request, greedy on its arm's model and exploring uniformly with probability
-        `exploration` (propensities, contexts x actions), and the model version that acted, to log."""
-        live, canary = self._require_live(), self.in_canary(routing_keys)
-        scores = np.zeros((len(contexts), len(live.encoding["actions"])))
+        `exploration` over that model's actions (propensities, contexts x `actions`: 0 for an action the arm does
+        not know), and the model version that acted, to log."""
+        live, canary, actions = self._require_live(), self.in_canary(routing_keys), self.actions
+        propensities = np.zeros((len(contexts), len(actions)))
         for arm, rows in ((live, ~canary), (self.canary, canary)):
             if rows.any():
-                scores[rows] = arm.scores([context for context, mine in zip(contexts, rows, strict=True) if mine])
+                scores = arm.scores([context for context, mine in zip(contexts, rows, strict=True) if mine])
+                own = [actions.index(action) for action in arm.encoding["actions"]]
+                propensities[np.ix_(np.flatnonzero(rows), own)] = greedy_policy(scores, self.exploration)
         versions = np.where(canary, self.canary.version if self.canary else "", live.version)
-        return greedy_policy(scores, self.exploration), versions.tolist()
+        return propensities, versions.tolist()
 
     def choose(self, context: dict, routing_key: str, rng: np.random.Generator) -> tuple[str, float, str]:
         """The action to take in one context, the probability it had (to log as propensity) and the version that
         acted (to log as model_version)."""
         probabilities, versions = self.serve([context], [routing_key])
         index = int(rng.choice(len(probabilities[0]), p=probabilities[0]))
-        return self._require_live().encoding["actions"][index], float(probabilities[0][index]), versions[0]
+        return self.actions[index], float(probabilities[0][index]), versions[0]
