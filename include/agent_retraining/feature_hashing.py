@@ -117,6 +117,21 @@ def text_directions(texts: pa.Array, max_bytes: int, buckets: int) -> np.ndarray
     return directions
 
 
+def embedding_directions(vectors: pa.Array, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each embedding's cosine with the PROJECTION_SEEDS directions times sqrt(dim) (rows x directions), and which
+    rows have no usable vector (missing, another length, not finite, or zero), ROWS_PER_PASS rows at a time."""
+    signs = projection_signs(dim)
+    directions = np.zeros((len(vectors), len(signs)))
+    unusable = np.ones(len(vectors), bool)
+    for start in range(0, len(vectors), ROWS_PER_PASS):
+        values, usable = embedding_values(vectors.slice(start, ROWS_PER_PASS), dim)
+        norms = np.linalg.norm(values, axis=1)
+        rows = slice(start, start + len(values))
+        directions[rows] = (values @ signs.T) / np.where(norms > 0, norms, 1.0)[:, None]
+        unusable[rows] = ~usable | (norms == 0)
+    return directions, unusable
+
+
 def count_sketch(counts: np.ndarray, cross_dims: int) -> np.ndarray:
     """The sketch of whole-number inputs (exact in integers, whatever the order of the sums)."""
     column, sign = sketch_map(counts.shape[1], cross_dims)

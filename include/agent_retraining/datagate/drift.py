@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from agent_retraining.contract import context_column
 from agent_retraining.datagate.rules import check, tier_of
-from agent_retraining.feature_hashing import byte_lengths, embedding_values, projection_signs, text_directions
+from agent_retraining.feature_hashing import byte_lengths, embedding_directions, text_directions
 from agent_retraining.hashing import buckets_of
 from agent_retraining.spec import (
     AgentSpec,
@@ -58,10 +58,7 @@ def _wide_histograms(feature: TextFeature | EmbeddingFeature, column: pa.Chunked
         directions = text_directions(column.combine_chunks(), feature.max_bytes, feature.buckets)
         missing |= ~directions.any(axis=1)
     else:
-        values, usable = embedding_values(column, feature.dim)
-        norms = np.linalg.norm(values, axis=1)
-        directions = (values @ projection_signs(feature.dim).T) / np.where(norms > 0, norms, 1.0)[:, None]
-        missing = ~usable | (norms == 0)
+        directions, missing = embedding_directions(column.combine_chunks(), feature.dim)
     for index, projected in enumerate(directions.T):
         codes, bins = _slices(projected, -PROJECTION_RANGE, PROJECTION_RANGE, missing)
         result[f"direction_{index}"] = np.bincount(codes, minlength=bins).tolist()

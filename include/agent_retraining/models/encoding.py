@@ -9,8 +9,8 @@ the linear candidate can learn which action suits which context; the wide part i
 would cost 384 columns per action. Actions with features (a handler's family, its cost) add those features, and
 the crossed part crossed with each of them, so that what is learned of one action carries to those that share a
 value, and to a new action before any log holds it. The algorithm, for a port in another language, is
-docs/serving-contract.md;
-`encoding_id` fingerprints its column names, so a model is only ever used with the encoding it was trained on.
+docs/serving-contract.md; `encoding_id` fingerprints its column names, so a model is only ever used with the
+encoding it was trained on.
 """
 
 from __future__ import annotations
@@ -65,8 +65,7 @@ def encoding_of(spec: AgentSpec) -> dict:
     encoding = {"context": features, "actions": list(spec.actions)}
     if spec.action_features:  # absent otherwise, so encodings from before action features stay equal
         encoding["action_features"] = [
-            {"name": name, "type": feature.type, **({"vocabulary": list(feature.vocabulary)} if feature.vocabulary
-             else {}), **({"min": feature.min, "max": feature.max} if feature.min is not None else {}),
+            {"name": name, **feature.model_dump(exclude={"values"}, exclude_none=True),
              "values": [feature.values[action] for action in spec.actions]}
             for name, feature in spec.action_features.items()
         ]  # fmt: skip
@@ -167,10 +166,9 @@ def context_block(encoding: dict, table: pa.Table) -> np.ndarray:
             crossed.append(sketch)
             wide.append(counts)
         elif feature["type"] == "embedding":
-            values, usable = embedding_values(column, feature["dim"])
-            sketch = value_sketch(values, feature["cross_dims"])
-            crossed.append(np.column_stack([sketch, ~usable]).astype(np.float32))
-            wide.append(values.astype(np.float32))
+            sketch, values = _embedding_parts(feature, column)
+            crossed.append(sketch)
+            wide.append(values)
         else:
             missing = column.is_null().to_numpy(zero_copy_only=False)
             raw = pc.cast(column.fill_null(False if feature["type"] == "bool" else 0), pa.float64()).to_numpy()
@@ -200,6 +198,21 @@ def _text_parts(feature: dict, column: pa.ChunkedArray) -> tuple[np.ndarray, np.
         sketch[start : start + len(part), :-1] = folded
     sketch[:, -1] = texts.is_null().to_numpy(zero_copy_only=False)
     return sketch, counts
+
+
+def _embedding_parts(feature: dict, column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """An embedding column's sketch and missing flag (crossed part) and its values (wide part), ROWS_PER_PASS rows
+    at a time: the float64 values of every row at once would be twice the float32 block."""
+    vectors = column.combine_chunks()
+    sketch = np.zeros((len(vectors), feature["cross_dims"] + 1), dtype=np.float32)
+    values = np.zeros((len(vectors), feature["dim"]), dtype=np.float32)
+    for start in range(0, len(vectors), ROWS_PER_PASS):
+        part, usable = embedding_values(vectors.slice(start, ROWS_PER_PASS), feature["dim"])
+        rows = slice(start, start + len(part))
+        sketch[rows, :-1] = value_sketch(part, feature["cross_dims"])
+        sketch[rows, -1] = ~usable
+        values[rows] = part
+    return sketch, values
 
 
 def crossed_width(encoding: dict) -> int:
