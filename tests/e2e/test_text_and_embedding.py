@@ -6,6 +6,7 @@ length, or (in Parquet) with a NaN in one, is refused by name, and the live mode
 from __future__ import annotations
 
 import io
+import json
 import os
 import tempfile
 from dataclasses import replace
@@ -18,12 +19,12 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from agent_retraining.contract import day_prefix, run_prefix, success_key
+from agent_retraining.contract import day_prefix, quarantine_prefix, run_prefix, success_key
 from agent_retraining.dev.simulate import World, day_events, day_table, write_day
 from agent_retraining.manifest import read_manifest
 from agent_retraining.records import WindowVerdict, read_record
 from agent_retraining.serving.client import AgentModelClient
-from agent_retraining.storage import put_bytes
+from agent_retraining.storage import get_bytes, put_bytes
 from tests.conftest import spec_variant
 
 START = date(2026, 10, 1)
@@ -102,6 +103,10 @@ def test_a_router_deploys_warns_on_drift_and_refuses_a_wrong_embedding(airflow_d
     assert (valid["success"], valid["tier"]) == (False, "block"), valid
     assert valid["examples"] == [{"key": keys[0], "line": 41, "value": "31 values"}]
     assert read_manifest(s3, buckets, spec.agent_id)[0]["version"] == live["version"]
+    quarantined, _ = get_bytes(s3, buckets.artifacts, quarantine_prefix(spec.agent_id, days[4]) + "rejected-rows.jsonl")
+    assert [json.loads(line) for line in quarantined.splitlines()] == [
+        {"rule": "embedding_valid:ctx_message_embedding", "key": keys[0], "line": 41, "value": "31 values"}
+    ]
 
     # Day 6, logged as Parquet, which can carry a NaN: one vector holds one, and the day is refused too.
     day = days[4] + timedelta(days=1)

@@ -21,12 +21,16 @@ from agent_retraining.datagate.rules import EXAMPLES, check, tier_of
 from agent_retraining.feature_hashing import byte_lengths
 from agent_retraining.spec import AgentSpec, EmbeddingFeature, TextFeature
 
+REJECTED_ROWS_KEPT = 10_000  # failing rows of one rule named in the quarantine's rejected-rows.jsonl
 
-def _examples(table: pa.Table, failing: np.ndarray, shown) -> list[dict]:
-    """The first failing rows' object key, line and value (`shown(row)`)."""
-    rows = [int(r) for r in np.flatnonzero(failing)[:EXAMPLES]]
+
+def _failing(table: pa.Table, failing: np.ndarray, shown) -> dict:
+    """The failing rows' object key, line and value (`shown(row)`): the first few as the check's examples, up to
+    REJECTED_ROWS_KEPT of them for the quarantine when the rule blocks."""
+    rows = [int(r) for r in np.flatnonzero(failing)[:REJECTED_ROWS_KEPT]]
     keys, lines = table.column("source_key"), table.column("source_line")
-    return [{"key": keys[r].as_py(), "line": lines[r].as_py(), "value": shown(r)} for r in rows]
+    located = [{"key": keys[r].as_py(), "line": lines[r].as_py(), "value": shown(r)} for r in rows]
+    return {"examples": located[:EXAMPLES], "rejected": located}
 
 
 def _share_rule(spec, table, kind: str, column: str, failing: np.ndarray, limit: float, what: str, shown) -> dict:
@@ -34,7 +38,7 @@ def _share_rule(spec, table, kind: str, column: str, failing: np.ndarray, limit:
     share = float(failing.sum() / logged) if logged else 0.0
     message = f"field '{column}': {int(failing.sum())} of {logged} rows {what} ({share:.2%}, limit {limit:.2%})"
     return check(f"{kind}:{column}", tier_of(spec, kind, column), share <= limit, message, column=column,
-                 observed=share, examples=_examples(table, failing, shown))  # fmt: skip
+                 observed=share, **_failing(table, failing, shown))  # fmt: skip
 
 
 def text_checks(spec: AgentSpec, name: str, feature: TextFeature, table: pa.Table) -> list[dict]:
@@ -60,11 +64,9 @@ def embedding_checks(spec: AgentSpec, name: str, feature: EmbeddingFeature, tabl
     wrong = present & ((lengths != feature.dim) | ~finite)
     message = (f"field '{column}': {int(wrong.sum())} of {table.num_rows} rows are not {feature.dim} finite numbers"
                if wrong.any() else f"field '{column}': every embedding has {feature.dim} finite numbers")  # fmt: skip
-    examples = _examples(
-        table, wrong, lambda row: f"{lengths[row]} values" + ("" if finite[row] else ", not all finite")
-    )
+    located = _failing(table, wrong, lambda row: f"{lengths[row]} values" + ("" if finite[row] else ", not all finite"))
     valid = check(f"embedding_valid:{column}", tier_of(spec, "embedding_valid", column), not wrong.any(), message,
-                  column=column, observed=int(wrong.sum()), examples=examples)  # fmt: skip
+                  column=column, observed=int(wrong.sum()), **located)  # fmt: skip
     usable = present & ~wrong
     off_norm = usable & ((norms < feature.min_norm) | (norms > feature.max_norm))
     what = f"with a norm outside [{feature.min_norm:g}, {feature.max_norm:g}]"
