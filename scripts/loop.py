@@ -71,14 +71,12 @@ def without_features(spec, names: list[str]):
     return AgentSpec.model_validate(raw)
 
 
-def install_spec(spec, specs_dir: Path | None = None) -> Path:
-    """A specs folder holding the loop agent's spec, for AGENT_SPECS_DIR: the DAG file builds its DAG from there
-    (each night, so a spec written again mid-loop, with a new action, is the next night's).
+def install_spec(spec, specs_dir: Path) -> None:
+    """The loop agent's spec in the folder AGENT_SPECS_DIR names: the DAG file builds its DAG from there (each
+    night, so a spec written again mid-loop, with a new action, is the next night's).
 
     Keys keep the spec's order: the feature encoding (and so which models the agent may load) follows it."""
-    specs_dir = specs_dir or Path(tempfile.mkdtemp(prefix="loop-specs-"))
     (specs_dir / f"{spec.agent_id}.yaml").write_text(yaml.safe_dump(spec.model_dump(), sort_keys=False))
-    return specs_dir
 
 
 def retrain(spec, day: date) -> dict:

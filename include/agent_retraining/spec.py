@@ -34,6 +34,11 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+def _ordered(low_name: str, low: float, high_name: str, high: float) -> None:
+    if low >= high:
+        raise ValueError(f"{low_name} ({low}) must be below {high_name} ({high})")
+
+
 class CategoryFeature(_Strict):
     type: Literal["category"]
     vocabulary: list[str] = Field(min_length=1)
@@ -62,8 +67,7 @@ class NumericFeature(_Strict):
 
     @model_validator(mode="after")
     def _range_not_empty(self) -> NumericFeature:
-        if self.min >= self.max:
-            raise ValueError(f"min ({self.min}) must be below max ({self.max})")
+        _ordered("min", self.min, "max", self.max)
         return self
 
 
@@ -100,8 +104,7 @@ class EmbeddingFeature(_Strict):
 
     @model_validator(mode="after")
     def _norms_ordered(self) -> EmbeddingFeature:
-        if self.min_norm >= self.max_norm:
-            raise ValueError(f"min_norm ({self.min_norm}) must be below max_norm ({self.max_norm})")
+        _ordered("min_norm", self.min_norm, "max_norm", self.max_norm)
         return self
 
 
@@ -128,8 +131,8 @@ class ActionFeature(_Strict):
             raise ValueError("a category action feature has a vocabulary, and only a category has one")
         if (self.type in ("int", "float")) != (self.min is not None and self.max is not None):
             raise ValueError("an int or float action feature has min and max, and only those have them")
-        if self.min is not None and self.max is not None and self.min >= self.max:
-            raise ValueError(f"min ({self.min}) must be below max ({self.max})")
+        if self.min is not None and self.max is not None:
+            _ordered("min", self.min, "max", self.max)
         for action, value in self.values.items():
             problem = self._value_problem(value)
             if problem:

@@ -4,15 +4,11 @@ and the data gate's drift sees the values move between buckets."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from datetime import date, timedelta
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-import yaml
 
 from agent_retraining.contract import run_prefix
 from agent_retraining.dev.simulate import World, day_table, write_day
@@ -25,20 +21,6 @@ START = date(2026, 8, 1)
 EVENTS = 1500
 
 
-def _night(spec, day):
-    from agent_retraining.dev.dag_runner import run_night
-
-    folder = Path(tempfile.mkdtemp(prefix="open-specs-"))
-    (folder / f"{spec.agent_id}.yaml").write_text(yaml.safe_dump(spec.model_dump(), sort_keys=False))
-    os.environ["AGENT_SPECS_DIR"] = str(folder)
-    try:
-        dag_run, report = run_night(spec, day)
-    finally:
-        del os.environ["AGENT_SPECS_DIR"]
-    assert dag_run.state == "success", report
-    return dag_run, report
-
-
 @pytest.fixture(scope="module")
 def open_spec(support_bot):
     context = {**{n: f.model_dump() for n, f in support_bot.context.items()},
@@ -48,12 +30,16 @@ def open_spec(support_bot):
                         candidates=["logistic_regression"])  # fmt: skip
 
 
-def test_new_values_of_an_open_category_keep_the_champion_and_move_its_drift(airflow_db, s3, buckets, open_spec):
+def test_new_values_of_an_open_category_keep_the_champion_and_move_its_drift(install, s3, buckets, open_spec):
+    from agent_retraining.dev.dag_runner import run_night
+
     spec, world = open_spec, World.for_spec(open_spec, 0)
     days = [START + timedelta(days=n) for n in range(4)]
     for day in days[:3]:
         write_day(s3, buckets.logs, spec, day, day_table(world, day, EVENTS, 1))
-    _, first = _night(spec, days[2])
+    install(spec)
+    dag_run, first = run_night(spec, days[2])
+    assert dag_run.state == "success", first
     assert first["outcome"] == "deployed", first["decision"]["reason"]
     live, _ = read_manifest(s3, buckets, spec.agent_id)
     assert live["encoding"]["context"][-1] == {"name": "product", "type": "open_category", "buckets": 32}
@@ -67,7 +53,8 @@ def test_new_values_of_an_open_category_keep_the_champion_and_move_its_drift(air
     newest = newest.set_column(newest.schema.get_field_index("context"), "context",
                                pa.StructArray.from_arrays(fields, names=list(spec.context)))  # fmt: skip
     write_day(s3, buckets.logs, spec, days[3], newest)
-    dag_run, second = _night(spec, days[3])
+    dag_run, second = run_night(spec, days[3])
+    assert dag_run.state == "success", second
     run_dir = run_prefix(spec.agent_id, days[3], dag_run.run_id)
     decision = read_record(s3, buckets.artifacts, run_dir + "decision.json", Decision)
     assert decision["champion"]["version"] == live["version"], decision["champion"]["note"]

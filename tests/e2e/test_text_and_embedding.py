@@ -7,17 +7,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 from dataclasses import replace
 from datetime import date, timedelta
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
 from agent_retraining.contract import day_prefix, quarantine_prefix, run_prefix, success_key
 from agent_retraining.dev.simulate import World, day_events, day_table, write_day
@@ -29,19 +25,6 @@ from tests.conftest import spec_variant
 
 START = date(2026, 10, 1)
 EVENTS = 1500
-
-
-def _night(spec, day):
-    from agent_retraining.dev.dag_runner import run_night
-
-    folder = Path(tempfile.mkdtemp(prefix="router-specs-"))
-    (folder / f"{spec.agent_id}.yaml").write_text(yaml.safe_dump(spec.model_dump(), sort_keys=False))
-    os.environ["AGENT_SPECS_DIR"] = str(folder)
-    try:
-        dag_run, report = run_night(spec, day)
-    finally:
-        del os.environ["AGENT_SPECS_DIR"]
-    return dag_run, report
 
 
 def _checks(s3, buckets, spec, day, dag_run) -> dict[str, dict]:
@@ -59,12 +42,15 @@ def router_spec():
     return spec_variant(router, agent_id="router-e2e", training=training, candidates=["logistic_regression"])
 
 
-def test_a_router_deploys_warns_on_drift_and_refuses_a_wrong_embedding(airflow_db, s3, buckets, router_spec):
+def test_a_router_deploys_warns_on_drift_and_refuses_a_wrong_embedding(install, s3, buckets, router_spec):
+    from agent_retraining.dev.dag_runner import run_night
+
     spec, world = router_spec, World.for_spec(router_spec, 0)
     days = [START + timedelta(days=n) for n in range(5)]
     for day in days[:3]:
         write_day(s3, buckets.logs, spec, day, day_table(world, day, EVENTS, 1))
-    dag_run, first = _night(spec, days[2])
+    install(spec)
+    dag_run, first = run_night(spec, days[2])
     assert first["outcome"] == "deployed", first["decision"]["reason"]
     live, _ = read_manifest(s3, buckets, spec.agent_id)
     described = {f["name"]: f for f in live["encoding"]["context"]}
@@ -82,7 +68,7 @@ def test_a_router_deploys_warns_on_drift_and_refuses_a_wrong_embedding(airflow_d
     # Day 4: every user writes about refunds. The day is used; both features' drift warns.
     refunds_only = np.eye(len(world.intent_mix))[0]
     write_day(s3, buckets.logs, spec, days[3], day_table(replace(world, intent_mix=refunds_only), days[3], EVENTS, 2))
-    dag_run, second = _night(spec, days[3])
+    dag_run, second = run_night(spec, days[3])
     assert dag_run.state == "success", second
     assert second["outcome"] != "data rejected", second
     checks = _checks(s3, buckets, spec, days[3], dag_run)
@@ -97,7 +83,7 @@ def test_a_router_deploys_warns_on_drift_and_refuses_a_wrong_embedding(airflow_d
     events = day_events(world, days[4], EVENTS, 3)
     events[40]["context"]["message_embedding"] = events[40]["context"]["message_embedding"][:31]
     keys = write_day(s3, buckets.logs, spec, days[4], events)
-    dag_run, third = _night(spec, days[4])
+    dag_run, third = run_night(spec, days[4])
     assert third["outcome"] == "data rejected", third
     valid = _checks(s3, buckets, spec, days[4], dag_run)["embedding_valid:ctx_message_embedding"]
     assert (valid["success"], valid["tier"]) == (False, "block"), valid
@@ -123,7 +109,7 @@ def test_a_router_deploys_warns_on_drift_and_refuses_a_wrong_embedding(airflow_d
     key = f"{day_prefix(spec.agent_id, day)}part-00000.parquet"
     put_bytes(s3, buckets.logs, key, body.getvalue())
     put_bytes(s3, buckets.logs, success_key(spec.agent_id, day), b"")
-    dag_run, fourth = _night(spec, day)
+    dag_run, fourth = run_night(spec, day)
     assert fourth["outcome"] == "data rejected", fourth
     valid = _checks(s3, buckets, spec, day, dag_run)["embedding_valid:ctx_message_embedding"]
     assert valid["examples"] == [{"key": key, "line": 8, "value": "32 values, not all finite"}], valid

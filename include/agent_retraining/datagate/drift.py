@@ -114,7 +114,7 @@ def _equal_mass_groups(reference: np.ndarray) -> tuple[np.ndarray, int]:
     return np.append(groups, PSI_GROUPS + 2).astype(np.int64), PSI_GROUPS + 3
 
 
-def feature_psi(spec: AgentSpec, name: str, reference: list[int], current: list[int], signal: str = "") -> float:
+def feature_psi(spec: AgentSpec, name: str, reference: list[int], current: list[int]) -> float:
     reference_counts, current_counts = np.asarray(reference), np.asarray(current)
     if isinstance(spec.context[name], NumericFeature | EmbeddingFeature | TextFeature):  # ordered bins
         groups, count = _equal_mass_groups(reference_counts)
@@ -131,11 +131,10 @@ def drift_checks(spec: AgentSpec, day: dict, earlier: list[dict]) -> list[dict]:
     for name in spec.context:
         current = day["histograms"][name]
         signals = current if isinstance(current, dict) else {"": current}
-        by_signal = {}
+        stored, by_signal = [e["histograms"][name] for e in earlier], {}
         for signal, counts in signals.items():
-            stored = [e["histograms"][name] for e in earlier]
             reference = np.sum([s[signal] if signal else s for s in stored], axis=0)
-            by_signal[signal] = feature_psi(spec, name, reference.tolist(), counts, signal)
+            by_signal[signal] = feature_psi(spec, name, reference.tolist(), counts)
         psi = max(by_signal.values())
         column = context_column(name)
         parts = "" if "" in by_signal else " (" + ", ".join(f"{s} {v:.3f}" for s, v in by_signal.items()) + ")"

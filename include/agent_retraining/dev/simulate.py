@@ -80,10 +80,9 @@ class World:
         else:
             true_weights = rng.normal(0.0, 1.2, size=(len(spec.actions), width))
             true_weights[:, -1] = rng.normal(-0.8, 0.4, size=len(spec.actions))  # per-action base rate
+            policy_noise = rng.normal(0.0, 0.9, size=true_weights.shape)
         if _talks(spec):  # what the user asks for decides most of who should answer it
             true_weights[:, : len(messages.INTENTS)] *= INTENT_EMPHASIS
-        if not spec.action_features:
-            policy_noise = rng.normal(0.0, 0.9, size=true_weights.shape)
         policy_weights = true_weights + policy_noise
         category_weights = {
             name: rng.dirichlet(np.full(len(feature.vocabulary), 2.0))
