@@ -3,6 +3,7 @@
 #   make test   - the test suite (starts the local S3 server itself when needed)
 #   make test-fast - the unit tier only: no server, no DAG run, under two minutes
 #   make loop   - thirty simulated days of a moving world, the agent retrained by the real DAG every night
+#   make coverage - how often the gate's 95% intervals cover the simulator's truth, per estimator
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -32,7 +33,7 @@ DAY ?= $(YESTERDAY)
 DAYS ?= 14
 START ?= $(shell date -u -d "$(DAY) - $$(( $(DAYS) - 1 )) days" +%F)
 
-.PHONY: help venv node-client s3-up s3-down simulate retrain check-spec demo loop test test-fast lint airflow-db airflow airflow-cli bench bench-text browser
+.PHONY: help venv node-client s3-up s3-down simulate retrain check-spec demo loop coverage test test-fast lint airflow-db airflow airflow-cli bench bench-text browser
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -95,6 +96,7 @@ demo: s3-up airflow-db
 # a table, .local/loop/<scenario>.json and a PNG plot (<scenario>-seed<N> for SEED=N other than 0).
 # SCENARIO: stationary, gradual_drift, sudden_shift, new_value, broken_release, intent_drift (AGENT=llm-router).
 # WITHOUT=f1,f2: the same world, the agent's spec without those context features (the ablation).
+# ESTIMATOR=snips|dr: the gate's policy-value estimator instead of the spec's (<scenario>-<estimator>.json).
 comma := ,
 SCENARIO ?= gradual_drift
 SEED ?= 0
@@ -102,7 +104,13 @@ WITHOUT ?=
 LOOP_DAYS := $(if $(filter command line,$(origin DAYS)),$(DAYS),30)
 loop: s3-up airflow-db
 	$(PY) scripts/loop.py --agent $(AGENT) --scenario $(SCENARIO) --days $(LOOP_DAYS) --seed $(SEED) \
-		$(foreach feature,$(subst $(comma), ,$(WITHOUT)),--without $(feature))
+		$(foreach feature,$(subst $(comma), ,$(WITHOUT)),--without $(feature)) $(if $(ESTIMATOR),--estimator $(ESTIMATOR))
+
+# How often each policy-value estimator's 95% interval covers the true challenger-minus-champion difference, in
+# SEEDS simulated worlds (the truth is the simulator's); a table and .local/coverage.json.
+SEEDS ?= 200
+coverage: venv
+	$(PY) -m agent_retraining.dev.estimator_coverage --agent $(AGENT) --seeds $(SEEDS)
 
 # Airflow with its UI on http://localhost:8080 (scheduler, API server, DAG processor,
 # triggerer) on the embedded default; the admin password is printed on start.

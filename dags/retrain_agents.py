@@ -3,7 +3,9 @@
 
 One DAG per agent spec in `include/agents/<agent_id>.yaml`. Each run owns one
 day of the agent's logs (its data interval, midnight to midnight UTC; a manual
-run without a date takes the latest whole day) and:
+run without a date takes the latest whole day; an agent whose rewards arrive
+later, `reward.delay_days` after its decisions, judges the decisions of that
+many days before, with their feedback joined) and:
 
 1. **wait_for_logs**: waits, without holding a worker slot, for the day's
    `_SUCCESS` marker; fails with a clear message when it is still missing

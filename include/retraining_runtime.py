@@ -125,7 +125,10 @@ class DayLogsSensor(BaseSensorOperator):
 
         if any(context["params"].get(name) for name in self.operator_params):
             return True  # an operator acts now (abort a canary during an outage): the day's logs are not needed
+        from agent_retraining.window import Window
+
         day, logs_bucket = run_day(context["data_interval_start"]), buckets_from_env().logs
+        day = Window.ending(day, self.spec).last  # the newest decisions the run judges
         marker = success_key(self.spec.agent_id, day)
         if exists(s3_client(), logs_bucket, marker):
             return True

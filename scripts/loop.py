@@ -37,6 +37,7 @@ import tempfile
 from datetime import date, timedelta
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,11 +50,15 @@ LINES = ("deployed", "frozen", "oracle", "logging")
 log = logging.getLogger("loop")
 
 
-def loop_spec(agent: str, scenario_name: str):
-    from agent_retraining.spec import load_agent
+def loop_spec(agent: str, scenario_name: str, estimator: str | None = None):
+    """The agent's spec under the loop's own agent id, with another policy-value estimator if asked."""
+    from agent_retraining.spec import AgentSpec, load_agent
 
-    spec = load_agent(agent)
-    return spec.model_copy(update={"agent_id": f"{agent}-{scenario_name.replace('_', '-')}"[:63]})
+    raw = load_agent(agent).model_dump()
+    raw["agent_id"] = f"{agent}-{scenario_name.replace('_', '-')}"[:63]
+    if estimator:
+        raw["gate"]["policy_value"]["estimator"] = estimator
+    return AgentSpec.model_validate(raw)
 
 
 def without_features(spec, names: list[str]):
@@ -81,13 +86,17 @@ def install_spec(spec, specs_dir: Path) -> None:
 
 def retrain(spec, day: date) -> dict:
     """The real DAG for `day`, as `make retrain` runs it; what the night decided, from its report."""
+    from agent_retraining.contract import run_prefix
     from agent_retraining.dev.dag_runner import run_night
+    from agent_retraining.storage import buckets_from_env, read_json_or_none, s3_client_from_env
 
     log_file = LOG_DIR / f"loop-{spec.agent_id}-{day}.log"
     print(f"night of {day} (Airflow's log: {log_file})", flush=True)
     dag_run, report = run_night(spec, day, log_file)
     decision = (report or {}).get("decision") or {}
     validation = (report or {}).get("validation") or {}
+    decided = read_json_or_none(s3_client_from_env(), buckets_from_env().artifacts,
+                                run_prefix(spec.agent_id, day, dag_run.run_id) + "decision.json") or {}  # fmt: skip
     return {
         "run_state": dag_run.state,
         "outcome": report["outcome"] if report else "no report",
@@ -95,17 +104,37 @@ def retrain(spec, day: date) -> dict:
         "reason": decision.get("reason") or "; ".join(validation.get("failures", [])),
         "left_out": [d["day"] for d in validation.get("left_out", [])],
         "live_version": report.get("live_version") if report else None,
+        "challenger": decided.get("winner"),  # the whole record: the report's summary does not carry the artifact
+        "judged_by": (decided.get("estimator") or {}).get("name"),
     }
 
 
-def values_of_the_day(world, agent, frozen, seed: int, first_actions: list[str]) -> dict[str, float]:
+def challenger_value(world, challenger: dict, contexts: list[dict], signals, exploration: float) -> float:
+    """The expected reward per decision, under the truth, of the night's best candidate had it been served (greedy,
+    exploring as the agent does), from its artifact in the run's folder."""
+    from agent_retraining.dev.scenarios import policy_value
+    from agent_retraining.models.artifacts import fetch_verified
+    from agent_retraining.models.encoding import action_scores, context_block, context_table
+    from agent_retraining.models.training import load
+    from agent_retraining.serving.client import greedy_policy
+    from agent_retraining.storage import buckets_from_env, s3_client_from_env
+
+    body = fetch_verified(s3_client_from_env(), buckets_from_env().artifacts, challenger["artifact_key"],
+                          challenger["sha256"])  # fmt: skip
+    model, encoding = load(challenger["framework"], body, challenger["params"]), challenger["encoding"]
+    scores = action_scores(encoding, context_block(encoding, context_table(encoding, contexts)), [model])[0]
+    over_world = np.zeros((len(contexts), len(world.spec.actions)))
+    over_world[:, [world.spec.actions.index(a) for a in encoding["actions"]]] = greedy_policy(scores, exploration)
+    return policy_value(world, signals, over_world)
+
+
+def values_of_the_day(world, agent, frozen, contexts, signals, first_actions: list[str]) -> dict[str, float]:
     """Each policy's expected reward per decision under the day's truth, and the share of the deployed agent's
     decisions that go to actions the loop's first spec did not have (new_handler)."""
-    from agent_retraining.dev.scenarios import evaluation_contexts, policy_value
+    from agent_retraining.dev.scenarios import policy_value
     from agent_retraining.dev.simulate import acting_policy
     from agent_retraining.serving.client import greedy_policy
 
-    contexts, signals = evaluation_contexts(world, EVALUATION_ROWS, seed)
     sessions = [f"evaluation-{n}" for n in range(len(contexts))]  # a canary, if any, serves its share of them
     truth = world.reward_probability(signals)
     policies = {
@@ -131,7 +160,7 @@ def run_loop(world_spec, without: list[str], scenario_name: str, days: int, even
     """The loop in the world of `world_spec`, the agent learning and logging with that spec less `without`'s
     features (the same agent id), installed in `specs_dir` (AGENT_SPECS_DIR) again whenever the world's spec
     changes (a new action)."""
-    from agent_retraining.dev.scenarios import scenario
+    from agent_retraining.dev.scenarios import evaluation_contexts, scenario
     from agent_retraining.dev.simulate import corrupt, day_table, seeded_rng, write_day
     from agent_retraining.serving.client import AgentModelClient
     from agent_retraining.storage import buckets_from_env, s3_client_from_env
@@ -161,12 +190,17 @@ def run_loop(world_spec, without: list[str], scenario_name: str, days: int, even
             install_spec(spec, specs_dir)
             log.info("day %d %s: the spec now lists the actions %s", index, day, spec.actions)
         agent.poll()  # as the agent does between days: pick up last night's deploy
-        values = values_of_the_day(world, agent, frozen, seed * 1000 + index, first_actions)
+        contexts, signals = evaluation_contexts(world, EVALUATION_ROWS, seed * 1000 + index)
+        values = values_of_the_day(world, agent, frozen, contexts, signals, first_actions)
         events = day_table(world, day, events_per_day, seed, agent)
         if world_of.logs_corrupt(index):
             events = corrupt(events.to_pylist(), spec, seeded_rng("corrupt", day.isoformat(), seed))
         write_day(s3, buckets.logs, spec, day, events)
         night = retrain(spec, day)
+        if night["challenger"] and agent.version:  # what the night's best candidate would have earned today
+            values["challenger"] = challenger_value(world, night.pop("challenger"), contexts, signals,
+                                                    agent.exploration)  # fmt: skip
+        night.pop("challenger", None)
         served = agent.live.encoding["actions"] if agent.live else []
         records.append({"day": day.isoformat(), "index": index, "served_version": agent.version,
                         "served_actions": served, "logs_corrupt": world_of.logs_corrupt(index), **values,
@@ -203,6 +237,16 @@ def summarise(records: list[dict], first_actions: list[str]) -> dict:
             (r["index"] for r in records if set(r["served_actions"]) - set(first_actions)), None
         ),  # fmt: skip
         "new_action_share_last_days": sum(r["new_action_share"] for r in last) / len(last),
+        # Nights whose best candidate was better by the truth than the model serving, yet kept waiting; and
+        # deploys of a candidate that was worse by the truth than the model it replaced.
+        "nights_better_kept_waiting": sum(
+            r["outcome"] != "deployed" and r["challenger"] > r["deployed"] for r in records if "challenger" in r
+        ),
+        "nights_worse_deployed": sum(
+            r["outcome"] == "deployed" and r["challenger"] < r["deployed"] for r in records if "challenger" in r
+        ),
+        "nights_judged": sum("challenger" in r for r in records),
+        "judged_by": next((r["judged_by"] for r in records if r.get("judged_by")), None),
     }
 
 
@@ -250,7 +294,10 @@ def table(result: dict) -> str:
               f"nights deployed: {s['nights_deployed']} of {len(result['records'])}; winners: {s['winners']}",
               f"nights refused by the data gate: {s['nights_refused_data'] or 'none'} (by reward_rate: "
               f"{s['nights_refused_by_reward_rate'] or 'none'}); "
-              f"corrupt days deployed: {s['broken_days_deployed'] or 'none'}"]  # fmt: skip
+              f"corrupt days deployed: {s['broken_days_deployed'] or 'none'}",
+              f"judged by {s['judged_by']}: of {s['nights_judged']} nights with a champion, a truly better "
+              f"challenger kept waiting on {s['nights_better_kept_waiting']}, a truly worse one deployed on "
+              f"{s['nights_worse_deployed']}"]  # fmt: skip
     added = ", ".join(a for a in result["last_actions"] if a not in result["first_actions"])
     if added and s["first_day_serving_new_actions"] is not None:
         lines.append(f"actions added mid-loop ({added}) first served on day {s['first_day_serving_new_actions']}; "
@@ -278,11 +325,16 @@ def main(argv: list[str] | None = None) -> int:
         metavar="FEATURE",
         help="leave this context feature out of the agent's spec (the world keeps it)",
     )
+    parser.add_argument(
+        "--estimator",
+        choices=["snips", "dr"],
+        help="the gate's policy-value estimator (default: the spec's); the output's name ends in -<estimator>",
+    )
     parser.add_argument("--out", type=Path, default=REPO / ".local" / "loop")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
-    world_spec = loop_spec(args.agent, args.scenario)
+    world_spec = loop_spec(args.agent, args.scenario, args.estimator)
     specs_dir = Path(tempfile.mkdtemp(prefix="loop-specs-"))
     os.environ["AGENT_SPECS_DIR"] = str(specs_dir)
     result = run_loop(world_spec, args.without, args.scenario, args.days, args.events_per_day, args.seed,
@@ -290,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     name = args.scenario + "".join(f"-without-{n}" for n in args.without)
     name += "" if args.seed == 0 else f"-seed{args.seed}"
+    name += f"-{args.estimator}" if args.estimator else ""
     (args.out / f"{name}.json").write_text(json.dumps(result, indent=2))
     plot(result, args.out / f"{name}.png")
     print(table(result))

@@ -1,4 +1,5 @@
-"""Log event contract v1 and the object layout agents write to.
+"""Log event contract (v1: the reward in the decision's event; v2 adds delayed feedback) and the object layout
+agents write to.
 
 This module is the single place that knows the shape of a log event and where
 logs, run artifacts and models live in S3, so the simulator, the log reader
@@ -25,6 +26,9 @@ EVENT_FIELDS: dict[str, tuple[str, bool]] = {
     "propensity": ("double", False),
     "reward": ("double", False),
 }
+# Contract v2: a feedback record, one outcome for one logged decision, written when the outcome is known, under the
+# day of the decision it answers (feedback_day_prefix). The reward of a v2 decision event may be null.
+FEEDBACK_FIELDS: dict[str, str] = {"event_id": "string", "reward": "double", "ts": "timestamp"}
 SUCCESS_MARKER = "_SUCCESS"
 # The manifest's shape (include/agent_retraining/serving/manifest.schema.json). A reader that meets a higher number
 # does not guess: the agent's client keeps its current model. A manifest without the field was written before it
@@ -50,6 +54,11 @@ def context_column(feature: str) -> str:
 
 def day_prefix(agent_id: str, day: date) -> str:
     return f"{safe_key_part(agent_id, 'agent id')}/dt={day.isoformat()}/"
+
+
+def feedback_day_prefix(agent_id: str, day: date) -> str:
+    """The feedback records answering decisions of `day` (the decision's UTC date, not the feedback's)."""
+    return f"{safe_key_part(agent_id, 'agent id')}/feedback/dt={day.isoformat()}/"
 
 
 def success_key(agent_id: str, day: date) -> str:

@@ -124,6 +124,9 @@ class Decision(TypedDict):
     logging_policy_value: NotRequired[dict[str, Any]]
     policy_value_vs_logging: NotRequired[dict[str, Any]]
     policy_value_vs_champion: NotRequired[dict[str, Any] | None]
+    reward: NotRequired[dict[str, Any]]  # type and range: the report shows [0, 1] values in the reward's units
+    estimator: NotRequired[dict[str, Any]]  # which estimator decided, and DR's reward model
+    policy_value_differences: NotRequired[dict[str, dict[str, Any]]]  # the winner's, by every estimator
     candidates: NotRequired[list[dict[str, Any]]]
     would_deploy: NotRequired[bool]
     alert: NotRequired[bool]

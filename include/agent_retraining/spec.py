@@ -152,7 +152,47 @@ class ActionFeature(_Strict):
 
 
 class Reward(_Strict):
-    type: Literal["binary"]
+    """What an outcome is and when it arrives.
+
+    `binary`: 0 or 1. `graded`: any number in `range` [worst, best] (a judge's score in [0, 1], a CSAT of 1 to
+    5); the pipeline learns and values policies on the reward scaled onto [0, 1] (worst 0, best 1), so a
+    graded agent's models, margins and intervals read like a binary one's, and reports show values in the
+    reward's own units too.
+
+    `delay_days: 0`: the reward is in the decision's own event (log contract v1). Above 0, rewards arrive
+    later, as feedback records under `<agent>/feedback/dt=<day of the decision>/` (contract v2); a decision
+    day is trained on once `delay_days` days have passed after it, with the feedback that arrived by then, and
+    judged again whenever more arrives. A decision without feedback counts as the worst reward (`missing:
+    zero`) or is left out of training and evaluation (`drop`); fewer than `min_feedback_rate` of a day's
+    decisions with feedback refuses the day (rule `feedback_rate`: a broken feedback stream, not bad luck).
+    """
+
+    type: Literal["binary", "graded"]
+    range: tuple[float, float] = (0.0, 1.0)
+    delay_days: int = Field(default=0, ge=0, le=30)
+    missing: Literal["zero", "drop"] = "zero"
+    min_feedback_rate: float = Field(default=0.05, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _range_fits_the_type(self) -> Reward:
+        if self.type == "binary" and self.range != (0.0, 1.0):
+            raise ValueError("range is for graded rewards; a binary reward is 0 or 1")
+        _ordered("range's worst", self.range[0], "its best", self.range[1])
+        return self
+
+    @property
+    def delayed(self) -> bool:
+        return self.delay_days > 0
+
+    def scaled(self, values):
+        """Rewards in the reward's units as [0, 1] labels (the identity for binary rewards)."""
+        low, high = self.range
+        return (values - low) / (high - low)
+
+    def in_units(self, value: float | None, difference: bool = False) -> float | None:
+        """A value (or, with `difference`, a difference of values) on the [0, 1] scale in the reward's units."""
+        low, high = self.range
+        return None if value is None else value * (high - low) + (0.0 if difference else low)
 
 
 class Training(_Strict):
@@ -188,11 +228,12 @@ RULE_KINDS = (
     "unreadable_object", "object_too_large", "empty_day", "bad_lines", "not_null", "unique_event_id", "agent_id",
     "action_in_set", "propensity_range", "reward_valid", "ts_in_day", "context_non_null", "in_range",
     "in_vocabulary", "rows_per_day", "drift", "reward_rate", "text_length", "embedding_valid", "embedding_norm",
+    "feedback_duplicate", "feedback_unknown_event", "feedback_rate",
 )  # fmt: skip
 # The log contract itself: a row that breaks one is not a decision the estimators can use (a zero propensity
 # divides by zero, a reward of 7 is no label), so these always block and a spec cannot lower them.
 CONTRACT_RULES = ("not_null", "unique_event_id", "agent_id", "action_in_set", "propensity_range", "reward_valid",
-                  "ts_in_day")  # fmt: skip
+                  "ts_in_day", "feedback_duplicate")  # fmt: skip
 # Rule kinds judged per context feature, and so the only ones a `kind:feature` tier key may name.
 FEATURE_RULES = {
     "context_non_null": "any",
@@ -297,11 +338,23 @@ class Evidence(_Strict):
     min_matched_rows: int = Field(default=30, ge=1)  # rows where a compared policy picks the logged action
 
 
+class PolicyValue(_Strict):
+    """How a greedy policy is valued on the holdout (see evaluate/estimators.py): `snips` (self-normalised
+    inverse propensity scoring) or `dr` (self-normalised doubly robust: a reward model's prediction, corrected
+    by the propensity-weighted residuals of the rows the policy matches). `reward_model` names the candidate whose
+    fit on the run's training days serves as DR's reward model (default: the run's first candidate); it is
+    never fitted on the holdout it helps judge."""
+
+    estimator: Literal["snips", "dr"] = "dr"
+    reward_model: Literal[CANDIDATE_NAMES] | None = None
+
+
 class Gate(_Strict):
-    primary_metric: Literal["roc_auc", "log_loss", "brier", "calibration_error", "policy_value"]
+    primary_metric: Literal["roc_auc", "log_loss", "brier", "calibration_error", "rmse", "mae", "policy_value"]
     floors: Floors
     max_regression: MaxRegression
-    policy_value_margin: float = Field(ge=0.0, le=1.0)
+    policy_value_margin: float = Field(ge=0.0, le=1.0)  # on the reward scaled onto [0, 1]
+    policy_value: PolicyValue = Field(default_factory=PolicyValue)
     slices: Slices = Field(default_factory=Slices)
     evidence: Evidence = Field(default_factory=Evidence)
     # The champion is held to today's floors too. When it fails one, keeping it is no safe default: `replace`
@@ -405,6 +458,21 @@ class AgentSpec(_Strict):
             if missing or unknown:
                 raise ValueError(f"action_features.{name}.values must give each action's value: "
                                  f"missing {missing}, not an action {unknown}")  # fmt: skip
+        return self
+
+    @model_validator(mode="after")
+    def _reward_model_is_a_candidate(self) -> AgentSpec:
+        wanted = self.gate.policy_value.reward_model
+        if wanted is not None and wanted not in self.candidates:
+            raise ValueError(f"gate.policy_value.reward_model '{wanted}' is not one of the candidates "
+                             f"{self.candidates}")  # fmt: skip
+        return self
+
+    @model_validator(mode="after")
+    def _metrics_fit_the_reward(self) -> AgentSpec:
+        if self.reward.type == "graded" and (self.gate.primary_metric == "roc_auc" or self.gate.floors.min_roc_auc):
+            raise ValueError("gate: ROC AUC needs a binary reward; a graded agent ranks by rmse, mae, log_loss, "
+                             "brier, calibration_error or policy_value and has no min_roc_auc floor")  # fmt: skip
         return self
 
     @model_validator(mode="after")

@@ -10,15 +10,21 @@ from agent_retraining.spec import AgentSpec
 
 @dataclass(frozen=True)
 class Window:
-    """The days a run trains on, ending with the run's own day; the newest `holdout_days` of them are held out."""
+    """The days a run trains on, ending with the newest decision day it may judge; the newest `holdout_days` of them
+    are held out.
+
+    That day is the run's own day, or, when rewards arrive later (`reward.delay_days`), the day whose feedback
+    has had its delay: the run of 12 March with a two-day delay judges decisions up to 10 March.
+    """
 
     first: date
     last: date
     holdout_days: int
 
     @classmethod
-    def ending(cls, day: date, spec: AgentSpec) -> Window:
-        return cls(day - timedelta(days=spec.training.window_days - 1), day, spec.training.holdout_days)
+    def ending(cls, run_day: date, spec: AgentSpec) -> Window:
+        last = run_day - timedelta(days=spec.reward.delay_days)
+        return cls(last - timedelta(days=spec.training.window_days - 1), last, spec.training.holdout_days)
 
     @property
     def days(self) -> list[date]:

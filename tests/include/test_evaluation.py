@@ -3,11 +3,13 @@ from datetime import date
 import numpy as np
 import pytest
 
+from agent_retraining.evaluate.estimators import ESTIMATORS, LoggedRows, paired_difference
 from agent_retraining.evaluate.metrics import calibration_curve, calibration_error
 from agent_retraining.evaluate.rules import HoldoutEvidence, RunContext, gate_rules, select_winner
-from agent_retraining.evaluate.statistics import paired_difference, snips
 from agent_retraining.window import Window
 from tests.conftest import spec_variant
+
+SNIPS = ESTIMATORS["snips"]
 
 GOOD = {
     "roc_auc": 0.80, "log_loss_skill": 0.30, "brier_skill": 0.25, "log_loss": 0.45, "brier": 0.15,
@@ -27,29 +29,64 @@ def _rules(challenger, champion, live, run=RUN, evidence=EVIDENCE, spec=None):
     return gate_rules(spec or load_agent("support-bot"), challenger, champion, live, WINDOW, run, evidence)
 
 
+def _logged(actions, rewards, propensities, expected=None) -> LoggedRows:
+    return LoggedRows(np.asarray(rewards, float), np.asarray(propensities, float), np.asarray(actions), expected)
+
+
 def test_snips_matches_the_closed_form_under_uniform_logging():
     # Uniform logging over 4 actions: the policy value is the mean reward of the rows where it agrees.
     rng = np.random.default_rng(0)
     rewards = rng.integers(0, 2, 1000).astype(float)
     matches = rng.random(1000) < 0.25
-    result = snips(matches, rewards, np.full(1000, 0.25))
-    assert result["value"] == pytest.approx(rewards[matches].mean())
-    assert result["ci_low"] < result["value"] < result["ci_high"]
-    assert result["matched_rows"] == matches.sum()
+    result = SNIPS.greedy_policy(_logged(np.zeros(1000, int), rewards, np.full(1000, 0.25)), np.where(matches, 0, 1))
+    assert result.value == pytest.approx(rewards[matches].mean())
+    low, high = result.interval()
+    assert low < result.value < high
+    assert result.matched_rows == matches.sum()
 
 
-def test_snips_interval_covers_the_true_value_at_about_its_rate():
+def _bandit(rng, n, logging, true_means):
+    actions = rng.choice(len(logging), size=n, p=logging)
+    return actions, (rng.random(n) < true_means[actions]).astype(float)
+
+
+@pytest.mark.parametrize("estimator", ["snips", "dr"])
+def test_an_interval_covers_the_true_value_at_about_its_rate(estimator):
     rng = np.random.default_rng(1)
-    true_means = np.array([0.2, 0.5, 0.8])
-    logging = np.array([0.5, 0.3, 0.2])
-    target = 2  # the evaluated policy always picks action 2, whose true value is 0.8
+    true_means, logging = np.array([0.2, 0.5, 0.8]), np.array([0.5, 0.3, 0.2])
+    wrong_model = np.tile([0.6, 0.1, 0.3], (400, 1))  # a reward model far from the truth: DR must stay unbiased
     covered = 0
     for _ in range(300):
-        actions = rng.choice(3, size=400, p=logging)
-        rewards = (rng.random(400) < true_means[actions]).astype(float)
-        result = snips(actions == target, rewards, logging[actions])
-        covered += result["ci_low"] <= true_means[target] <= result["ci_high"]
+        actions, rewards = _bandit(rng, 400, logging, true_means)
+        result = ESTIMATORS[estimator].greedy_policy(_logged(actions, rewards, logging[actions], wrong_model),
+                                                     np.full(400, 2))  # fmt: skip
+        low, high = result.interval()
+        covered += low <= true_means[2] <= high
     assert 0.90 <= covered / 300 <= 0.99
+
+
+def test_a_good_reward_model_narrows_the_doubly_robust_interval_and_a_useless_one_costs_little():
+    rng = np.random.default_rng(2)
+    n, logging = 3000, np.array([0.6, 0.2, 0.2])
+    high = rng.random(n) < 0.5  # the context decides most of the outcome: what a reward model can learn
+    truth = np.column_stack([np.full(n, 0.3), np.where(high, 0.95, 0.05), np.where(high, 0.05, 0.4)])
+    actions = np.array([rng.choice(3, p=logging) for _ in range(n)])
+    rewards = (rng.random(n) < truth[np.arange(n), actions]).astype(float)
+    chosen = truth.argmax(axis=1)
+    widths = {}
+    for name, expected in (("snips", None), ("dr", truth), ("dr_flat", np.full((n, 3), 0.5))):
+        estimator = ESTIMATORS[name.removesuffix("_flat")]
+        low, high = estimator.greedy_policy(_logged(actions, rewards, logging[actions], expected), chosen).interval()
+        widths[name] = high - low
+    assert widths["dr"] < 0.9 * widths["snips"]  # the context's share of the noise is gone; the coin flips stay
+    assert widths["dr_flat"] < 1.25 * widths["snips"]
+
+
+def test_the_doubly_robust_estimator_needs_a_reward_model_and_values_the_logging_policy_on_policy():
+    rows = _logged([0, 1, 1], [1.0, 0.0, 1.0], [0.5, 0.5, 0.5])
+    with pytest.raises(ValueError, match="reward model"):
+        ESTIMATORS["dr"].greedy_policy(rows, np.array([0, 0, 0]))
+    assert ESTIMATORS["dr"].logging_policy(rows).value == pytest.approx(2 / 3)
 
 
 def test_calibration_error_is_zero_when_predictions_are_frequencies():
@@ -147,39 +184,42 @@ def test_a_candidate_with_an_unmeasurable_primary_metric_never_wins(support_bot)
     assert select_winner(by_value, nan_free) == "lightgbm"
 
 
-def test_a_policy_matching_no_logged_row_has_no_value_rather_than_nan():
-    result = snips(np.zeros(100, bool), np.ones(100), np.full(100, 0.2))
-    assert result == {"value": None, "ci_low": None, "ci_high": None, "matched_rows": 0}
+@pytest.mark.parametrize("estimator", ["snips", "dr"])
+def test_a_policy_matching_no_logged_row_has_no_value_rather_than_nan(estimator):
+    rows = _logged(np.zeros(100, int), np.ones(100), np.full(100, 0.2), np.full((100, 2), 0.5))
+    result = ESTIMATORS[estimator].greedy_policy(rows, np.ones(100, int))
+    assert result.summary() == {"value": None, "ci": [None, None], "matched_rows": 0}
 
 
-def test_the_paired_difference_is_exact_for_the_same_policy_and_tighter_than_two_intervals():
+@pytest.mark.parametrize("estimator", ["snips", "dr"])
+def test_the_paired_difference_is_exact_for_the_same_policy_and_tighter_than_two_intervals(estimator):
     rng = np.random.default_rng(4)
     n, logging = 4000, np.array([0.4, 0.3, 0.3])
-    actions = rng.choice(3, size=n, p=logging)
-    rewards = (rng.random(n) < np.array([0.3, 0.5, 0.6])[actions]).astype(float)
-    propensities = logging[actions]
+    actions, rewards = _bandit(rng, n, logging, np.array([0.3, 0.5, 0.6]))
+    rows = _logged(actions, rewards, logging[actions], np.tile([0.3, 0.5, 0.6], (n, 1)))
     # Two policies that agree on 90% of the rows: most of their noise is shared.
-    policy_a = np.where(rng.random(n) < 0.9, 2, 1)
-    policy_b = np.where(rng.random(n) < 0.9, 2, 0)
-    weights_a, weights_b = (policy_a == actions) / propensities, (policy_b == actions) / propensities
-    same = paired_difference(weights_a, weights_a, rewards)
+    a = ESTIMATORS[estimator].greedy_policy(rows, np.where(rng.random(n) < 0.9, 2, 1))
+    b = ESTIMATORS[estimator].greedy_policy(rows, np.where(rng.random(n) < 0.9, 2, 0))
+    same = paired_difference(a, a)
     assert same["difference"] == 0.0
     assert same["ci"] == [0.0, 0.0]
-    paired = paired_difference(weights_a, weights_b, rewards)
-    a, b = snips(policy_a == actions, rewards, propensities), snips(policy_b == actions, rewards, propensities)
-    assert paired["difference"] == pytest.approx(a["value"] - b["value"])
-    unpaired_width = (a["ci_high"] - a["ci_low"]) + (b["ci_high"] - b["ci_low"])
+    paired = paired_difference(a, b)
+    assert paired["difference"] == pytest.approx(a.value - b.value)
+    unpaired_width = (a.interval()[1] - a.interval()[0]) + (b.interval()[1] - b.interval()[0])
     assert paired["ci"][1] - paired["ci"][0] < 0.5 * unpaired_width
 
 
-def test_the_paired_interval_covers_the_true_difference_at_about_its_rate():
+@pytest.mark.parametrize("estimator", ["snips", "dr"])
+def test_the_paired_interval_covers_the_true_difference_at_about_its_rate(estimator):
     rng = np.random.default_rng(5)
     true_means, logging = np.array([0.2, 0.5, 0.8]), np.array([0.5, 0.3, 0.2])
+    reward_model = np.tile([0.3, 0.45, 0.7], (600, 1))  # close, not right
     covered = 0
     for _ in range(300):
-        actions = rng.choice(3, size=600, p=logging)
-        rewards = (rng.random(600) < true_means[actions]).astype(float)
-        result = paired_difference((actions == 2) / logging[actions], (actions == 1) / logging[actions], rewards)
+        actions, rewards = _bandit(rng, 600, logging, true_means)
+        rows = _logged(actions, rewards, logging[actions], reward_model)
+        by = ESTIMATORS[estimator]
+        result = paired_difference(by.greedy_policy(rows, np.full(600, 2)), by.greedy_policy(rows, np.full(600, 1)))
         covered += result["ci"][0] <= true_means[2] - true_means[1] <= result["ci"][1]
     assert 0.90 <= covered / 300 <= 0.99
 
@@ -273,7 +313,8 @@ def test_relative_floors_mean_the_same_at_a_common_and_a_rare_reward_rate(suppor
     assert rewards.mean() == pytest.approx(base_rate, rel=0.15)
     noise = np.random.default_rng(0).normal(0, 1e-3, truth.shape)  # ranks at random: AUC about 0.5
     base_rate_model = np.clip(np.full(truth.shape, rewards.mean()) + noise, 1e-4, 1)
-    good, weak = (model_metrics(m, logged, rewards, propensities, {}) for m in (truth, base_rate_model))
+    rows = LoggedRows(rewards, propensities, logged, truth)
+    good, weak = (model_metrics(m, rows, support_bot.reward, "dr", {}) for m in (truth, base_rate_model))
     assert _failed(floor_rules(support_bot, good)) == set(), good
     assert {"floor_log_loss_skill", "floor_brier_skill"} <= _failed(floor_rules(support_bot, weak))
     absolute = spec_variant(support_bot, gate={**support_bot.gate.model_dump(), "floors": {

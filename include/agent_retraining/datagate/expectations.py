@@ -41,7 +41,11 @@ def build_suite(context, spec: AgentSpec, day: date):
     add("action_in_set", gxe.ExpectColumnValuesToBeInSet, "action", value_set=list(spec.actions))
     add("propensity_range", gxe.ExpectColumnValuesToBeBetween, "propensity", min_value=0.0, max_value=1.0,
         strict_min=True)  # fmt: skip
-    add("reward_valid", gxe.ExpectColumnValuesToBeInSet, "reward", value_set=[0.0, 1.0])
+    if spec.reward.type == "binary":
+        add("reward_valid", gxe.ExpectColumnValuesToBeInSet, "reward", value_set=[0.0, 1.0])
+    else:
+        low, high = spec.reward.range
+        add("reward_valid", gxe.ExpectColumnValuesToBeBetween, "reward", min_value=low, max_value=high)
     add("ts_in_day", gxe.ExpectColumnValuesToBeBetween, "ts", min_value=datetime.combine(day, time(), UTC),
         max_value=datetime.combine(day + timedelta(days=1), time(), UTC), strict_max=True)  # fmt: skip
     for name, feature in spec.context.items():

@@ -144,7 +144,7 @@ def _type_fault(event: object, spec: AgentSpec) -> tuple[str | None, str] | None
         if problem:
             return name, problem
     ts = event.get("ts")
-    if isinstance(ts, str) and not _is_rfc3339(ts):
+    if isinstance(ts, str) and not is_rfc3339(ts):
         return "ts", f"must be {_TS_FORMS}, got {ts!r}"
     for name, feature in spec.context.items():
         problem = context_value_fault((event.get("context") or {}).get(name), feature.type)
@@ -209,7 +209,7 @@ def _parses(text: pa.ChunkedArray | pa.Array) -> bool:
     return True
 
 
-def _is_rfc3339(value: str) -> bool:
+def is_rfc3339(value: str) -> bool:
     if not re.match(_RFC3339_WITH_OFFSET, value):
         return False
     try:
@@ -248,7 +248,21 @@ def _trusted(table: pa.Table, spec: AgentSpec, line_count: int) -> bool:
 RAW_LINE_KEPT = 65_536  # bytes of a rejected line copied to the quarantine; a longer line is cut, and says so
 
 
-def _line_fault(key: str, number: int, raw: bytes, field: str | None, message: str) -> dict:
+def parse_line(raw: bytes, limit: int, fault_of) -> tuple[object, tuple[str | None, str] | None]:
+    """One JSON line, and why it is not a usable record if it is not, as (field, message): longer than `limit`
+    bytes, not JSON, or what `fault_of` finds wrong with the parsed value."""
+    if len(raw) > limit:
+        return None, (None, f"line of {len(raw):,} bytes, above max_line_bytes {limit:,}")
+    try:
+        value = json.loads(raw, parse_constant=_no_constant)
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
+        return None, (None, f"malformed JSON: {exc}")
+    except RecursionError:
+        return None, (None, "malformed JSON: nested too deeply to parse")
+    return value, fault_of(value)
+
+
+def line_fault(key: str, number: int, raw: bytes, field: str | None, message: str) -> dict:
     """A rejected line's fault, with (the start of) the raw line for the quarantine."""
     shown = raw[:RAW_LINE_KEPT].decode(errors="replace") + (
         f"... ({len(raw):,} bytes)" if len(raw) > RAW_LINE_KEPT else ""
@@ -276,20 +290,9 @@ def _parse_jsonl(key: str, data: bytes, spec: AgentSpec) -> tuple[pa.Table, np.n
     for number, raw in enumerate(data.split(b"\n")[:line_count], start=1):
         if not raw.strip():
             continue
-        if len(raw) > limit:
-            bad.append(
-                _line_fault(key, number, raw, None, f"line of {len(raw):,} bytes, above max_line_bytes {limit:,}")
-            )
-            continue
-        try:
-            event = json.loads(raw, parse_constant=_no_constant)
-            problem = _type_fault(event, spec)
-        except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
-            problem = (None, f"malformed JSON: {exc}")
-        except RecursionError:
-            problem = (None, "malformed JSON: nested too deeply to parse")
+        event, problem = parse_line(raw, limit, lambda value: _type_fault(value, spec))
         if problem:
-            bad.append(_line_fault(key, number, raw, problem[0], problem[1]))
+            bad.append(line_fault(key, number, raw, problem[0], problem[1]))
         else:
             rows.append(_row(event, spec))
             numbers.append(number)
@@ -308,7 +311,7 @@ def _rows_table(key: str, rows: list[dict], numbers: list[int], bad: list[dict],
             pa.Table.from_pylist([row], schema=schema)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
             raw = json.dumps(row, ensure_ascii=True).encode()
-            bad.append(_line_fault(key, number, raw, None, f"value Arrow cannot hold: {exc}"))
+            bad.append(line_fault(key, number, raw, None, f"value Arrow cannot hold: {exc}"))
             continue
         kept.append(row)
         kept_numbers.append(number)
@@ -348,7 +351,7 @@ def _parse_parquet(key: str, body: bytes, spec: AgentSpec) -> pa.Table:
     stamps = pc.match_substring_regex(table.column("ts"), _RFC3339_WITH_OFFSET)
     if pc.all(stamps).as_py() not in (True, None) or not _parses(table.column("ts")):
         wrong = [(row, value) for row, value in enumerate(table.column("ts").to_pylist(), start=1)
-                 if value is not None and not _is_rfc3339(value)]  # fmt: skip
+                 if value is not None and not is_rfc3339(value)]  # fmt: skip
         first = f"; row {wrong[0][0]} is {wrong[0][1]!r}" if wrong else ""
         raise UnreadableObject(key, f"field 'ts': {len(wrong)} row(s) are not {_TS_FORMS}, nor is the column a "
                                     f"timestamp with a time zone{first}", "ts")  # fmt: skip
@@ -399,16 +402,23 @@ def flatten(table: pa.Table, spec: AgentSpec, key: str, day: date, line_numbers:
     return pa.table(columns)
 
 
-def _quarantine_lines(s3, buckets: Buckets, spec: AgentSpec, day: date, key: str, bad: list[dict]) -> str:
-    target = f"{quarantine_prefix(spec.agent_id, day)}{key.rsplit('/', 1)[-1]}.rejected-lines.jsonl"
+def quarantine_name(spec: AgentSpec, day: date, key: str) -> str:
+    """Where the quarantine keeps what was wrong with one object: its file name, `feedback-` first for a feedback
+    object (a day's decisions and its feedback may use the same file names)."""
+    stream = "feedback-" if key.startswith(f"{spec.agent_id}/feedback/") else ""
+    return quarantine_prefix(spec.agent_id, day) + stream + key.rsplit("/", 1)[-1]
+
+
+def quarantine_lines(s3, buckets: Buckets, spec: AgentSpec, day: date, key: str, bad: list[dict]) -> str:
+    target = quarantine_name(spec, day, key) + ".rejected-lines.jsonl"
     put_bytes(s3, buckets.artifacts, target, "".join(json.dumps(b) + "\n" for b in bad).encode())
     return target
 
 
-def _quarantine_object(s3, buckets: Buckets, spec: AgentSpec, day: date, key: str, body: bytes | None,
-                       why: dict) -> str:  # fmt: skip
+def quarantine_object(s3, buckets: Buckets, spec: AgentSpec, day: date, key: str, body: bytes | None,
+                      why: dict) -> str:  # fmt: skip
     """A copy of the object beside its reason; without `body` (too large to hold) the reason alone, naming it."""
-    target = quarantine_prefix(spec.agent_id, day) + key.rsplit("/", 1)[-1]
+    target = quarantine_name(spec, day, key)
     if body is not None:
         put_bytes(s3, buckets.artifacts, target, body)
     write_json(s3, buckets.artifacts, target + ".reason.json", {**why, "source": f"s3://{buckets.logs}/{key}",
@@ -453,7 +463,7 @@ def read_day(s3, buckets: Buckets, spec: AgentSpec, day: date, objects: list[dic
     def refuse(refused: UnreadableObject, body: bytes | None) -> None:
         faults.append(refused.fault)
         kept = body if refused.copied else None
-        quarantined.append(_quarantine_object(s3, buckets, spec, day, refused.fault["key"], kept, refused.fault))
+        quarantined.append(quarantine_object(s3, buckets, spec, day, refused.fault["key"], kept, refused.fault))
 
     for obj in objects:
         if obj["size"] > limit:  # never fetched: the listing's size is enough to refuse it
@@ -474,7 +484,7 @@ def read_day(s3, buckets: Buckets, spec: AgentSpec, day: date, objects: list[dic
             continue
         if parsed.bad_lines:
             faults.extend({k: v for k, v in b.items() if k != "raw"} for b in parsed.bad_lines)
-            quarantined.append(_quarantine_lines(s3, buckets, spec, day, obj["key"], parsed.bad_lines))
+            quarantined.append(quarantine_lines(s3, buckets, spec, day, obj["key"], parsed.bad_lines))
         lines += parsed.lines
         bad_lines += len(parsed.bad_lines)
         tables.append(parsed.table)

@@ -31,10 +31,11 @@ import pyarrow as pa
 from agent_retraining.contract import SUCCESS_MARKER, quarantine_prefix, validated_day_prefix
 from agent_retraining.datagate import drift
 from agent_retraining.datagate.expectations import data_docs_html, gate_checks
+from agent_retraining.datagate.feedback import join_feedback, list_feedback, read_feedback
 from agent_retraining.datagate.reading import list_day, read_day
 from agent_retraining.datagate.reward_rate import by_version
 from agent_retraining.datagate.rules import check, describe, failed
-from agent_retraining.spec import AgentSpec
+from agent_retraining.spec import AgentSpec, Reward
 from agent_retraining.storage import Buckets, S3Error, put_bytes, read_json_or_none, write_json, write_parquet
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ def day_settings(spec: AgentSpec) -> dict:
         "agent_id": spec.agent_id,
         "actions": spec.actions,
         "context": {name: feature.model_dump() for name, feature in spec.context.items()},
+        # a binary reward in the event (contract v1) leaves every stored verdict of such an agent as it was
+        **({"reward": spec.reward.model_dump(mode="json")} if spec.reward != Reward(type="binary") else {}),
         "validation": {
             "min_rows_per_day": validation.min_rows_per_day,
             "tiers": validation.tiers,
@@ -80,11 +83,23 @@ def event_id_hashes(table: pa.Table) -> np.ndarray:
     return pd.util.hash_array(ids, categorize=False)
 
 
-def _judge(s3, buckets: Buckets, spec: AgentSpec, day: date, objects: list[dict]) -> dict:
-    """Read the day, judge it and store what later runs need; returns the verdict."""
-    logs = read_day(s3, buckets, spec, day, objects)
+def scaled_rewards(table: pa.Table, spec: AgentSpec) -> pa.Table:
+    """The rows as training and evaluation read them: rewards on [0, 1] (the identity for a binary reward)."""
+    if spec.reward.range == (0.0, 1.0):
+        return table
+    scaled = pa.array(np.clip(spec.reward.scaled(table.column("reward").to_numpy()), 0.0, 1.0))  # the gate refuses
+    # rewards outside the range; clipped so that what it refuses can never reach a model as a label above 1
+    return table.set_column(table.schema.get_field_index("reward"), "reward", scaled)
+
+
+def _judge(s3, buckets: Buckets, spec: AgentSpec, day: date, objects: list[dict], feedback_objects: list[dict]) -> dict:
+    """Read the day (and its feedback), judge it and store what later runs need; returns the verdict."""
+    logs, feedback_checks, feedback = read_day(s3, buckets, spec, day, objects), [], None
+    if spec.reward.delayed:
+        logs, feedback_checks, feedback = join_feedback(logs, read_feedback(s3, buckets, spec, day, feedback_objects),
+                                                        spec)  # fmt: skip
     prefix = validated_day_prefix(spec.agent_id, day, fingerprint(spec, logs.sources))
-    table = logs.table
+    table = scaled_rewards(logs.table, spec)
     rows, rewards = table.num_rows, by_version(table)
     histograms = drift.histograms(spec, table)
     hashes = event_id_hashes(table)
@@ -95,6 +110,7 @@ def _judge(s3, buckets: Buckets, spec: AgentSpec, day: date, objects: list[dict]
     write_parquet(s3, buckets.artifacts, prefix + "event_ids.parquet", ids)
     del table, ids
     gx_result, checks = gate_checks(spec, logs)  # frees the day's rows as GX converts them
+    checks = feedback_checks + checks
     put_bytes(s3, buckets.artifacts, prefix + "data_docs.html", data_docs_html(gx_result).encode(), "text/html")
     blocking = failed(checks, "block")
     rejected = [{"rule": c["rule"], **row} for c in blocking for row in c.get("rejected", [])]
@@ -111,6 +127,7 @@ def _judge(s3, buckets: Buckets, spec: AgentSpec, day: date, objects: list[dict]
         "bad_lines": logs.bad_lines,
         "rows": rows,
         "by_version": rewards,
+        "feedback": feedback,
         "histograms": histograms,
         "passed": not blocking,
         "failures": [describe(c) for c in blocking],
@@ -149,21 +166,22 @@ def judge_or_reuse(s3, buckets: Buckets, spec: AgentSpec, day: date) -> dict:
     complete); the window verdict decides what that means for the run.
     """
     sources, complete = list_day(s3, buckets, spec, day)
+    feedback = list_feedback(s3, buckets, spec, day)
     summary = {"day": day.isoformat(), "complete": complete, "verdict_key": None}
     if not summary["complete"]:
         log.warning("%s: no %s marker, the day's logs are not complete; not judged", day, SUCCESS_MARKER)
         return {**summary, "reused": False, "passed": False, "rows": 0}
-    verdict_key = validated_day_prefix(spec.agent_id, day, fingerprint(spec, sources)) + "verdict.json"
+    verdict_key = validated_day_prefix(spec.agent_id, day, fingerprint(spec, sources + feedback)) + "verdict.json"
     verdict = read_json_or_none(s3, buckets.artifacts, verdict_key)
     reused = verdict is not None
     if not reused:
         try:
-            verdict = _judge(s3, buckets, spec, day, sources)
+            verdict = _judge(s3, buckets, spec, day, sources, feedback)
         except (S3Error, MemoryError):
             raise  # S3 trouble is retried by the task; memory is the worker's, not the day's
         except Exception as exc:  # noqa: BLE001 - a verdict, never a crash that comes back every night
             log.exception("judging %s failed", day)
-            verdict = _refused(s3, buckets, spec, day, sources, exc)
+            verdict = _refused(s3, buckets, spec, day, sources + feedback, exc)
         verdict_key = verdict["prefix"] + "verdict.json"
     log.info("%s: %s, %s, %d rows (%s)", day, "reused" if reused else "judged",
              "passed" if verdict["passed"] else "refused", verdict["rows"], verdict_key)  # fmt: skip

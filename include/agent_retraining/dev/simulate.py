@@ -235,6 +235,20 @@ def acting_policy(
     return over_world, versions
 
 
+GRADED_CONCENTRATION = 4.0  # a graded reward is Beta(k p, k (1 - p)) on its range: mean p, a judge's spread
+
+
+def outcomes(spec: AgentSpec, expected: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each decision's reward given the truth's expected reward on [0, 1]: a coin flip for a binary reward, a
+    score on the spec's range (rounded to two decimals, as a judge or a form writes it) for a graded one."""
+    if spec.reward.type == "binary":
+        return (rng.random(len(expected)) < expected).astype(np.int64)
+    low, high = spec.reward.range
+    clipped = np.clip(expected, 1e-3, 1 - 1e-3)
+    scores = rng.beta(GRADED_CONCENTRATION * clipped, GRADED_CONCENTRATION * (1 - clipped))
+    return np.round(low + (high - low) * scores, 2)
+
+
 def day_table(world: World, day: date, rows: int, seed: int, agent: AgentModelClient | None = None) -> pa.Table:
     """One day of log events as columns (contract v1), reproducible from (agent, day, seed).
 
@@ -253,8 +267,7 @@ def day_table(world: World, day: date, rows: int, seed: int, agent: AgentModelCl
     propensities, versions = acting_policy(world, agent, context.to_pylist(), sessions.to_pylist(), signals)
     cumulative = propensities.cumsum(axis=1)
     chosen = (rng.random((rows, 1)) > cumulative).sum(axis=1).clip(max=len(spec.actions) - 1)
-    reward_probability = world.reward_probability(signals)[np.arange(rows), chosen]
-    rewards = (rng.random(rows) < reward_probability).astype(np.int64)
+    rewards = outcomes(spec, world.reward_probability(signals)[np.arange(rows), chosen], rng)
     milliseconds = np.floor(np.sort(rng.uniform(0, 86_400 - 1e-3, size=rows)) * 1000).astype("timedelta64[ms]")
     stamps = np.datetime_as_string(np.datetime64(day.isoformat(), "ms") + milliseconds, unit="ms")
     return pa.table(

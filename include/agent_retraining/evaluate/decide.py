@@ -3,21 +3,21 @@
 Offline accuracy alone does not say whether the agent will act better: the logs
 were produced by the agent's own policy. So besides AUC, log loss, Brier score
 and calibration, each model's greedy policy is valued off-policy from the
-logged propensities (self-normalised IPS), and the gate compares policies on
-the paired difference over the same rows, against the champion or, without one,
-against the policy the agent runs today. When the holdout cannot tell (too few
-rows, one reward class, a policy that matches no logged row) the decision is a
-named refusal; when the champion should exist but cannot be loaded, there is no
-decision at all.
+logged propensities (by the spec's estimator, estimators.py: self-normalised
+IPS, or doubly robust with a candidate's fit on the training days as the reward
+model), and the gate compares policies on the paired difference over the same
+rows, against the champion or, without one, against the policy the agent runs
+today. When the holdout cannot tell (too few rows, one reward class, a policy
+that matches no logged row) the decision is a named refusal; when the champion
+should exist but cannot be loaded, there is no decision at all.
 """
 
 from __future__ import annotations
 
 import logging
 
-import numpy as np
-
-from agent_retraining.evaluate.metrics import greedy_matches, model_metrics, slice_masks
+from agent_retraining.evaluate.estimators import ESTIMATORS, LoggedRows, paired_difference
+from agent_retraining.evaluate.metrics import model_metrics, slice_masks
 from agent_retraining.evaluate.portability import check_rows, portable_rule
 from agent_retraining.evaluate.rules import (
     HoldoutEvidence,
@@ -28,7 +28,6 @@ from agent_retraining.evaluate.rules import (
     model_failures,
     ranked_candidates,
 )
-from agent_retraining.evaluate.statistics import interval, paired_difference, policy_influence
 from agent_retraining.manifest import judged_against, read_manifest
 from agent_retraining.models.artifacts import ArtifactError, fetch_verified, load_live_model
 from agent_retraining.models.encoding import action_scores, encoding_of
@@ -74,6 +73,14 @@ def champion_model(spec: AgentSpec, live: dict | None, load_live, run: RunContex
         ) from exc
 
 
+def reward_model_of(spec: AgentSpec, candidates: list[dict]) -> str:
+    """The candidate whose predictions are the doubly robust estimator's reward model: the spec's choice when this
+    run trained it, else the run's first candidate. Either was fitted on the training days only."""
+    trained = [c["candidate"] for c in candidates]
+    wanted = spec.gate.policy_value.reward_model
+    return wanted if wanted in trained else trained[0]
+
+
 def evaluate_and_decide(
     s3,
     buckets: Buckets,
@@ -93,8 +100,7 @@ def evaluate_and_decide(
     holdout = read_parquet(s3, buckets.artifacts, holdout_key)
     context = encode_context(spec, holdout)
     logged = action_indices(spec, holdout)
-    rewards = holdout.column("reward").to_numpy().astype(float)
-    propensities = holdout.column("propensity").to_numpy()
+    rewards = holdout.column("reward").to_numpy().astype(float)  # on [0, 1]: the data gate scaled them
     masks = slice_masks(spec, holdout, logged)
 
     models = {}
@@ -114,8 +120,11 @@ def evaluate_and_decide(
         )
         for c in candidates
     }
+    reward_model = reward_model_of(spec, candidates)
+    rows = LoggedRows(rewards, holdout.column("propensity").to_numpy(), logged, scores[reward_model])
+    estimator = ESTIMATORS[spec.gate.policy_value.estimator]
     metrics = {
-        name: model_metrics(per_action, logged, rewards, propensities, masks) for name, per_action in scores.items()
+        name: model_metrics(per_action, rows, spec.reward, estimator.name, masks) for name, per_action in scores.items()
     }
     champion = metrics.get("champion")
     champion_floors = floor_rules(spec, champion) if champion else []
@@ -123,20 +132,17 @@ def evaluate_and_decide(
     validation = read_record_or_none(s3, buckets.artifacts, run_dir + "validation.json", WindowVerdict)
     data = data_rule(validation)
 
-    def greedy_weights(name: str) -> np.ndarray:
-        return greedy_matches(scores[name], logged) / propensities
-
-    logging_weights = np.ones(len(rewards))  # the logged policy, valued on-policy
-    champion_weights = greedy_weights("champion") if champion else None
+    def differences(name: str, by) -> dict:
+        """The greedy policy of `name` against the logging policy and the champion's, by one estimator."""
+        mine = by.greedy_policy(rows, scores[name].argmax(axis=1))
+        theirs = by.greedy_policy(rows, scores["champion"].argmax(axis=1)) if champion else None
+        return {"vs_logging": paired_difference(mine, by.logging_policy(rows)),
+                "vs_champion": paired_difference(mine, theirs) if theirs else None}  # fmt: skip
 
     def judge(name: str) -> tuple[HoldoutEvidence, list[dict]]:
-        weights = greedy_weights(name)
-        evidence = HoldoutEvidence(
-            rows=holdout.num_rows,
-            positive_rewards=int(rewards.sum()),
-            vs_logging=paired_difference(weights, logging_weights, rewards),
-            vs_champion=paired_difference(weights, champion_weights, rewards) if champion else None,
-        )
+        others = {other: differences(name, by) for other, by in ESTIMATORS.items() if by is not estimator}
+        evidence = HoldoutEvidence(rows=holdout.num_rows, positive_rewards=int(rewards.sum()),
+                                   estimator=estimator.name, others=others, **differences(name, estimator))  # fmt: skip
         return evidence, [data, portable[name], *gate_rules(spec, metrics[name], champion, live, window, run, evidence,
                                                             champion_failures)]  # fmt: skip
 
@@ -192,7 +198,7 @@ def evaluate_and_decide(
     judged_without_champion = live is not None and champion is None and encodes_like(live, spec)
     if judged_without_champion:
         logging.getLogger(__name__).warning("judged without the live model %s: %s", live["version"], champion_note)
-    logging_value, logging_influence = policy_influence(logging_weights, rewards)
+    logging_policy = estimator.logging_policy(rows)
     decision = {
         "agent_id": spec.agent_id,
         "window": {"first": window.first.isoformat(), "last": window.last.isoformat()},
@@ -201,9 +207,16 @@ def evaluate_and_decide(
         "positive_rewards": evidence.positive_rewards,
         "primary_metric": spec.gate.primary_metric,
         "metrics": metrics,
-        "logging_policy_value": {"value": logging_value, "ci": interval(logging_value, logging_influence)},
+        "reward": {"type": spec.reward.type, "range": list(spec.reward.range)},
+        "estimator": {"name": estimator.name, "reward_model": reward_model},
+        "logging_policy_value": {"value": logging_policy.value, "ci": logging_policy.interval()},
         "policy_value_vs_logging": evidence.vs_logging,
         "policy_value_vs_champion": evidence.vs_champion,
+        # The winner's comparisons by every estimator, the deciding one's included: what the other would have said.
+        "policy_value_differences": {
+            estimator.name: {"vs_logging": evidence.vs_logging, "vs_champion": evidence.vs_champion},
+            **evidence.others,
+        },
         "champion": {
             "version": live["version"] if champion else None,
             "note": champion_note,

@@ -1,13 +1,19 @@
 """What one model scores on the holdout: accuracy, calibration, skill against the base rate, its greedy policy's
-off-policy value, overall and per slice."""
+off-policy value by every estimator, overall and per slice.
+
+Labels are rewards on [0, 1]: 0 or 1 for a binary reward, any fraction for a graded one. Log loss (cross-entropy)
+and Brier score are defined for both; ROC AUC only where every label is 0 or 1; RMSE and MAE are in the reward's
+own units.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from agent_retraining.contract import context_column
-from agent_retraining.evaluate.statistics import snips
-from agent_retraining.spec import AgentSpec
+from agent_retraining.evaluate.estimators import ESTIMATORS, LoggedRows
+from agent_retraining.models.candidates.base import cross_entropy
+from agent_retraining.spec import AgentSpec, Reward
 
 HIGHER_IS_BETTER = {
     "roc_auc": True,
@@ -16,8 +22,11 @@ HIGHER_IS_BETTER = {
     "log_loss": False,
     "brier": False,
     "calibration_error": False,
+    "rmse": False,
+    "mae": False,
     "policy_value": True,
 }
+EPSILON = 1e-7  # predictions are clipped to [EPSILON, 1 - EPSILON] before a logarithm
 
 
 def calibration_curve(labels: np.ndarray, predictions: np.ndarray, bins: int = 10) -> list[dict]:
@@ -50,50 +59,68 @@ def slice_masks(spec: AgentSpec, holdout, logged: np.ndarray) -> dict[str, np.nd
     return {name: mask for name, mask in masks.items() if mask.sum() >= spec.gate.slices.min_rows}
 
 
+def _binary(labels: np.ndarray) -> bool:
+    """Both classes present and nothing else: where ROC AUC means something."""
+    return bool(np.isin(labels, (0.0, 1.0)).all()) and 0 < labels.sum() < len(labels)
+
+
 def _slice_metrics(rewards: np.ndarray, predicted: np.ndarray, masks: dict[str, np.ndarray]) -> dict:
-    from sklearn.metrics import log_loss, roc_auc_score
+    from sklearn.metrics import roc_auc_score
 
     result = {}
     for name, mask in masks.items():
         labels = rewards[mask]
-        both_classes = 0 < labels.sum() < len(labels)
         result[name] = {
             "rows": int(mask.sum()),
-            "roc_auc": float(roc_auc_score(labels, predicted[mask])) if both_classes else None,
-            "log_loss": float(log_loss(labels, predicted[mask], labels=[0, 1])),
+            "roc_auc": float(roc_auc_score(labels, predicted[mask])) if _binary(labels) else None,
+            "log_loss": cross_entropy(labels, predicted[mask]),
         }
     return result
 
 
 def greedy_matches(per_action: np.ndarray, logged: np.ndarray) -> np.ndarray:
-    """Rows where the model's greedy policy picks the action that was logged: the only rows that value it."""
+    """Rows where the model's greedy policy picks the action that was logged: the only rows that IPS values it on."""
     return per_action.argmax(axis=1) == logged
 
 
-def model_metrics(per_action: np.ndarray, logged, rewards, propensities, masks) -> dict:
-    """Every metric of one model on the holdout rows, overall and per slice, from its scores of every action.
+def policy_values(per_action: np.ndarray, rows: LoggedRows) -> dict[str, dict]:
+    """The model's greedy policy valued by every estimator that can be computed here."""
+    chosen = per_action.argmax(axis=1)
+    return {name: estimator.greedy_policy(rows, chosen).summary() for name, estimator in ESTIMATORS.items()
+            if rows.expected is not None or not estimator.needs_reward_model}  # fmt: skip
 
-    A metric the holdout cannot measure (AUC with one reward class) is None, and the gate says why.
+
+def model_metrics(per_action: np.ndarray, rows: LoggedRows, reward: Reward, estimator: str, masks) -> dict:
+    """Every metric of one model on the holdout rows, overall and per slice, from its scores of every action;
+    `policy_value` is the gate's estimator's, `policy_values` every estimator's.
+
+    A metric the holdout cannot measure (AUC with one reward class, or a graded reward) is None, and the gate
+    says why.
     """
-    from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+    from sklearn.metrics import roc_auc_score
 
-    predicted = np.clip(per_action[np.arange(len(logged)), logged], 1e-7, 1 - 1e-7)
-    policy = snips(greedy_matches(per_action, logged), rewards, propensities)
+    rewards = rows.rewards
+    predicted = np.clip(per_action[np.arange(len(rows)), rows.logged], EPSILON, 1 - EPSILON)
+    values = policy_values(per_action, rows)
     curve = calibration_curve(rewards, predicted)
-    loss, brier = float(log_loss(rewards, predicted, labels=[0, 1])), float(brier_score_loss(rewards, predicted))
-    base_rate = float(np.clip(rewards.mean(), 1e-7, 1 - 1e-7))  # the predictor that knows only the holdout's rate
-    base_loss = -(base_rate * np.log(base_rate) + (1 - base_rate) * np.log(1 - base_rate))
-    one_class = not 0 < rewards.sum() < len(rewards)
+    loss, brier = cross_entropy(rewards, predicted), float(((predicted - rewards) ** 2).mean())
+    base_rate = float(np.clip(rewards.mean(), EPSILON, 1 - EPSILON))  # the predictor that knows only the rate
+    base_loss, base_brier = cross_entropy(rewards, np.full(len(rows), base_rate)), float(rewards.var())
+    constant = not base_brier > 0
+    units = reward.in_units(1.0, difference=True)
     return {
-        "roc_auc": None if one_class else float(roc_auc_score(rewards, predicted)),
-        "log_loss_skill": None if one_class else float(1 - loss / base_loss),
-        "brier_skill": None if one_class else float(1 - brier / (base_rate * (1 - base_rate))),
+        "roc_auc": float(roc_auc_score(rewards, predicted)) if _binary(rewards) else None,
+        "log_loss_skill": None if constant else float(1 - loss / base_loss),
+        "brier_skill": None if constant else float(1 - brier / base_brier),
         "log_loss": loss,
         "brier": brier,
+        "rmse": float(np.sqrt(brier)) * units,
+        "mae": float(np.abs(predicted - rewards).mean()) * units,
         "calibration_error": calibration_error(curve),
         "calibration_curve": curve,
-        "policy_value": policy["value"],
-        "policy_value_ci": [policy["ci_low"], policy["ci_high"]],
-        "policy_matched_rows": policy["matched_rows"],
+        "policy_value": values[estimator]["value"],
+        "policy_value_ci": values[estimator]["ci"],
+        "policy_matched_rows": values[estimator]["matched_rows"],
+        "policy_values": values,
         "slices": _slice_metrics(rewards, predicted, masks),
     }

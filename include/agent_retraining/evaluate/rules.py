@@ -3,7 +3,7 @@ run's circumstances; each rule is a record with the numbers it compared."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agent_retraining.evaluate.metrics import HIGHER_IS_BETTER
 from agent_retraining.spec import AgentSpec
@@ -103,6 +103,8 @@ class HoldoutEvidence:
     positive_rewards: int
     vs_logging: dict  # paired_difference of the challenger's greedy policy minus the logging policy
     vs_champion: dict | None = None  # ... minus the champion's, when there is one
+    estimator: str = "snips"  # which estimator valued them
+    others: dict[str, dict] = field(default_factory=dict)  # the same comparisons by the other estimators
 
     @property
     def negative_rewards(self) -> int:
@@ -122,8 +124,12 @@ def evidence_rules(spec: AgentSpec, evidence: HoldoutEvidence) -> list[dict]:
     ]  # fmt: skip
 
 
-def _policy_rule(name: str, what: str, challenger: dict, baseline_matched: int | None, paired: dict, spec) -> dict:
-    """Deploy only if the paired difference's 95% lower bound is at least minus the margin, on enough rows."""
+def _policy_rule(name: str, what: str, challenger: dict, baseline_matched: int | None, evidence: HoldoutEvidence,
+                 spec) -> dict:  # fmt: skip
+    """Deploy only if the paired difference's 95% lower bound is at least minus the margin, on enough rows; the
+    detail names the estimator that decided and what the others said."""
+    against = "vs_champion" if name == "policy_value" else "vs_logging"
+    paired = getattr(evidence, against)
     margin, need = spec.gate.policy_value_margin, spec.gate.evidence.min_matched_rows
     thin = [(who, rows) for who, rows in (("challenger", challenger["policy_matched_rows"]), (what, baseline_matched))
             if rows is not None and rows < need]  # fmt: skip
@@ -131,11 +137,14 @@ def _policy_rule(name: str, what: str, challenger: dict, baseline_matched: int |
         detail = "; ".join(f"the {who}'s policy picks the logged action on {rows} rows" for who, rows in thin)
         return _rule(name, False, f"too little evidence: {detail}, at least {need} needed")
     low, high = paired["ci"]
+    said = [(other, compared[against]) for other, compared in evidence.others.items()]
+    others = "".join(f"; {other}: {o['difference']:+.4f} [{o['ci'][0]:+.4f}, {o['ci'][1]:+.4f}]"
+                     for other, o in said if o and o["ci"])  # fmt: skip
     return _rule(
         name,
         low >= -margin,
-        f"policy value minus the {what}'s: {paired['difference']:+.4f}, 95% interval [{low:+.4f}, {high:+.4f}]; "
-        f"lower bound >= -{margin}",
+        f"policy value minus the {what}'s by {evidence.estimator}: {paired['difference']:+.4f}, 95% interval "
+        f"[{low:+.4f}, {high:+.4f}]; lower bound >= -{margin}{others}",
     )
 
 
@@ -175,14 +184,9 @@ def gate_rules(
         )
     if champion is None:
         # The agent acts even with no usable model (the logged policy): a first model must not be worse than it.
-        rules.append(_policy_rule("policy_value_vs_logging", "logging policy", challenger, None, evidence.vs_logging,
-                                  spec))  # fmt: skip
+        rules.append(_policy_rule("policy_value_vs_logging", "logging policy", challenger, None, evidence, spec))
         return rules
-    rules.append(
-        _policy_rule(
-            "policy_value", "champion", challenger, champion["policy_matched_rows"], evidence.vs_champion, spec
-        )
-    )
+    rules.append(_policy_rule("policy_value", "champion", challenger, champion["policy_matched_rows"], evidence, spec))
     if champion_failures and spec.gate.failing_champion == "replace":
         return rules
     for metric, allowed in spec.gate.max_regression.model_dump().items():

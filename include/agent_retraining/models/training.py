@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from agent_retraining.models.candidates import candidate, for_framework
-from agent_retraining.models.candidates.base import Scorer
+from agent_retraining.models.candidates.base import Scorer, cross_entropy
 from agent_retraining.models.encoding import encoding_of
 from agent_retraining.models.features import encode, encoding_id, feature_columns, sample_rows
 from agent_retraining.spec import AgentSpec
@@ -29,7 +29,7 @@ def hyperparameters(spec: AgentSpec, name: str) -> dict:
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A model that gives P(reward = 1) for rows of the feature matrix."""
+    """A model that gives the expected reward on [0, 1] (P(reward = 1) when binary) for rows of the feature matrix."""
 
     framework: str
     model: Scorer
@@ -56,7 +56,6 @@ def search_lightgbm(spec: AgentSpec, table, params: dict) -> tuple[dict, list[di
     share of the stage however much an agent logs. Ties go to the earlier setting, so a re-run picks the same.
     """
     import pyarrow.compute as pc
-    from sklearn.metrics import log_loss
 
     newest = pc.equal(table.column("dt"), pc.max(table.column("dt")))
     seed = spec.training.seed
@@ -69,8 +68,8 @@ def search_lightgbm(spec: AgentSpec, table, params: dict) -> tuple[dict, list[di
     trials = []
     for setting in spec.training.lightgbm_search:
         artifact, trial_params = fit("lightgbm", fit_matrix, fit_labels, spec.training.seed, {**params, **setting})
-        predicted = load("lightgbm", artifact, trial_params).predict(check_matrix)
-        trials.append({"setting": setting, "log_loss": float(log_loss(check_labels, predicted, labels=[0, 1]))})
+        predicted = np.clip(load("lightgbm", artifact, trial_params).predict(check_matrix), 1e-7, 1 - 1e-7)
+        trials.append({"setting": setting, "log_loss": cross_entropy(check_labels, predicted)})
     best = min(range(len(trials)), key=lambda i: (trials[i]["log_loss"], i))
     return {**params, **trials[best]["setting"]}, trials
 

@@ -14,7 +14,9 @@ from markupsafe import Markup
 
 from agent_retraining.views.pages import code, number, passed, render_page
 
-METRICS = ("roc_auc", "log_loss_skill", "brier_skill", "log_loss", "brier", "calibration_error", "policy_value")
+METRICS = ("roc_auc", "log_loss_skill", "brier_skill", "log_loss", "brier", "rmse", "mae", "calibration_error",
+           "policy_value")  # fmt: skip
+ESTIMATOR_NAMES = {"snips": "self-normalised IPS", "dr": "self-normalised doubly robust"}
 
 
 def _svg(figure) -> Markup:
@@ -50,7 +52,8 @@ def _slices(decision: dict) -> list[str]:
 
 
 def policy_value_plot(decision: dict) -> Markup:
-    """Each model's greedy policy value (SNIPS) and the logging policy's, with 95% intervals as error bars."""
+    """Each model's greedy policy value (by the estimator that decided) and the logging policy's, with 95% intervals
+    as error bars."""
     names = _model_names(decision)
     values = [decision["metrics"][n]["policy_value"] for n in names] + [decision["logging_policy_value"]["value"]]
     intervals = [decision["metrics"][n]["policy_value_ci"] for n in names] + [decision["logging_policy_value"]["ci"]]
@@ -61,7 +64,8 @@ def policy_value_plot(decision: dict) -> Markup:
             axes.errorbar([i], [value], yerr=[[value - low], [high - value]], fmt="o", capsize=4)
     axes.set_xticks(range(len(labels)), labels, rotation=20)
     axes.set_ylabel("policy value (expected reward per decision)")
-    axes.set_title("policy value, 95% interval")
+    estimator = (decision.get("estimator") or {}).get("name", "snips")
+    axes.set_title(f"policy value ({ESTIMATOR_NAMES[estimator]}), 95% interval")
     return _svg(figure)
 
 
@@ -144,6 +148,28 @@ def _candidates(decision: dict) -> list[list]:
     return rows
 
 
+def _in_units(decision: dict, value: float | None, difference: bool = True) -> str:
+    """A [0, 1]-scale value as the report prints it: in the reward's units as well when they differ."""
+    low, high = (decision.get("reward") or {}).get("range", [0.0, 1.0])
+    if value is None or (low, high) == (0.0, 1.0):
+        return number(value)
+    return f"{number(value)} ({value * (high - low) + (0.0 if difference else low):+.4g} in the reward's units)"
+
+
+def _estimators(decision: dict) -> list[list]:
+    """The winner's policy value against the champion (or the logging policy) by every estimator, which decided."""
+    by, deciding = decision.get("policy_value_differences") or {}, (decision.get("estimator") or {}).get("name")
+    rows = []
+    for name, compared in by.items():
+        against = "champion" if compared.get("vs_champion") else "logging policy"
+        paired = compared.get("vs_champion") or compared["vs_logging"]
+        low, high = paired["ci"] or (None, None)
+        role = "decided" if name == deciding else "for comparison"
+        rows.append([ESTIMATOR_NAMES[name], against, _in_units(decision, paired["difference"]),
+                     f"[{number(low)}, {number(high)}]", role])  # fmt: skip
+    return rows
+
+
 def decision_view(decision: dict) -> dict:
     names = _model_names(decision)
     slices = [[s, *(number((decision["metrics"][n]["slices"].get(s) or {}).get("roc_auc")) for n in names)]
@@ -156,6 +182,8 @@ def decision_view(decision: dict) -> dict:
         else "no champion: judged on the floors",
         "primary_metric": decision["primary_metric"],
         "candidates": _candidates(decision),
+        "estimators": _estimators(decision),
+        "reward_model": (decision.get("estimator") or {}).get("reward_model"),
         "policy_plot": policy_value_plot(decision),
         "calibration_plot": calibration_plot(decision),
         "slice_plot": slice_plot(decision),

@@ -23,7 +23,8 @@ REPORTED_VALIDATION_FIELDS = ("passed", "failures", "warnings", "rows", "window"
                               "rule_counts", "data_docs_key", "reward_rates")  # fmt: skip
 REPORTED_DECISION_FIELDS = (
     "deploy", "alert", "reason", "rules", "candidates", "metrics", "logging_policy_value", "champion",
-    "judged_against", "policy_value_vs_logging", "policy_value_vs_champion",
+    "judged_against", "policy_value_vs_logging", "policy_value_vs_champion", "reward", "estimator",
+    "policy_value_differences",
 )  # fmt: skip
 
 

@@ -17,7 +17,36 @@ from typing import Any, ClassVar, Protocol
 
 class Scorer(Protocol):
     def predict(self, matrix) -> Any:
-        """P(reward = 1) for each row of the feature matrix (float32, rows x feature columns)."""
+        """The expected reward on [0, 1] (P(reward = 1) for a binary one) for each row of the feature matrix
+        (float32, rows x feature columns)."""
+
+
+def fractional(labels) -> bool:
+    """Whether the labels are a graded reward's fractions rather than 0s and 1s."""
+    import numpy as np
+
+    return not bool(np.isin(labels, (0.0, 1.0)).all())
+
+
+def cross_entropy(labels, predicted) -> float:
+    """Log loss with labels anywhere in [0, 1] (sklearn's wants classes); the same number for 0/1 labels.
+    `predicted` must already be clipped away from 0 and 1."""
+    import numpy as np
+
+    return float(-(labels * np.log(predicted) + (1 - labels) * np.log(1 - predicted)).mean())
+
+
+def as_weighted_classes(matrix, labels):
+    """Fractional labels for a classifier that only takes classes: each row twice, as a 1 weighted by its label and
+    as a 0 weighted by the rest. The weighted log likelihood of the pair is the row's cross-entropy against its
+    fraction, so the fit is the one a fractional-label logistic loss would give. 0/1 labels pass unchanged, with no
+    weights (a binary agent trains exactly as before)."""
+    import numpy as np
+
+    if not fractional(labels):
+        return matrix, labels, None
+    classes = np.concatenate([np.ones(len(labels), labels.dtype), np.zeros(len(labels), labels.dtype)])
+    return np.concatenate([matrix, matrix]), classes, np.concatenate([labels, 1 - labels])
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from agent_retraining.models.candidates import onnx_graphs
-from agent_retraining.models.candidates.base import Candidate, Flag, Integer, Number
+from agent_retraining.models.candidates.base import Candidate, Flag, Integer, Number, as_weighted_classes
 
 # What a node needs for prediction on raw (unbinned) features, the project's features being numeric one-hot and
 # scaled columns (never sklearn's categorical splits).
@@ -52,7 +52,8 @@ class HistGradientBoosting(Candidate):
     def fit(self, matrix, labels, seed: int, params: dict) -> tuple[bytes, dict]:
         from sklearn.ensemble import HistGradientBoostingClassifier
 
-        model = HistGradientBoostingClassifier(**params, random_state=seed).fit(matrix, labels)
+        rows, classes, weights = as_weighted_classes(matrix, labels)
+        model = HistGradientBoostingClassifier(**params, random_state=seed).fit(rows, classes, sample_weight=weights)
         trees = [{field: predictor.nodes[field].tolist() for field in NODE_FIELDS}
                  for (predictor,) in model._predictors]  # fmt: skip  # binary: one tree per iteration
         state = {"baseline": float(model._baseline_prediction[0, 0]), "feature_count": int(matrix.shape[1]),

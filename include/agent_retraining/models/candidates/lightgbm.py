@@ -7,7 +7,7 @@ Only parameters for local training on this machine are accepted: nothing that op
 from __future__ import annotations
 
 from agent_retraining.models.candidates import onnx_graphs
-from agent_retraining.models.candidates.base import Candidate, Choice, Flag, Integer, Number
+from agent_retraining.models.candidates.base import Candidate, Choice, Flag, Integer, Number, fractional
 
 
 class LightGBM(Candidate):
@@ -41,8 +41,10 @@ class LightGBM(Candidate):
         import lightgbm as lgb
 
         booster_params = {k: v for k, v in params.items() if k != "num_boost_round"} | {"seed": seed}
+        if fractional(labels) and booster_params["objective"] == "binary":  # `binary` refuses labels other than 0/1
+            booster_params["objective"] = "cross_entropy"  # the same log loss, for labels anywhere in [0, 1]
         booster = lgb.train(booster_params, lgb.Dataset(matrix, labels), num_boost_round=params["num_boost_round"])
-        return booster.model_to_string().encode(), {**params, "seed": seed}
+        return booster.model_to_string().encode(), {**params, "objective": booster_params["objective"], "seed": seed}
 
     def load(self, artifact: bytes, params: dict):
         import lightgbm as lgb

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from agent_retraining.models.candidates import onnx_graphs
-from agent_retraining.models.candidates.base import Candidate, Integer, Number
+from agent_retraining.models.candidates.base import Candidate, Integer, Number, as_weighted_classes
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,8 @@ class LogisticRegression(Candidate):
     def fit(self, matrix, labels, seed: int, params: dict) -> tuple[bytes, dict]:
         from sklearn.linear_model import LogisticRegression as Model
 
-        model = Model(C=params["C"], max_iter=params["max_iter"], random_state=seed).fit(matrix, labels)
+        rows, classes, weights = as_weighted_classes(matrix, labels)
+        model = Model(C=params["C"], max_iter=params["max_iter"], random_state=seed).fit(rows, classes, weights)
         state = {
             "coef": model.coef_.tolist(),
             "intercept": model.intercept_.tolist(),

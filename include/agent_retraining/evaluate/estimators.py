@@ -1,0 +1,130 @@
+"""Off-policy values of a deterministic (greedy) policy on the holdout, one class per estimator on a common base,
+as Open Bandit Pipeline splits them; the gate (decide.py) chooses one by the spec's `gate.policy_value.estimator`.
+
+Every estimator returns its value and each row's influence on it (the delta method's per-row term), so that the
+paired difference of two policies on the same rows, and its 95% interval, are computed the same way whichever
+estimator valued them. Rewards are on the [0, 1] scale (spec.Reward.scaled).
+
+- `SelfNormalisedIPS` (Swaminathan & Joachims 2015): the propensity-weighted mean reward of the rows where the
+  policy picks the logged action. Unbiased as the holdout grows, but only those rows speak, so its interval is
+  wide when a new policy rarely agrees with the one that logged.
+- `SelfNormalisedDR` (Dudík et al. 2011; SNDR in Open Bandit Pipeline): a reward model's prediction for the
+  policy's action on every row, plus the self-normalised weighted residuals (reward minus prediction) of the
+  matched rows. The propensities are known, so it stays unbiased however wrong the reward model is; where the
+  model is right the residuals are small and so is the interval. The reward model must not have seen the holdout
+  (it is a candidate fitted on the training days), or its residuals there would understate the noise.
+
+The logging policy itself is valued on-policy by both: its mean reward.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from agent_retraining.evaluate.statistics import Z_95
+
+
+@dataclass(frozen=True)
+class LoggedRows:
+    """What the holdout logged, and the reward model's expected reward of every action on every row."""
+
+    rewards: np.ndarray  # on [0, 1]
+    propensities: np.ndarray  # of the logged action
+    logged: np.ndarray  # index of the logged action
+    expected: np.ndarray | None = None  # rows x actions; None when no reward model is at hand (SNIPS needs none)
+
+    def __len__(self) -> int:
+        return len(self.rewards)
+
+
+@dataclass(frozen=True)
+class PolicyEstimate:
+    value: float | None  # None: no row speaks for the policy (never NaN, which compares false with everything)
+    influence: np.ndarray
+    matched_rows: int
+
+    def interval(self) -> list[float | None]:
+        if self.value is None:
+            return [None, None]
+        return interval(self.value, self.influence)
+
+    def summary(self) -> dict:
+        low, high = self.interval()
+        return {"value": self.value, "ci": [low, high], "matched_rows": self.matched_rows}
+
+
+def interval(value: float, influence: np.ndarray) -> list[float]:
+    """The delta-method 95% interval from the per-row influences."""
+    stderr = float(np.sqrt((influence**2).sum()) / len(influence))
+    return [value - Z_95 * stderr, value + Z_95 * stderr]
+
+
+class PolicyValueEstimator(ABC):
+    name: ClassVar[str]  # as the spec's gate.policy_value.estimator names it
+    needs_reward_model: ClassVar[bool]
+
+    def logging_policy(self, rows: LoggedRows) -> PolicyEstimate:
+        """The policy that logged the rows, on-policy: its mean reward."""
+        value = float(rows.rewards.mean())
+        return PolicyEstimate(value, rows.rewards - value, len(rows))
+
+    @abstractmethod
+    def greedy_policy(self, rows: LoggedRows, chosen: np.ndarray) -> PolicyEstimate:
+        """The value of the policy that picks `chosen[i]` on row i."""
+
+
+def _matched_weights(rows: LoggedRows, chosen: np.ndarray) -> tuple[np.ndarray, int]:
+    matches = chosen == rows.logged
+    return matches / rows.propensities, int(matches.sum())
+
+
+class SelfNormalisedIPS(PolicyValueEstimator):
+    name = "snips"
+    needs_reward_model = False
+
+    def greedy_policy(self, rows: LoggedRows, chosen: np.ndarray) -> PolicyEstimate:
+        weights, matched = _matched_weights(rows, chosen)
+        total = weights.sum()
+        if total == 0:
+            return PolicyEstimate(None, np.zeros(len(rows)), 0)
+        value = float((weights * rows.rewards).sum() / total)
+        return PolicyEstimate(value, len(rows) * weights * (rows.rewards - value) / total, matched)
+
+
+class SelfNormalisedDR(PolicyValueEstimator):
+    name = "dr"
+    needs_reward_model = True
+
+    def greedy_policy(self, rows: LoggedRows, chosen: np.ndarray) -> PolicyEstimate:
+        if rows.expected is None:
+            raise ValueError("the doubly robust estimator needs a reward model's predictions")
+        weights, matched = _matched_weights(rows, chosen)
+        total = weights.sum()
+        if total == 0:
+            return PolicyEstimate(None, np.zeros(len(rows)), 0)
+        at = np.arange(len(rows))
+        direct = rows.expected[at, chosen]  # the model's expected reward of the policy's action
+        residuals = rows.rewards - rows.expected[at, rows.logged]
+        correction = float((weights * residuals).sum() / total)
+        value = float(direct.mean()) + correction
+        influence = (direct - direct.mean()) + len(rows) * weights * (residuals - correction) / total
+        return PolicyEstimate(value, influence, matched)
+
+
+ESTIMATORS: dict[str, PolicyValueEstimator] = {e.name: e for e in (SelfNormalisedIPS(), SelfNormalisedDR())}
+
+
+def paired_difference(a: PolicyEstimate, b: PolicyEstimate) -> dict:
+    """Value of a minus that of b on the same rows, with a 95% delta-method interval.
+
+    Both are estimated from the same logged rows, so their errors are correlated; judging the difference row by
+    row is much tighter than comparing two separate intervals (or two point estimates, which ignores noise).
+    """
+    if a.value is None or b.value is None:
+        return {"difference": None, "ci": None}
+    difference = a.value - b.value
+    return {"difference": difference, "ci": interval(difference, a.influence - b.influence)}
