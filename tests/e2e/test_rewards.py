@@ -56,6 +56,8 @@ def test_a_graded_agent_trains_is_judged_against_its_champion_and_deploys(instal
     decision = read_record(s3, buckets.artifacts, run_dir + "decision.json", Decision)
     live, _ = read_manifest(s3, buckets, spec.agent_id)
     assert decision["champion"]["version"] is not None  # judged against the first night's model
+    assert "no_regression_roc_auc" not in {r["rule"] for r in decision["rules"]}  # no AUC to regress on
+    assert {r["rule"] for r in decision["rules"]} >= {"no_regression_log_loss", "no_regression_brier", "policy_value"}
     winner = decision["metrics"][decision["winner"]["candidate"]]
     assert winner["roc_auc"] is None
     assert 0 < winner["rmse"] < 1.5  # in CSAT points

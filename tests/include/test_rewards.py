@@ -63,12 +63,13 @@ def test_every_bad_feedback_record_is_a_bad_line_naming_its_field(support_bot):
         {"event_id": "e3", "reward": True, "ts": ts},
         {"event_id": "e4", "reward": 2, "ts": "yesterday"},
         b'{"event_id": "e5", "reward": NaN, "ts": "2026-03-11T08:00:00Z"}',
+        b'{"event_id": "e6", "reward": -1' + b"0" * 400 + b', "ts": "2026-03-11T08:00:00Z"}',
     )
     rows, bad, lines = parse_feedback_object("support-bot/feedback/dt=2026-03-10/part-0.jsonl", body, spec)
     assert [r["event_id"] for r in rows] == ["e1"]
-    assert lines == 7
+    assert lines == 8
     fields = [(2, None), (3, "feedback.reward"), (4, "feedback.event_id"), (5, "feedback.reward"), (6, "feedback.ts"),
-              (7, None)]  # fmt: skip
+              (7, None), (8, "feedback.reward")]  # fmt: skip
     assert [(b["line"], b["field"]) for b in bad] == fields
     assert "within the spec's reward.range [1, 5], got 6" in bad[1]["message"]
     binary = spec_variant(support_bot, reward={"type": "binary", "delay_days": 1})

@@ -67,6 +67,13 @@ def list_feedback(s3, buckets: Buckets, spec: AgentSpec, day: date) -> list[dict
     return list_keys(s3, buckets.logs, feedback_day_prefix(spec.agent_id, day))
 
 
+def _finite(number: int | float) -> bool:
+    try:
+        return math.isfinite(number)
+    except OverflowError:  # an integer of 400 digits is no float
+        return False
+
+
 def _record_fault(record: object, spec: AgentSpec) -> tuple[str | None, str] | None:
     """The first field of a feedback record that breaks the contract, as (field, message)."""
     if not isinstance(record, dict):
@@ -78,7 +85,7 @@ def _record_fault(record: object, spec: AgentSpec) -> tuple[str | None, str] | N
         event_id.encode("utf-8")
     except UnicodeEncodeError:
         return "event_id", "must be valid UTF-8 text, got a lone surrogate"
-    if not isinstance(reward, int | float) or isinstance(reward, bool) or not math.isfinite(reward):
+    if not isinstance(reward, int | float) or isinstance(reward, bool) or not _finite(reward):
         return "reward", f"must be a finite number, got {json.dumps(reward)[:40]}"
     low, high = spec.reward.range
     if spec.reward.type == "binary" and reward not in (0, 1):

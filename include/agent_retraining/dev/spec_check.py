@@ -110,9 +110,17 @@ def _at_traffic(spec: AgentSpec, events: int, source: str) -> str:
 
 def window_of(spec: AgentSpec, events_per_day: int | None) -> list[str]:
     """What a run's window and holdout hold at the least traffic a usable day has, and at the agent's own."""
-    training = spec.training
+    training, reward = spec.training, spec.reward
+    unanswered = "counts as the worst reward" if reward.missing == "zero" else "is left out"
+    ends = "its own day" if not reward.delayed else (
+        f"{reward.delay_days} day(s) before its own (reward.delay_days: the newest decisions whose feedback has had "
+        f"its time; a decision without feedback {unanswered})"
+    )  # fmt: skip
+    scale = "0 or 1" if reward.type == "binary" else (
+        f"graded on [{reward.range[0]:g}, {reward.range[1]:g}], learnt and judged scaled onto [0, 1]")  # fmt: skip
     lines = [
-        f"A run's window: {training.window_days} days ending with its own day (schedule {spec.schedule!r}, UTC); "
+        f"Rewards: {scale}; policies valued by {spec.gate.policy_value.estimator} (gate.policy_value)",
+        f"A run's window: {training.window_days} days ending with {ends} (schedule {spec.schedule!r}, UTC); "
         f"the newest {training.holdout_days} held out to evaluate on, {training.window_days - training.holdout_days} "
         f"to train on; at least {spec.min_usable_days} usable days or the run is refused",
         _at_traffic(

@@ -207,7 +207,7 @@ def evaluate_and_decide(
         "positive_rewards": evidence.positive_rewards,
         "primary_metric": spec.gate.primary_metric,
         "metrics": metrics,
-        "reward": {"type": spec.reward.type, "range": list(spec.reward.range)},
+        "reward": spec.reward.model_dump(mode="json"),  # type, range (the report's units), delay (the canary's start)
         "estimator": {"name": estimator.name, "reward_model": reward_model},
         "logging_policy_value": {"value": logging_policy.value, "ci": logging_policy.interval()},
         "policy_value_vs_logging": evidence.vs_logging,

@@ -190,6 +190,8 @@ def gate_rules(
     if champion_failures and spec.gate.failing_champion == "replace":
         return rules
     for metric, allowed in spec.gate.max_regression.model_dump().items():
+        if metric == "roc_auc" and spec.reward.type == "graded":
+            continue  # no AUC without classes; the log loss and Brier regressions judge a graded model
         theirs = champion[metric]
         bound = None if theirs is None else theirs - allowed if HIGHER_IS_BETTER[metric] else theirs + allowed
         rules.append(_at_least(metric, challenger[metric], bound, "no_regression"))

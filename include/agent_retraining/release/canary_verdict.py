@@ -210,7 +210,8 @@ def judge_canary(
             raise NoCanary(f"{spec.agent_id} has no canary running: nothing to promote or abort")
         return {"agent_id": spec.agent_id, "day": day.isoformat(), "verdict": "none", "acts": False,
                 "reason": "no canary is running"}  # fmt: skip
-    days = canary_days(canary, day, spec.release.max_days)
+    # Logs up to the newest day whose rewards have had their delay (reward.delay_days), as the retraining judges.
+    days = canary_days(canary, day - timedelta(days=spec.reward.delay_days), spec.release.max_days)
     versions = {"champion": live["version"], "canary": canary["version"]}
     evidence, diff, by = CanaryEvidence(), {"value": None, "ci": None}, "operator"
     if decided is None:

@@ -208,7 +208,11 @@ def deploy(s3, buckets: Buckets, agent_id: str, decision: dict, run_id: str, can
     judged = decision["judged_against"]
     entry = _winner_entry(s3, buckets, agent_id, decision, run_id)
     if canary_share is not None and decision["champion"]["version"] is not None:
-        return start_canary(s3, buckets, agent_id, entry, judged, canary_share)
+        # The canary serves from the day after this run's own day: its window ends `delay_days` before that day
+        # when rewards arrive later.
+        delay = (decision.get("reward") or {}).get("delay_days", 0)
+        first_day = date.fromisoformat(entry["trained_on"]["last"]) + timedelta(days=1 + delay)
+        return start_canary(s3, buckets, agent_id, entry, judged, canary_share, first_day)
 
     def decide(live: dict | None, etag: str | None):
         landed = _landed_earlier(live, run_id, entry["version"])
@@ -230,11 +234,12 @@ class CanaryChanged(Exception):
 CANARY_ONLY_FIELDS = ("share", "first_day", "started_at")
 
 
-def start_canary(s3, buckets: Buckets, agent_id: str, entry: dict, judged: dict, share: float) -> dict:
-    """Put `entry` in the manifest's canary slot, to serve `share` of the routing keys from the day after its
-    training data ends; the champion keeps the rest. Same compare-and-swap and same ETag rule as a deploy, so a
-    canary never starts beside a champion it was not judged against, and never beside another canary."""
-    first_day = (date.fromisoformat(entry["trained_on"]["last"]) + timedelta(days=1)).isoformat()
+def start_canary(s3, buckets: Buckets, agent_id: str, entry: dict, judged: dict, share: float,
+                 serving_from: date) -> dict:  # fmt: skip
+    """Put `entry` in the manifest's canary slot, to serve `share` of the routing keys from `serving_from`; the
+    champion keeps the rest. Same compare-and-swap and same ETag rule as a deploy, so a canary never starts beside
+    a champion it was not judged against, and never beside another canary."""
+    first_day = serving_from.isoformat()
 
     def change(live: dict | None, etag: str | None):
         if _canary_event_landed(live, "started", entry["run_id"]):
