@@ -84,11 +84,11 @@ def event_id_hashes(table: pa.Table) -> np.ndarray:
 
 
 def scaled_rewards(table: pa.Table, spec: AgentSpec) -> pa.Table:
-    """The rows as training and evaluation read them: rewards on [0, 1] (the identity for a binary reward)."""
+    """The rows as training and evaluation read them: rewards on [0, 1] (the identity for a binary reward).
+    Clipped: the gate refuses a day with a reward outside the range, and its rows must never be a label above 1."""
     if spec.reward.range == (0.0, 1.0):
         return table
-    scaled = pa.array(np.clip(spec.reward.scaled(table.column("reward").to_numpy()), 0.0, 1.0))  # the gate refuses
-    # rewards outside the range; clipped so that what it refuses can never reach a model as a label above 1
+    scaled = pa.array(np.clip(spec.reward.scaled(table.column("reward").to_numpy()), 0.0, 1.0))
     return table.set_column(table.schema.get_field_index("reward"), "reward", scaled)
 
 

@@ -114,13 +114,16 @@ class HoldoutEvidence:
 def evidence_rules(spec: AgentSpec, evidence: HoldoutEvidence) -> list[dict]:
     """Too little evidence is a refusal with the numbers, never a crash or a NaN that slips through."""
     need = spec.gate.evidence
+    counted = (f"{evidence.positive_rewards} positive and {evidence.negative_rewards} zero rewards in the holdout, "
+               f"at least {need.min_positive_rewards} positive and 1 zero needed")  # fmt: skip
+    if spec.reward.type == "graded":  # the same sums, of rewards scaled onto [0, 1]
+        counted = (f"the holdout's rewards on [0, 1] sum to {evidence.positive_rewards} of {evidence.rows} rows, at "
+                   f"least {need.min_positive_rewards} and at most rows - 1 needed")  # fmt: skip
     return [
         _rule("evidence_holdout_rows", evidence.rows >= need.min_holdout_rows,
               f"{evidence.rows} holdout rows, at least {need.min_holdout_rows} needed"),
         _rule("evidence_rewards",
-              evidence.positive_rewards >= need.min_positive_rewards and evidence.negative_rewards >= 1,
-              f"{evidence.positive_rewards} positive and {evidence.negative_rewards} zero rewards in the holdout, "
-              f"at least {need.min_positive_rewards} positive and 1 zero needed"),
+              evidence.positive_rewards >= need.min_positive_rewards and evidence.negative_rewards >= 1, counted),
     ]  # fmt: skip
 
 
