@@ -3,7 +3,7 @@ from datetime import date
 import numpy as np
 import pytest
 
-from agent_retraining.evaluate.estimators import ESTIMATORS, LoggedRows, paired_difference
+from agent_retraining.evaluate.estimators import ESTIMATORS, LoggedRows, greedy_estimates, paired_difference
 from agent_retraining.evaluate.metrics import calibration_curve, calibration_error
 from agent_retraining.evaluate.rules import HoldoutEvidence, RunContext, gate_rules, select_winner
 from agent_retraining.window import Window
@@ -314,7 +314,8 @@ def test_relative_floors_mean_the_same_at_a_common_and_a_rare_reward_rate(suppor
     noise = np.random.default_rng(0).normal(0, 1e-3, truth.shape)  # ranks at random: AUC about 0.5
     base_rate_model = np.clip(np.full(truth.shape, rewards.mean()) + noise, 1e-4, 1)
     rows = LoggedRows(rewards, propensities, logged, truth)
-    good, weak = (model_metrics(m, rows, support_bot.reward, "dr", {}) for m in (truth, base_rate_model))
+    good, weak = (model_metrics(m, rows, support_bot.reward, greedy_estimates(m, rows), "dr", {})
+                  for m in (truth, base_rate_model))  # fmt: skip
     assert _failed(floor_rules(support_bot, good)) == set(), good
     assert {"floor_log_loss_skill", "floor_brier_skill"} <= _failed(floor_rules(support_bot, weak))
     absolute = spec_variant(support_bot, gate={**support_bot.gate.model_dump(), "floors": {

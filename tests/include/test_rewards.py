@@ -65,16 +65,17 @@ def test_every_bad_feedback_record_is_a_bad_line_naming_its_field(support_bot):
         b'{"event_id": "e5", "reward": NaN, "ts": "2026-03-11T08:00:00Z"}',
         b'{"event_id": "e6", "reward": -1' + b"0" * 400 + b', "ts": "2026-03-11T08:00:00Z"}',
     )
-    rows, bad, lines = parse_feedback_object("support-bot/feedback/dt=2026-03-10/part-0.jsonl", body, spec)
-    assert [r["event_id"] for r in rows] == ["e1"]
-    assert lines == 8
+    parsed = parse_feedback_object("support-bot/feedback/dt=2026-03-10/part-0.jsonl", body, spec)
+    bad = parsed.bad_lines
+    assert parsed.table.column("event_id").to_pylist() == ["e1"]
+    assert parsed.lines == 8
     fields = [(2, None), (3, "feedback.reward"), (4, "feedback.event_id"), (5, "feedback.reward"), (6, "feedback.ts"),
               (7, None), (8, "feedback.reward")]  # fmt: skip
     assert [(b["line"], b["field"]) for b in bad] == fields
     assert "within the spec's reward.range [1, 5], got 6" in bad[1]["message"]
     binary = spec_variant(support_bot, reward={"type": "binary", "delay_days": 1})
-    _, bad, _ = parse_feedback_object("k.jsonl", _feedback_lines({"event_id": "e1", "reward": 0.5, "ts": ts}), binary)
-    assert "must be 0 or 1" in bad[0]["message"]
+    parsed = parse_feedback_object("k.jsonl", _feedback_lines({"event_id": "e1", "reward": 0.5, "ts": ts}), binary)
+    assert "must be 0 or 1" in parsed.bad_lines[0]["message"]
 
 
 def _day(event_ids, rewards):
@@ -86,12 +87,13 @@ def _day(event_ids, rewards):
 
 
 def _records(*pairs):
-    from agent_retraining.datagate.feedback import SCHEMA, Feedback
+    from agent_retraining.datagate.feedback import SCHEMA
+    from agent_retraining.datagate.reading import DayOfLogs
 
     rows = [{"event_id": e, "reward": r, "ts": f"2026-03-1{i % 3}T00:00:00Z", "source_key": "f.jsonl",
              "source_line": i + 1} for i, (e, r) in enumerate(pairs)]  # fmt: skip
-    return Feedback(pa.Table.from_pylist(rows, schema=SCHEMA), [{"key": "f.jsonl", "etag": "y", "size": 1}], [], [],
-                    len(rows), 0)  # fmt: skip
+    return DayOfLogs(DAY, pa.Table.from_pylist(rows, schema=SCHEMA), [{"key": "f.jsonl", "etag": "y", "size": 1}], [],
+                     [], len(rows), 0)  # fmt: skip
 
 
 def _by_rule(checks):
@@ -153,14 +155,14 @@ def test_every_candidate_learns_a_graded_reward_as_a_fraction(name):
 
 
 def test_a_graded_holdout_has_no_auc_and_errors_in_the_rewards_units(support_bot):
-    from agent_retraining.evaluate.estimators import LoggedRows
+    from agent_retraining.evaluate.estimators import LoggedRows, greedy_estimates
     from agent_retraining.evaluate.metrics import model_metrics
 
     spec = _graded(support_bot)
     rewards = np.array([0.0, 0.25, 0.5, 1.0])  # 1, 2, 3 and 5 on the spec's scale
     per_action = np.array([[0.25, 0.1], [0.25, 0.1], [0.5, 0.1], [0.75, 0.1]])
-    metrics = model_metrics(per_action, LoggedRows(rewards, np.full(4, 0.5), np.zeros(4, int), per_action), spec.reward,
-                            "dr", {})  # fmt: skip
+    rows = LoggedRows(rewards, np.full(4, 0.5), np.zeros(4, int), per_action)
+    metrics = model_metrics(per_action, rows, spec.reward, greedy_estimates(per_action, rows), "dr", {})
     assert metrics["roc_auc"] is None
     assert metrics["mae"] == pytest.approx(4 * (0.25 + 0 + 0 + 0.25) / 4)  # 0.125 of the range is half a point
     assert metrics["rmse"] == pytest.approx(4 * np.sqrt((0.25**2 + 0.25**2) / 4))

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date
 
 import pyarrow as pa
@@ -34,30 +34,20 @@ from agent_retraining.contract import feedback_day_prefix
 from agent_retraining.datagate.reading import (
     DayOfLogs,
     ObjectTooLarge,
+    ParsedObject,
     UnreadableObject,
     gunzip,
     is_rfc3339,
     line_fault,
     parse_line,
-    quarantine_lines,
-    quarantine_object,
+    read_objects,
 )
 from agent_retraining.datagate.rules import EXAMPLES, check, tier_of
 from agent_retraining.spec import AgentSpec
-from agent_retraining.storage import Buckets, get_bytes, list_keys
+from agent_retraining.storage import Buckets, list_keys
 
 SCHEMA = pa.schema([("event_id", pa.string()), ("reward", pa.float64()), ("ts", pa.string()),
                     ("source_key", pa.string()), ("source_line", pa.int32())])  # fmt: skip
-
-
-@dataclass
-class Feedback:
-    table: pa.Table  # one row per readable record: SCHEMA
-    sources: list[dict]  # key, ETag as read, size of every feedback object
-    faults: list[dict]
-    quarantined: list[str]
-    lines: int
-    bad_lines: int
 
 
 def list_feedback(s3, buckets: Buckets, spec: AgentSpec, day: date) -> list[dict]:
@@ -97,7 +87,7 @@ def _record_fault(record: object, spec: AgentSpec) -> tuple[str | None, str] | N
     return None
 
 
-def parse_feedback_object(key: str, body: bytes, spec: AgentSpec) -> tuple[list[dict], list[dict], int]:
+def parse_feedback_object(key: str, body: bytes, spec: AgentSpec) -> ParsedObject:
     """The readable records of one object (as SCHEMA rows), one fault per bad line, and its line count."""
     cap, limit = spec.validation.max_decompressed_bytes, spec.validation.max_line_bytes
     if key.endswith(".gz"):
@@ -117,35 +107,13 @@ def parse_feedback_object(key: str, body: bytes, spec: AgentSpec) -> tuple[list[
             continue
         rows.append({"event_id": record["event_id"], "reward": float(record["reward"]), "ts": record["ts"],
                      "source_key": key, "source_line": number})  # fmt: skip
-    return rows, bad, lines
+    return ParsedObject(pa.Table.from_pylist(rows, schema=SCHEMA), lines, bad)
 
 
-def read_feedback(s3, buckets: Buckets, spec: AgentSpec, day: date, objects: list[dict]) -> Feedback:
-    """Read the listed feedback objects of one decision day; faults are named and quarantined, never raised."""
-    rows, sources, faults, quarantined, lines, bad_lines = [], [], [], [], 0, 0
-    for obj in objects:
-        if obj["size"] > spec.validation.max_object_bytes:
-            sources.append({"key": obj["key"], "etag": obj["etag"], "size": obj["size"]})
-            refused = ObjectTooLarge(obj["key"], f"{obj['size']:,} bytes stored, above max_object_bytes "
-                                                 f"({spec.validation.max_object_bytes:,})")  # fmt: skip
-            faults.append(refused.fault)
-            quarantined.append(quarantine_object(s3, buckets, spec, day, obj["key"], None, refused.fault))
-            continue
-        body, etag = get_bytes(s3, buckets.logs, obj["key"])
-        sources.append({"key": obj["key"], "etag": etag, "size": len(body)})
-        try:
-            good, bad, count = parse_feedback_object(obj["key"], body, spec)
-        except UnreadableObject as exc:
-            faults.append(exc.fault)
-            kept = body if exc.copied else None
-            quarantined.append(quarantine_object(s3, buckets, spec, day, obj["key"], kept, exc.fault))
-            continue
-        if bad:
-            faults.extend({k: v for k, v in b.items() if k != "raw"} for b in bad)
-            quarantined.append(quarantine_lines(s3, buckets, spec, day, obj["key"], bad))
-        rows.extend(good)
-        lines, bad_lines = lines + count, bad_lines + len(bad)
-    return Feedback(pa.Table.from_pylist(rows, schema=SCHEMA), sources, faults, quarantined, lines, bad_lines)
+def read_feedback(s3, buckets: Buckets, spec: AgentSpec, day: date, objects: list[dict]) -> DayOfLogs:
+    """Read the listed feedback objects of one decision day, as the day's decisions are read (reading.py)."""
+    return read_objects(s3, buckets, spec, day, objects, lambda key, body: parse_feedback_object(key, body, spec),
+                        SCHEMA.empty_table())  # fmt: skip
 
 
 def _examples(table: pa.Table) -> list[dict]:
@@ -153,7 +121,7 @@ def _examples(table: pa.Table) -> list[dict]:
             for r in table.slice(0, EXAMPLES).to_pylist()]  # fmt: skip
 
 
-def join_feedback(logs: DayOfLogs, feedback: Feedback, spec: AgentSpec) -> tuple[DayOfLogs, list[dict], dict]:
+def join_feedback(logs: DayOfLogs, feedback: DayOfLogs, spec: AgentSpec) -> tuple[DayOfLogs, list[dict], dict]:
     """The day's decisions with their rewards from the feedback, the feedback rules' checks, and a summary."""
     decisions, records, day = logs.table, feedback.table, logs.day.isoformat()
     ids = decisions.column("event_id")

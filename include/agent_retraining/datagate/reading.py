@@ -457,7 +457,19 @@ def list_day(s3, buckets: Buckets, spec: AgentSpec, day: date) -> tuple[list[dic
 
 def read_day(s3, buckets: Buckets, spec: AgentSpec, day: date, objects: list[dict]) -> DayOfLogs:
     """Read and parse the listed objects of one day (as `list_day` lists them)."""
-    tables, sources, faults, quarantined, lines, bad_lines = [empty_rows(spec, day)], [], [], [], 0, 0
+    logs = read_objects(s3, buckets, spec, day, objects, lambda key, body: parse_log_object(key, body, spec, day),
+                        empty_rows(spec, day))  # fmt: skip
+    if logs.lines == 0:
+        prefix = day_prefix(spec.agent_id, day)
+        logs.faults.append(fault("empty_day", f"no log events under s3://{buckets.logs}/{prefix}", key=prefix))
+    return logs
+
+
+def read_objects(s3, buckets: Buckets, spec: AgentSpec, day: date, objects: list[dict], parse,
+                 empty: pa.Table) -> DayOfLogs:  # fmt: skip
+    """Fetch and `parse` (key, body -> ParsedObject) each listed object of a day's stream, decisions or feedback,
+    under the spec's caps; every fault is named and quarantined, never raised. `empty` gives the rows' columns."""
+    tables, sources, faults, quarantined, lines, bad_lines = [empty], [], [], [], 0, 0
     limit = spec.validation.max_object_bytes
 
     def refuse(refused: UnreadableObject, body: bytes | None) -> None:
@@ -474,7 +486,7 @@ def read_day(s3, buckets: Buckets, spec: AgentSpec, day: date, objects: list[dic
         body, etag = get_bytes(s3, buckets.logs, obj["key"])
         sources.append({"key": obj["key"], "etag": etag, "size": len(body)})
         try:
-            parsed = parse_log_object(obj["key"], body, spec, day)
+            parsed = parse(obj["key"], body)
         except UnreadableObject as exc:
             refuse(exc, body)
             continue
@@ -488,7 +500,4 @@ def read_day(s3, buckets: Buckets, spec: AgentSpec, day: date, objects: list[dic
         lines += parsed.lines
         bad_lines += len(parsed.bad_lines)
         tables.append(parsed.table)
-    if lines == 0:
-        prefix = day_prefix(spec.agent_id, day)
-        faults.append(fault("empty_day", f"no log events under s3://{buckets.logs}/{prefix}", key=prefix))
     return DayOfLogs(day, pa.concat_tables(tables), sources, faults, quarantined, lines, bad_lines)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 
-from agent_retraining.evaluate.estimators import ESTIMATORS, LoggedRows, paired_difference
+from agent_retraining.evaluate.estimators import ESTIMATORS, LoggedRows, greedy_estimates, paired_difference
 from agent_retraining.evaluate.metrics import model_metrics, slice_masks
 from agent_retraining.evaluate.portability import check_rows, portable_rule
 from agent_retraining.evaluate.rules import (
@@ -123,8 +123,10 @@ def evaluate_and_decide(
     reward_model = reward_model_of(spec, candidates)
     rows = LoggedRows(rewards, holdout.column("propensity").to_numpy(), logged, scores[reward_model])
     estimator = ESTIMATORS[spec.gate.policy_value.estimator]
+    estimates = {name: greedy_estimates(per_action, rows) for name, per_action in scores.items()}
     metrics = {
-        name: model_metrics(per_action, rows, spec.reward, estimator.name, masks) for name, per_action in scores.items()
+        name: model_metrics(per_action, rows, spec.reward, estimates[name], estimator.name, masks)
+        for name, per_action in scores.items()
     }
     champion = metrics.get("champion")
     champion_floors = floor_rules(spec, champion) if champion else []
@@ -132,17 +134,16 @@ def evaluate_and_decide(
     validation = read_record_or_none(s3, buckets.artifacts, run_dir + "validation.json", WindowVerdict)
     data = data_rule(validation)
 
-    def differences(name: str, by) -> dict:
+    def differences(name: str, by: str) -> dict:
         """The greedy policy of `name` against the logging policy and the champion's, by one estimator."""
-        mine = by.greedy_policy(rows, scores[name].argmax(axis=1))
-        theirs = by.greedy_policy(rows, scores["champion"].argmax(axis=1)) if champion else None
-        return {"vs_logging": paired_difference(mine, by.logging_policy(rows)),
-                "vs_champion": paired_difference(mine, theirs) if theirs else None}  # fmt: skip
+        mine, logging_policy = estimates[name][by], ESTIMATORS[by].logging_policy(rows)
+        return {"vs_logging": paired_difference(mine, logging_policy),
+                "vs_champion": paired_difference(mine, estimates["champion"][by]) if champion else None}  # fmt: skip
 
     def judge(name: str) -> tuple[HoldoutEvidence, list[dict]]:
-        others = {other: differences(name, by) for other, by in ESTIMATORS.items() if by is not estimator}
-        evidence = HoldoutEvidence(rows=holdout.num_rows, positive_rewards=int(rewards.sum()),
-                                   estimator=estimator.name, others=others, **differences(name, estimator))  # fmt: skip
+        others = {other: differences(name, other) for other in ESTIMATORS if other != estimator.name}
+        evidence = HoldoutEvidence(rows=holdout.num_rows, positive_rewards=int(rewards.sum()), estimator=estimator.name,
+                                   others=others, **differences(name, estimator.name))  # fmt: skip
         return evidence, [data, portable[name], *gate_rules(spec, metrics[name], champion, live, window, run, evidence,
                                                             champion_failures)]  # fmt: skip
 

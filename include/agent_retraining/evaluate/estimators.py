@@ -118,6 +118,14 @@ class SelfNormalisedDR(PolicyValueEstimator):
 ESTIMATORS: dict[str, PolicyValueEstimator] = {e.name: e for e in (SelfNormalisedIPS(), SelfNormalisedDR())}
 
 
+def greedy_estimates(per_action: np.ndarray, rows: LoggedRows) -> dict[str, PolicyEstimate]:
+    """A model's greedy policy (the best-scored action of each row) valued by every estimator that can be computed
+    on these rows (DR needs the reward model's predictions)."""
+    chosen = per_action.argmax(axis=1)
+    return {name: estimator.greedy_policy(rows, chosen) for name, estimator in ESTIMATORS.items()
+            if rows.expected is not None or not estimator.needs_reward_model}  # fmt: skip
+
+
 def paired_difference(a: PolicyEstimate, b: PolicyEstimate) -> dict:
     """Value of a minus that of b on the same rows, with a 95% delta-method interval.
 

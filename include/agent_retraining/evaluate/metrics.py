@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from agent_retraining.contract import context_column
-from agent_retraining.evaluate.estimators import ESTIMATORS, LoggedRows
+from agent_retraining.evaluate.estimators import LoggedRows, PolicyEstimate
 from agent_retraining.models.candidates.base import cross_entropy
 from agent_retraining.spec import AgentSpec, Reward
 
@@ -83,14 +83,8 @@ def greedy_matches(per_action: np.ndarray, logged: np.ndarray) -> np.ndarray:
     return per_action.argmax(axis=1) == logged
 
 
-def policy_values(per_action: np.ndarray, rows: LoggedRows) -> dict[str, dict]:
-    """The model's greedy policy valued by every estimator that can be computed here."""
-    chosen = per_action.argmax(axis=1)
-    return {name: estimator.greedy_policy(rows, chosen).summary() for name, estimator in ESTIMATORS.items()
-            if rows.expected is not None or not estimator.needs_reward_model}  # fmt: skip
-
-
-def model_metrics(per_action: np.ndarray, rows: LoggedRows, reward: Reward, estimator: str, masks) -> dict:
+def model_metrics(per_action: np.ndarray, rows: LoggedRows, reward: Reward, estimates: dict[str, PolicyEstimate],
+                  estimator: str, masks) -> dict:  # fmt: skip
     """Every metric of one model on the holdout rows, overall and per slice, from its scores of every action;
     `policy_value` is the gate's estimator's, `policy_values` every estimator's.
 
@@ -101,7 +95,7 @@ def model_metrics(per_action: np.ndarray, rows: LoggedRows, reward: Reward, esti
 
     rewards = rows.rewards
     predicted = np.clip(per_action[np.arange(len(rows)), rows.logged], EPSILON, 1 - EPSILON)
-    values = policy_values(per_action, rows)
+    values = {name: estimate.summary() for name, estimate in estimates.items()}
     curve = calibration_curve(rewards, predicted)
     loss, brier = cross_entropy(rewards, predicted), float(((predicted - rewards) ** 2).mean())
     base_rate = float(np.clip(rewards.mean(), EPSILON, 1 - EPSILON))  # the predictor that knows only the rate

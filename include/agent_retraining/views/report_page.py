@@ -12,6 +12,7 @@ import io
 
 from markupsafe import Markup
 
+from agent_retraining.spec import Reward
 from agent_retraining.views.pages import code, number, passed, render_page
 
 METRICS = ("roc_auc", "log_loss_skill", "brier_skill", "log_loss", "brier", "rmse", "mae", "calibration_error",
@@ -148,12 +149,13 @@ def _candidates(decision: dict) -> list[list]:
     return rows
 
 
-def _in_units(decision: dict, value: float | None, difference: bool = True) -> str:
-    """A [0, 1]-scale value as the report prints it: in the reward's units as well when they differ."""
-    low, high = (decision.get("reward") or {}).get("range", [0.0, 1.0])
-    if value is None or (low, high) == (0.0, 1.0):
-        return number(value)
-    return f"{number(value)} ({value * (high - low) + (0.0 if difference else low):+.4g} in the reward's units)"
+def _in_units(decision: dict, difference: float | None) -> str:
+    """A policy-value difference on the [0, 1] scale as the report prints it: in the reward's units as well when
+    they differ (a decision from before graded rewards has a binary one)."""
+    reward = Reward.model_validate(decision.get("reward") or {"type": "binary"})
+    if difference is None or reward.range == (0.0, 1.0):
+        return number(difference)
+    return f"{number(difference)} ({reward.in_units(difference, difference=True):+.4g} in the reward's units)"
 
 
 def _estimators(decision: dict) -> list[list]:
