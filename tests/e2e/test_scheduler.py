@@ -20,9 +20,10 @@ from tests.e2e.airflow_cluster import day_of, drop_cluster, start_cluster
 
 AGENT = "sched-bot"
 DAG_ID = f"retrain_{AGENT}"
-TODAY = datetime.now(UTC).date()
-YESTERDAY = TODAY - timedelta(days=1)
-BACKFILL_DAYS = [TODAY - timedelta(days=n) for n in (4, 3, 2)]
+
+
+def backfill_days(today: date) -> list[date]:
+    return [today - timedelta(days=n) for n in (4, 3, 2)]
 
 
 @pytest.fixture(scope="module")
@@ -31,34 +32,42 @@ def spec(support_bot):
 
 
 @pytest.fixture(scope="module")
-def airflow(spec, s3, buckets, tmp_path_factory):
+def today() -> date:
+    """Taken when the cluster starts, not when the module is imported: a suite that crosses midnight UTC before
+    this module runs must still give the scheduler the logs of the day before its own today."""
+    return datetime.now(UTC).date()
+
+
+@pytest.fixture(scope="module")
+def airflow(spec, s3, buckets, tmp_path_factory, today):
     """A running Airflow (LocalExecutor) that sees only the sched-bot's DAG, and a week of its logs."""
-    simulate(s3, buckets.logs, spec, TODAY - timedelta(days=7), 7, events_per_day=600, seed=9)
+    simulate(s3, buckets.logs, spec, today - timedelta(days=7), 7, events_per_day=600, seed=9)
     cluster = start_cluster(tmp_path_factory.mktemp("scheduler-home"), spec)
     yield cluster
     drop_cluster(cluster)
 
 
-def test_the_schedule_runs_the_latest_day_and_deploys(airflow, s3, buckets):
+def test_the_schedule_runs_the_latest_day_and_deploys(airflow, s3, buckets, today):
     scheduled = airflow.finished_scheduled_run(DAG_ID)
     assert scheduled["state"] == "success"
-    assert day_of(scheduled) == YESTERDAY
+    assert day_of(scheduled) == today - timedelta(days=1)
     manifest, _ = read_manifest(s3, buckets, AGENT)
-    assert manifest["trained_on"]["last"] == YESTERDAY.isoformat()
+    assert manifest["trained_on"]["last"] == (today - timedelta(days=1)).isoformat()
     assert manifest["run_id"] == scheduled["run_id"]
 
 
-def test_a_backfill_runs_each_day_and_leaves_the_manifest_alone(airflow, s3, buckets):
+def test_a_backfill_runs_each_day_and_leaves_the_manifest_alone(airflow, s3, buckets, today):
     _, etag = read_manifest(s3, buckets, AGENT)
-    airflow.cli("backfill", "create", "--dag-id", DAG_ID, "--from-date", BACKFILL_DAYS[0].isoformat(),
-        "--to-date", BACKFILL_DAYS[-1].isoformat(), "--max-active-runs", "3")  # fmt: skip
+    days = backfill_days(today)
+    airflow.cli("backfill", "create", "--dag-id", DAG_ID, "--from-date", days[0].isoformat(),
+        "--to-date", days[-1].isoformat(), "--max-active-runs", "3")  # fmt: skip
 
     def finished(rs):
         backfill = [r for r in rs if r["run_type"] == "backfill"]
-        return len(backfill) == len(BACKFILL_DAYS) and all(r["state"] in ("success", "failed") for r in backfill)
+        return len(backfill) == len(days) and all(r["state"] in ("success", "failed") for r in backfill)
 
     runs = [r for r in airflow.wait_for(DAG_ID, finished, "the backfill runs") if r["run_type"] == "backfill"]
-    assert sorted(day_of(r) for r in runs) == BACKFILL_DAYS
+    assert sorted(day_of(r) for r in runs) == days
     assert {r["state"] for r in runs} == {"success"}
     for run in runs:
         day = day_of(run)
@@ -95,8 +104,8 @@ def _create_backfill(airflow, day, *options: str) -> None:
     airflow.wait_until(created, "the earlier backfill to complete")
 
 
-def test_re_running_an_interval_adds_no_model_version_and_no_duplicate_objects(airflow, s3, buckets):
-    day = BACKFILL_DAYS[-1]
+def test_re_running_an_interval_adds_no_model_version_and_no_duplicate_objects(airflow, s3, buckets, today):
+    day = backfill_days(today)[-1]
     first = next(r for r in airflow.runs(DAG_ID) if r["run_type"] == "backfill" and day_of(r) == day)
     run_dir = run_prefix(AGENT, day, first["run_id"])
     objects_before = {o["key"]: o["etag"] for o in list_keys(s3, buckets.artifacts, run_dir)}

@@ -138,6 +138,17 @@ def test_the_policy_value_rule_judges_the_interval_of_the_paired_difference():
     assert _failed(rules) == {"policy_value"}
 
 
+def test_a_challenger_estimated_worse_is_refused_even_within_the_margin():
+    live = {"trained_on": {"last": "2026-03-06"}}
+    # The interval stays inside the margin, so non-inferiority alone would deploy it; the estimate says worse.
+    a_hair_behind = {"difference": -0.002, "ci": [-0.012, 0.008]}
+    rules = _rules(GOOD, GOOD, live, evidence=HoldoutEvidence(2000, 600, vs_logging=AHEAD, vs_champion=a_hair_behind))
+    assert _failed(rules) == {"policy_value"}
+    assert "estimate >= 0 and lower bound >= -0.02" in next(r["detail"] for r in rules if r["rule"] == "policy_value")
+    level = {"difference": 0.0, "ci": [-0.01, 0.01]}  # no worse by the estimate: deployed
+    assert _failed(_rules(GOOD, GOOD, live, evidence=HoldoutEvidence(2000, 600, AHEAD, level))) == set()
+
+
 def test_a_model_trained_on_older_data_than_the_live_one_is_refused():
     live = {"trained_on": {"last": "2026-03-09"}}
     assert _failed(_rules(GOOD, GOOD, live)) == {"not_older_than_live"}
