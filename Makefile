@@ -33,7 +33,7 @@ DAY ?= $(YESTERDAY)
 DAYS ?= 14
 START ?= $(shell date -u -d "$(DAY) - $$(( $(DAYS) - 1 )) days" +%F)
 
-.PHONY: help venv node-client s3-up s3-down simulate retrain check-spec demo loop coverage test test-fast lint airflow-db airflow airflow-cli bench bench-text browser
+.PHONY: help venv node-client mlflow-venv s3-up s3-down simulate retrain check-spec demo loop coverage test test-fast lint airflow-db airflow airflow-cli bench bench-text browser
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -141,7 +141,15 @@ browser:
 	@command -v chromium > /dev/null && command -v chromedriver > /dev/null || \
 	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver > /dev/null)
 
-test: venv browser node-client
+# MLflow in an environment of its own (.local/mlflow-venv, from requirements-mlflow.txt): the pipeline speaks its
+# REST API, so only the tests' local `mlflow server` and their checks through MLflow's own client need it.
+MLFLOW_INSTALLED := .local/mlflow-venv/.installed-requirements
+$(MLFLOW_INSTALLED): requirements-mlflow.txt
+	scripts/mlflow_venv.sh > /dev/null
+
+mlflow-venv: $(MLFLOW_INSTALLED)
+
+test: venv browser node-client mlflow-venv
 	$(PY) -m pytest
 
 # The unit tier: no S3 server, no DAG run (tests/conftest.py marks every test unit, integration or e2e).

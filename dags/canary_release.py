@@ -98,26 +98,30 @@ def build_canary_dag(spec: AgentSpec):
 
         moves_manifest = [manifest_asset(spec.agent_id)]
 
-        def end_canary(how: str, verdict: dict, run_id: str) -> dict:
+        def end_canary(how: str, verdict: dict, run_id: str, outlet_events) -> dict:
             """Promote or abort by compare-and-swap; a canary or champion changed since the verdict is final."""
             from agent_retraining.release import deploy
             from agent_retraining.storage import buckets_from_env
-            from retraining_runtime import final, s3_client
+            from agent_retraining.tracking.mirror import mirror_aliases
+            from retraining_runtime import final, manifest_event, s3_client
 
             change = deploy.promote_canary if how == "promote" else deploy.abort_canary
             with final(deploy.CanaryChanged):
                 result = change(s3_client(), buckets_from_env(), spec.agent_id, verdict["judged"], verdict["reason"],
                                 run_id)  # fmt: skip
             log.info("%s %s: %s", how, verdict["judged"]["canary"], result)
+            outcome = "canary_promoted" if how == "promote" else "canary_aborted"
+            outlet_events[moves_manifest[0]].extra = manifest_event(spec.agent_id, outcome, result, run_id)
+            mirror_aliases(s3_client(), buckets_from_env(), spec.agent_id)
             return result
 
         @task(multiple_outputs=False, outlets=moves_manifest)
-        def promote(verdict: dict, run_id=None) -> dict:
-            return end_canary("promote", verdict, run_id)
+        def promote(verdict: dict, run_id=None, outlet_events=None) -> dict:
+            return end_canary("promote", verdict, run_id, outlet_events)
 
         @task(multiple_outputs=False, outlets=moves_manifest)
-        def abort(verdict: dict, run_id=None) -> dict:
-            return end_canary("abort", verdict, run_id)
+        def abort(verdict: dict, run_id=None, outlet_events=None) -> dict:
+            return end_canary("abort", verdict, run_id, outlet_events)
 
         @task
         def keep_waiting(verdict: dict) -> str:

@@ -33,8 +33,15 @@ many days before, with their feedback joined) and:
    verdict in one sentence, every model against the champion, calibration,
    policy values with intervals, slices, the data gate's rules and drift)
    next to the run's artifacts;
-9. **notify** (when the spec lists `notifications.email`): e-mails the
-   verdict's sentence and a link to the run on the outcomes the spec names.
+9. **mirror_to_mlflow** (when `MLFLOW_TRACKING_URI` is set): the night's
+   candidates and decision as MLflow runs, and after a deploy the registered
+   model's `champion` (and `challenger`) alias; a failure to reach MLflow is
+   logged and shown on the Agent models page, and changes nothing else;
+10. **notify** (when the spec names any notification channel): tells the
+    verdict's sentence and a link to the run, on the outcomes the spec names,
+    through Airflow's notifiers: e-mail, Slack, or any notifier class. A run
+    still unfinished `notifications.deadline_hours` after it was queued is told
+    on the same channels by its DeadlineAlert.
 
 Trigger form: training window, candidates, dry run (evaluate and report only),
 gate margins, and two operator overrides for manual runs only, both recorded in
@@ -51,16 +58,22 @@ Tasks hand data to each other through S3 (the `agent_s3` connection); XCom
 carries only object keys and small summaries. S3 throttling, 5xx and connection
 errors are retried with backoff; anything else fails the task at once. The run
 fails (red) when any stage failed, including data refused by the gate.
+`deploy` emits the manifest Asset's event with the agent, the version now live
+and the outcome in its `extra`, for DAGs scheduled on that Asset.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 from datetime import timedelta
 
 from airflow.sdk import (
+    AsyncCallback,
     CronDataIntervalTimetable,
+    DeadlineAlert,
+    DeadlineReference,
     Param,
     TriggerRule,
     dag,
@@ -71,6 +84,7 @@ from agent_retraining.spec import AgentSpec, load_all_specs
 from retraining_runtime import ANY_DAY, S3_RETRIES, DayLogsSensor, manifest_asset
 
 log = logging.getLogger(__name__)
+BASE_URL = "http://localhost:8080"  # the UI's address in links, when Airflow's [api] base_url is not set
 
 
 def run_params(spec: AgentSpec) -> dict:
@@ -109,6 +123,30 @@ def run_params(spec: AgentSpec) -> dict:
     }  # fmt: skip
 
 
+def deadline_alert(spec: AgentSpec) -> DeadlineAlert | None:
+    """A run still unfinished `deadline_hours` after it was queued (a scheduled run is queued when its day ends) is
+    told on the spec's channels by the triggerer, while it still runs; none when nobody is to be told."""
+    notifications = spec.notifications
+    if not notifications.channels or "deadline_missed" not in notifications.on:
+        return None
+    from airflow.configuration import conf
+
+    base_url = conf.get("api", "base_url", fallback=BASE_URL)
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(hours=notifications.deadline_hours),
+        callback=AsyncCallback(
+            "agent_retraining.views.notifiers.deadline_missed",
+            kwargs={
+                "agent_id": spec.agent_id,
+                "dag_id": spec.dag_id,
+                "base_url": base_url,
+                "notifications": notifications.model_dump(mode="json"),
+            },  # fmt: skip
+        ),
+    )
+
+
 def build_retraining_dag(spec: AgentSpec):
     @dag(
         dag_id=spec.dag_id,
@@ -125,6 +163,7 @@ def build_retraining_dag(spec: AgentSpec):
         access_control=spec.access_control,  # the teams the spec names, as FAB DAG-level permissions
         default_args={"owner": spec.owner, **S3_RETRIES},
         params=run_params(spec),
+        deadline=deadline_alert(spec),
     )
     def retraining():
         @task
@@ -224,14 +263,17 @@ def build_retraining_dag(spec: AgentSpec):
             max_active_tis_per_dag=1,  # one run at a time moves this agent's manifest
             outlets=[manifest_asset(spec.agent_id)],
         )
-        def deploy(run_id=None) -> dict:
+        def deploy(run_id=None, outlet_events=None) -> dict:
             from agent_retraining.release.deploy import DeployRefused, LiveModelChanged, deploy_run
-            from retraining_runtime import current_run, final
+            from retraining_runtime import current_run, final, manifest_event
 
             run = current_run(spec)
             canary_share = spec.release.share if spec.release.mode == "canary" else None
             with final(LiveModelChanged, DeployRefused):  # the decision no longer holds
-                return deploy_run(run.s3, run.buckets, spec.agent_id, run.run_dir, run_id, canary_share)
+                result = deploy_run(run.s3, run.buckets, spec.agent_id, run.run_dir, run_id, canary_share)
+            outcome = "canary_started" if canary_share else "deployed"
+            outlet_events[manifest_asset(spec.agent_id)].extra = manifest_event(spec.agent_id, outcome, result, run_id)
+            return result
 
         @task
         def skip_deploy(decision: dict) -> str:
@@ -247,25 +289,34 @@ def build_retraining_dag(spec: AgentSpec):
             log.info("%s", summary(result))
             return {k: result[k] for k in ("agent_id", "day", "outcome", "verdict", "report_html_key")}
 
-        @task(trigger_rule=TriggerRule.ALL_DONE, retries=2, retry_policy=None)  # an SMTP hiccup is worth a retry
+        @task(trigger_rule=TriggerRule.ALL_DONE, retries=2, retry_policy=None)  # a mail or chat hiccup is worth a retry
         def notify(reported: dict, dag_run=None, **context) -> str | None:
-            """E-mail the verdict's sentence and a link on the outcomes the spec names (Airflow's SMTP notifier)."""
+            """The verdict's sentence and a link, on the outcomes the spec names, through the spec's notifiers."""
             from airflow.configuration import conf
-            from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
             from agent_retraining.storage import buckets_from_env
             from agent_retraining.views.notifications import message_for, run_url
+            from agent_retraining.views.notifiers import send
 
-            url = run_url(conf.get("api", "base_url", fallback="http://localhost:8080"), spec.dag_id, dag_run.run_id)
+            url = run_url(conf.get("api", "base_url", fallback=BASE_URL), spec.dag_id, dag_run.run_id)
             report_uri = f"s3://{buckets_from_env().artifacts}/{reported['report_html_key']}"
             message = message_for(spec, reported, url, report_uri)
             if message is None:
                 return None
-            SmtpNotifier(to=spec.notifications.email, subject=message.subject, html_content=message.html).notify(
-                {**context, "dag_run": dag_run}
-            )
-            log.info("notified %s of %s", ", ".join(spec.notifications.email), message.event)
+            told = send(spec.notifications, message, {**context, "dag_run": dag_run})
+            log.info("told %s of %s", ", ".join(told), message.event)
             return message.event
+
+        @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
+        def mirror_to_mlflow(trained: list[dict], run_id=None) -> list[dict]:
+            """The night's candidates and decision as MLflow runs, the aliases after a deploy; what MLflow
+            answered is recorded, never raised: the manifest is the source of truth."""
+            from agent_retraining.tracking.mirror import mirror_night
+            from retraining_runtime import current_run
+
+            run = current_run(spec)
+            day = run.window.last.isoformat()
+            return mirror_night(run.s3, run.buckets, spec.agent_id, day, run.run_dir, run_id, list(trained))
 
         @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0)
         def fail_run_if_a_stage_failed() -> None:
@@ -303,8 +354,10 @@ def build_retraining_dag(spec: AgentSpec):
         reported = report()
         stages >> reported
         stages >> fail_run_if_a_stage_failed()
-        if spec.notifications.email:
+        if spec.notifications.channels:
             notify(reported)
+        if os.environ.get("MLFLOW_TRACKING_URI"):  # MLflow, where a team runs it
+            reported >> mirror_to_mlflow(trained)
 
     return retraining()
 

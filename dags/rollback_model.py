@@ -27,7 +27,7 @@ import logging
 from airflow.sdk import Param, dag, task
 
 from agent_retraining.spec import ROLLBACK_DAG_ID, load_all_specs
-from retraining_runtime import ANY_DAY, S3_RETRIES, manifest_asset
+from retraining_runtime import ANY_DAY, MANIFEST_MOVED, S3_RETRIES, manifest_asset, manifest_event
 
 log = logging.getLogger(__name__)
 AGENT_IDS = [spec.agent_id for spec in load_all_specs()[0]]
@@ -56,12 +56,15 @@ AGENT_IDS = [spec.agent_id for spec in load_all_specs()[0]]
     },
 )
 def rollback_model():
-    @task(multiple_outputs=False, outlets=[manifest_asset(a) for a in AGENT_IDS])
-    def rollback(params=None, run_id=None) -> dict:
+    # An alias, not every agent's Asset: only the run knows which agent's manifest it moves, and a DAG scheduled
+    # on another agent's manifest must not wake up.
+    @task(multiple_outputs=False, outlets=[MANIFEST_MOVED])
+    def rollback(params=None, run_id=None, outlet_events=None) -> dict:
         from agent_retraining.models.features import encoding_id
         from agent_retraining.release import deploy
         from agent_retraining.spec import load_agent
         from agent_retraining.storage import buckets_from_env
+        from agent_retraining.tracking.mirror import mirror_aliases
         from retraining_runtime import final, s3_client
 
         agent_id = params["agent_id"]
@@ -71,6 +74,9 @@ def rollback_model():
                 encoding_id=encoding_id(load_agent(agent_id)),
             )  # fmt: skip
         log.info("%s: now %s (was %s)", agent_id, result["version"], result["previous_version"])
+        extra = manifest_event(agent_id, "rolled_back", result, run_id)
+        outlet_events[MANIFEST_MOVED].add(manifest_asset(agent_id), extra=extra)
+        mirror_aliases(s3_client(), buckets_from_env(), agent_id)
         return result
 
     rollback()

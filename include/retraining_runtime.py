@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pendulum
-from airflow.sdk import Asset, BaseSensorOperator, ExceptionRetryPolicy, RetryAction, RetryRule
+from airflow.sdk import Asset, AssetAlias, BaseSensorOperator, ExceptionRetryPolicy, RetryAction, RetryRule
 
 if TYPE_CHECKING:  # types only: the DAG files import this module when they are parsed
     from agent_retraining.spec import AgentSpec
@@ -50,6 +50,27 @@ ANY_DAY = pendulum.datetime(1970, 1, 1, tz="UTC")
 def manifest_asset(agent_id: str) -> Asset:
     """What every task that moves an agent's manifest emits (deploy, canary promotion or abort, rollback)."""
     return Asset(name=f"{agent_id}_model_manifest")
+
+
+# What the rollback DAG's task emits through: the agent whose manifest it moves is known only when it runs.
+MANIFEST_MOVED = AssetAlias(name="agent_model_manifest_moved")
+
+
+def manifest_event(agent_id: str, outcome: str, result: dict, run_id: str) -> dict:
+    """The `extra` of the manifest Asset's event: what a DAG scheduled on an agent's manifest needs to act on a
+    move without reading the manifest itself. `outcome` is deployed, canary_started, canary_promoted,
+    canary_aborted or rolled_back, or `unchanged` when the task found nothing to move (a canary that is live
+    already); `version` is the live model after the move, `canary_version` the canary a canary event is about."""
+    moved = result.get("deployed") or result.get("aborted")
+    canary_event = outcome in ("canary_started", "canary_aborted")
+    return {
+        "agent_id": agent_id,
+        "outcome": outcome if moved else "unchanged",
+        "version": result.get("live_version") if canary_event else result.get("version"),
+        "canary_version": result.get("version") if canary_event else None,
+        "previous_version": result.get("previous_version"),
+        "run_id": run_id,
+    }
 
 
 @contextmanager

@@ -104,6 +104,20 @@ def airflow_db():
     return os.environ["AIRFLOW_HOME"]
 
 
+def asset_events(run_id: str) -> dict[str, list[dict]]:
+    """The Asset events a `dag.test()` run emitted, by Asset name: each event's `extra`."""
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        events = session.scalars(select(AssetEvent).where(AssetEvent.source_run_id == run_id)).all()
+        emitted: dict[str, list[dict]] = {}
+        for event in events:
+            emitted.setdefault(event.asset.name, []).append(dict(event.extra))
+        return emitted
+
+
 @pytest.fixture(scope="session")
 def support_bot():
     from agent_retraining.spec import load_agent

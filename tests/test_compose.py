@@ -718,8 +718,9 @@ def test_notify_gets_the_smtp_connection_it_sends_through_and_the_base_url_its_l
 
     source = (REPO / "dags" / "retrain_agents.py").read_text()
     assert 'conf.get("api", "base_url"' in source  # the link of the mail
-    assert "SmtpNotifier(" in source
-    assert "smtp_conn_id" not in source  # the default connection, with [email] email_conn_id unset
+    sender = (REPO / "include" / "agent_retraining" / "views" / "notifiers.py").read_text()
+    assert "SmtpNotifier(" in sender
+    assert "smtp_conn_id" not in sender  # the default connection, with [email] email_conn_id unset
     assert SmtpHook.default_conn_name == "smtp_default"
     example = _env_example()
     for name, service in _airflow_services().items():

@@ -343,10 +343,15 @@ class PolicyValue(_Strict):
     inverse propensity scoring) or `dr` (self-normalised doubly robust: a reward model's prediction, corrected
     by the propensity-weighted residuals of the rows the policy matches). `reward_model` names the candidate whose
     fit on the run's training days serves as DR's reward model (default: the run's first candidate); it is
-    never fitted on the holdout it helps judge."""
+    never fitted on the holdout it helps judge.
+
+    `min_difference` is what the paired difference's estimate itself must reach, beside the margin on its lower
+    bound: at 0, a challenger the evidence says is worse is kept however narrow its interval; a negative value
+    (down to -1, anything) leaves the margin alone to judge, a pure non-inferiority test."""
 
     estimator: Literal["snips", "dr"] = "dr"
     reward_model: Literal[CANDIDATE_NAMES] | None = None
+    min_difference: float = Field(default=0.0, ge=-1.0, le=1.0)  # on the reward scaled onto [0, 1]
 
 
 class Gate(_Strict):
@@ -389,16 +394,40 @@ class Release(_Strict):
     max_days: int = Field(default=7, ge=1, le=60)
 
 
-NOTIFY_EVENTS = ("failed", "data_rejected", "kept_champion", "deployed")
+NOTIFY_EVENTS = ("failed", "data_rejected", "kept_champion", "deployed", "deadline_missed")
+CONN_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$"  # an Airflow connection id
+NOTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"  # a dotted path to a class
+
+
+class Notifier(_Strict):
+    """Any Airflow notifier (a `BaseNotifier` subclass) by its class, built with `kwargs`. Its templated fields
+    are rendered with `notification` in the context (`{{ notification.subject }}`, `.text`, `.url`, `.event`),
+    so the spec says where the message goes and the pipeline says what it is."""
+
+    notifier: str = Field(pattern=NOTIFIER_PATTERN, max_length=200)
+    kwargs: dict[str, Any] = Field(default_factory=dict, max_length=32)
 
 
 class Notifications(_Strict):
     """Who hears about a run, and on which outcomes: a failed run, a refusal by the data gate, a champion kept
-    by the model gate, a deploy (or a canary started). E-mail goes through Airflow's SMTP notifier and the
-    connection `smtp_default`."""
+    by the model gate, a deploy (or a canary started), a run still unfinished at its deadline. E-mail goes
+    through Airflow's SMTP notifier and the connection `smtp_default`, Slack through the Slack provider's
+    webhook notifier and each named connection; other notifiers by their class."""
 
-    email: list[str] = Field(default_factory=list)
-    on: list[Literal[NOTIFY_EVENTS]] = Field(default_factory=lambda: ["failed", "data_rejected", "deployed"])
+    email: list[str] = Field(default_factory=list, max_length=50)
+    slack: list[Annotated[str, StringConstraints(pattern=CONN_ID_PATTERN)]] = Field(default_factory=list,
+                                                                                     max_length=20)  # fmt: skip
+    notifiers: list[Notifier] = Field(default_factory=list, max_length=20)
+    on: list[Literal[NOTIFY_EVENTS]] = Field(
+        default_factory=lambda: ["failed", "data_rejected", "deployed", "deadline_missed"]
+    )
+    # A scheduled run is queued when its day ends; still unfinished this many hours after it was queued, the
+    # run's DeadlineAlert tells the channels above (`deadline_missed`).
+    deadline_hours: float = Field(default=8.0, gt=0.0, le=24 * 30)
+
+    @property
+    def channels(self) -> bool:
+        return bool(self.email or self.slack or self.notifiers)
 
 
 # What a team's role may do with an agent's DAGs (retrain_ and canary_), as FAB's DAG-level permissions: `read`
@@ -434,6 +463,8 @@ class AgentSpec(_Strict):
     )
     # How long after its day ends a run waits for the day's _SUCCESS marker before failing.
     wait_for_logs_hours: float = Field(default=6.0, gt=0.0, le=24 * 30)
+    # Days of history the trend on the Agent models page and in each report shows.
+    trend_days: int = Field(default=30, ge=7, le=365)
 
     @model_validator(mode="after")
     def _schedule_is_a_cron(self) -> AgentSpec:

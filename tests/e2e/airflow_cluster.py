@@ -136,8 +136,10 @@ def day_of(run: dict) -> date:
     return datetime.fromisoformat(run["logical_date"]).date()
 
 
-def start_cluster(home: Path, spec, executor: str = "LocalExecutor", **extra_env: str) -> AirflowCluster:
-    """Migrate a fresh database and start api-server, scheduler and dag-processor that see only `spec`'s DAG."""
+def start_cluster(home: Path, spec, executor: str = "LocalExecutor", triggerer: bool = False,
+                  **extra_env: str) -> AirflowCluster:  # fmt: skip
+    """Migrate a fresh database and start api-server, scheduler and dag-processor that see only `spec`'s DAG
+    (and, with `triggerer`, a triggerer: deadline alerts run their callbacks there)."""
     specs = home / "agents"
     specs.mkdir()
     (specs / f"{spec.agent_id}.yaml").write_text(yaml.safe_dump(spec.model_dump()))
@@ -174,6 +176,8 @@ def start_cluster(home: Path, spec, executor: str = "LocalExecutor", **extra_env
     cluster.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(port))
     cluster.start("scheduler", "scheduler")
     cluster.start("dag-processor", "dag-processor")
+    if triggerer:
+        cluster.start("triggerer", "triggerer")
     cluster.wait_until(cluster.api_ready, "the api-server to answer", timeout=120, every=1)
     return cluster
 

@@ -46,6 +46,7 @@ PERMISSIVE_GATE = {
     "floors": {"min_roc_auc": 0.0, "max_log_loss": 100.0, "max_brier": 1.0, "max_calibration_error": 1.0},
     "max_regression": {"roc_auc": 1.0, "log_loss": 100.0, "brier": 1.0, "calibration_error": 1.0},
     "policy_value_margin": 1.0,
+    "policy_value": {"min_difference": -1.0},
     "slices": {"max_auc_drop": 1.0},
 }
 

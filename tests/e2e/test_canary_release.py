@@ -24,7 +24,7 @@ from agent_retraining.manifest import read_manifest
 from agent_retraining.release.canary_verdict import judge_canary
 from agent_retraining.serving.client import AgentModelClient
 from agent_retraining.storage import put_bytes, read_json
-from tests.conftest import load_dag_file, spec_variant
+from tests.conftest import asset_events, load_dag_file, spec_variant
 
 START = date(2026, 4, 1)
 EVENTS = 5000
@@ -159,6 +159,10 @@ def test_a_truly_better_model_is_canaried_and_promoted(install, s3, buckets, sup
     assert (live["version"], live["canary"], live["previous_version"]) == (canary, None, champion)
     assert [e["event"] for e in live["canary_history"]] == ["promoted", "started"]
     assert "lower bound is above -0.02" in live["reason"]
+    assert asset_events(run.run_id) == {f"{spec.agent_id}_model_manifest": [{
+        "agent_id": spec.agent_id, "outcome": "canary_promoted", "version": canary, "canary_version": None,
+        "previous_version": champion, "run_id": run.run_id,
+    }]}  # fmt: skip
 
     after = act_for_a_day(s3, buckets, spec, shift.world(1), day + timedelta(days=1), agent)
     assert split_by_version(after) == {canary: EVENTS}
@@ -167,7 +171,8 @@ def test_a_truly_better_model_is_canaried_and_promoted(install, s3, buckets, sup
 def test_a_model_trained_on_shuffled_rewards_passes_offline_and_is_aborted_live(install, s3, buckets, support_bot):
     lax = {"floors": {"min_roc_auc": 0.3, "max_log_loss": 1.0, "max_brier": 0.5, "max_calibration_error": 0.5},
            "max_regression": {"roc_auc": 0.5, "log_loss": 1.0, "brier": 0.5, "calibration_error": 0.5},
-           "policy_value_margin": 1.0, "slices": {"features": [], "max_auc_drop": 1.0}}  # fmt: skip
+           "policy_value_margin": 1.0, "slices": {"features": [], "max_auc_drop": 1.0},
+           "policy_value": {**support_bot.gate.policy_value.model_dump(), "min_difference": -1.0}}  # fmt: skip
     spec = canary_spec(support_bot, "canary-worse", **lax)
     install(spec)
     world = scenario("stationary", spec, seed=SEED, days=2).world(0)

@@ -1,4 +1,5 @@
-"""What a person sees of a run: report.html beside report.json, and an e-mail on a refusal (a real SMTP sink).
+"""What a person sees of a run: report.html beside report.json, and an e-mail and a Slack message on a refusal (a
+real SMTP sink, and a local HTTP server standing in for Slack's webhook).
 
 The agent's spec description and one day's logs carry `<script>` on purpose:
 both must reach the page and the e-mail as text.
@@ -19,6 +20,7 @@ from agent_retraining.contract import run_prefix
 from agent_retraining.dev.simulate import World, day_events, write_day
 from agent_retraining.storage import get_bytes, read_json
 from tests.conftest import load_dag_file, spec_variant
+from tests.e2e.webhook_sink import WebhookSink
 
 AGENT = "notify-bot"
 START = date(2026, 2, 1)
@@ -55,10 +57,17 @@ def smtp_sink(monkeypatch):
 
 
 @pytest.fixture
+def slack_sink(monkeypatch):
+    with WebhookSink() as sink:
+        monkeypatch.setenv("AIRFLOW_CONN_SLACK_OPS", sink.connection())
+        yield sink
+
+
+@pytest.fixture
 def notify_agent(support_bot, buckets, airflow_db, s3, tmp_path, monkeypatch):
     spec = spec_variant(support_bot, agent_id=AGENT, description=DESCRIPTION,
                         training={**support_bot.training.model_dump(), "window_days": 3},
-                        notifications={"email": ["ops@example.com"]})  # fmt: skip
+                        notifications={"email": ["ops@example.com"], "slack": ["slack_ops"]})  # fmt: skip
     monkeypatch.setenv("AGENT_SPECS_DIR", str(tmp_path))
     (tmp_path / f"{AGENT}.yaml").write_text(yaml.safe_dump(spec.model_dump(), sort_keys=False))
     world = World.for_spec(spec, 0)
@@ -72,8 +81,9 @@ def notify_agent(support_bot, buckets, airflow_db, s3, tmp_path, monkeypatch):
     return spec
 
 
-def test_a_refused_run_mails_its_verdict_and_its_page_shows_logs_and_spec_as_text(notify_agent, smtp_sink, s3,
-                                                                                   buckets):  # fmt: skip
+def test_a_refused_run_is_told_by_mail_and_slack_and_its_page_shows_logs_and_spec_as_text(
+    notify_agent, smtp_sink, slack_sink, s3, buckets
+):
     day = START + timedelta(days=2)
     dag = load_dag_file("retrain_agents.py").build_retraining_dag(notify_agent)
     dag_run = dag.test(logical_date=datetime.combine(day + timedelta(days=1), time(), UTC))
@@ -94,6 +104,13 @@ def test_a_refused_run_mails_its_verdict_and_its_page_shows_logs_and_spec_as_tex
     assert link.startswith(f"http://localhost:8080/dags/retrain_{AGENT}/runs/")
     assert link.endswith(dag_run.run_id.replace(":", "%3A").replace("+", "%2B"))
 
+    (posted,) = slack_sink.received  # the same verdict through Slack's webhook notifier, as plain text
+    assert posted["path"] == "/services/T000/B000/sink"
+    text = posted["body"]["text"]
+    assert text.startswith(f"[{AGENT}] {day}: data rejected\n")
+    assert INJECTED in text  # Slack shows text as text; the refusal names the value it found
+    assert dag_run.run_id.replace(":", "%3A").replace("+", "%2B") in text
+
     page = get_bytes(s3, buckets.artifacts, report["report_html_key"])[0].decode()
     assert "<script" not in page  # neither the spec's description nor the logged value runs
     assert escape(DESCRIPTION) in page
@@ -102,8 +119,9 @@ def test_a_refused_run_mails_its_verdict_and_its_page_shows_logs_and_spec_as_tex
     assert not re.search(r'(src|href)="?https?:', page)  # readable offline: nothing fetched from elsewhere
 
 
-def test_no_mail_for_an_outcome_the_spec_does_not_list(notify_agent, smtp_sink, s3, buckets, tmp_path):
-    quiet = spec_variant(notify_agent, notifications={"email": ["ops@example.com"], "on": ["deployed"]})
+def test_no_mail_for_an_outcome_the_spec_does_not_list(notify_agent, smtp_sink, slack_sink, s3, buckets, tmp_path):
+    quiet = spec_variant(notify_agent, notifications={"email": ["ops@example.com"], "slack": ["slack_ops"],
+                                                      "on": ["deployed"]})  # fmt: skip
     (tmp_path / f"{AGENT}.yaml").write_text(yaml.safe_dump(quiet.model_dump(), sort_keys=False))
     day = START + timedelta(days=2)
     dag_run = (
@@ -114,3 +132,4 @@ def test_no_mail_for_an_outcome_the_spec_does_not_list(notify_agent, smtp_sink, 
     assert dag_run.state == "failed"
     assert {ti.task_id: ti.state for ti in dag_run.get_task_instances()}["notify"] == "success"
     assert smtp_sink.messages == []
+    assert slack_sink.received == []

@@ -129,7 +129,7 @@ def test_next_day_is_judged_against_the_champion(build_dag, agent, s3, buckets):
     assert report["verdict"].endswith(decision["reason"])
     page = get_bytes(s3, buckets.artifacts, report["report_html_key"])[0].decode()
     assert escape(report["verdict"]) in page[: page.index("<h2>")]  # the verdict first
-    assert page.count("<svg") == 4  # policy values, calibration, slices, drift: drawn on the server
+    assert page.count("<svg") == 5  # trend, policy values, calibration, slices, drift: drawn on the server
     assert all(f"<th>{name}</th>" in page for name in [*agent.candidates, "champion"])  # every model's column
     assert all(f"<td>{name}</td>" in page for name in decision["metrics"]["champion"]["slices"])  # every slice
     assert all(f"<td>{rule['rule']}</td>" in page for rule in decision["rules"])

@@ -4,7 +4,7 @@ import pytest
 
 from agent_retraining.manifest import read_manifest
 from agent_retraining.release.deploy import deploy
-from tests.conftest import load_dag_file
+from tests.conftest import asset_events, load_dag_file
 from tests.include.test_manifest import _decision, an_encoding
 
 AGENT = "support-bot"  # the rollback form offers the agents of include/agents/
@@ -38,6 +38,11 @@ def test_rollback_dag_points_the_manifest_at_the_previous_version(rollback_dag, 
     assert manifest["version"] == versions[1]
     assert manifest["reason"] == "rollback: wrong escalations"
     assert manifest["run_id"] == dag_run.run_id
+    # Only this agent's manifest Asset has an event (through the DAG's alias), and it says what happened.
+    assert asset_events(dag_run.run_id) == {f"{AGENT}_model_manifest": [{
+        "agent_id": AGENT, "outcome": "rolled_back", "version": versions[1], "canary_version": None,
+        "previous_version": versions[2], "run_id": dag_run.run_id,
+    }]}  # fmt: skip
 
 
 def test_rollback_dag_refuses_a_model_the_agent_could_not_load(rollback_dag, versions, s3, buckets, capfd):

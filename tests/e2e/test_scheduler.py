@@ -1,13 +1,16 @@
 """The retraining DAG driven by a real Airflow scheduler, not `dag.test()`.
 
-Starts Airflow's api-server, scheduler and dag-processor (LocalExecutor, the
-machine's Postgres as metadata DB, a database of its own that is dropped after)
+Starts Airflow's api-server, scheduler, dag-processor and triggerer (LocalExecutor,
+the machine's Postgres as metadata DB, a database of its own that is dropped after)
 beside the local S3 server. The nightly schedule, a backfill created with
-`airflow backfill create`, and the trigger form's validation all go through it.
+`airflow backfill create`, the trigger form's validation, the deadline alert (to
+a local HTTP server standing in for Slack's webhook) and a downstream DAG
+scheduled on the manifest Asset all go through it.
 """
 
 import json
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +20,9 @@ from agent_retraining.manifest import read_manifest
 from agent_retraining.storage import list_keys, read_json
 from tests.conftest import STAGES_TO_THE_DECISION, spec_variant
 from tests.e2e.airflow_cluster import day_of, drop_cluster, start_cluster
+from tests.e2e.webhook_sink import WebhookSink
 
+DAGS = Path(__file__).resolve().parents[2] / "dags"
 AGENT = "sched-bot"
 DAG_ID = f"retrain_{AGENT}"
 
@@ -26,9 +31,42 @@ def backfill_days(today: date) -> list[date]:
     return [today - timedelta(days=n) for n in (4, 3, 2)]
 
 
+# A team's DAG scheduled on the agent's manifest: it keeps what each event's `extra` told it.
+DOWNSTREAM_DAG = f"""
+import json, os
+from pathlib import Path
+from airflow.sdk import Asset, dag, task
+
+MANIFEST = Asset(name="{AGENT}_model_manifest")
+
+
+@dag(dag_id="on_{AGENT.replace("-", "_")}_manifest", schedule=[MANIFEST])
+def on_manifest():
+    @task
+    def record(triggering_asset_events=None):
+        for event in triggering_asset_events[MANIFEST]:
+            with Path(os.environ["AIRFLOW_HOME"], "downstream.jsonl").open("a") as out:
+                out.write(json.dumps(dict(event.extra)) + "\\n")
+
+    record()
+
+
+on_manifest()
+"""
+
+
+@pytest.fixture(scope="module")
+def slack():
+    with WebhookSink() as sink:
+        yield sink
+
+
 @pytest.fixture(scope="module")
 def spec(support_bot):
-    return spec_variant(support_bot, agent_id=AGENT, training={"window_days": 3, "holdout_days": 1, "seed": 3})
+    # A deadline of four seconds after a run is queued: every run overruns it, and its alert goes to Slack.
+    notifications = {"slack": ["slack_ops"], "on": ["deadline_missed"], "deadline_hours": 4 / 3600}
+    return spec_variant(support_bot, agent_id=AGENT, training={"window_days": 3, "holdout_days": 1, "seed": 3},
+                        notifications=notifications)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +77,17 @@ def today() -> date:
 
 
 @pytest.fixture(scope="module")
-def airflow(spec, s3, buckets, tmp_path_factory, today):
+def airflow(spec, s3, buckets, tmp_path_factory, today, slack):
     """A running Airflow (LocalExecutor) that sees only the sched-bot's DAG, and a week of its logs."""
     simulate(s3, buckets.logs, spec, today - timedelta(days=7), 7, events_per_day=600, seed=9)
-    cluster = start_cluster(tmp_path_factory.mktemp("scheduler-home"), spec)
+    home = tmp_path_factory.mktemp("scheduler-home")
+    dags = home / "dags"  # the project's DAG files and a downstream team's
+    dags.mkdir()
+    for dag_file in DAGS.glob("*.py"):
+        (dags / dag_file.name).symlink_to(dag_file)
+    (dags / "downstream.py").write_text(DOWNSTREAM_DAG)
+    cluster = start_cluster(home, spec, triggerer=True, AIRFLOW__CORE__DAGS_FOLDER=str(dags),
+                            AIRFLOW_CONN_SLACK_OPS=slack.connection())  # fmt: skip
     yield cluster
     drop_cluster(cluster)
 
@@ -54,6 +99,30 @@ def test_the_schedule_runs_the_latest_day_and_deploys(airflow, s3, buckets, toda
     manifest, _ = read_manifest(s3, buckets, AGENT)
     assert manifest["trained_on"]["last"] == (today - timedelta(days=1)).isoformat()
     assert manifest["run_id"] == scheduled["run_id"]
+
+
+def test_a_downstream_dag_scheduled_on_the_manifest_reads_the_deployed_version_from_the_event(airflow, s3, buckets):
+    scheduled = airflow.finished_scheduled_run(DAG_ID)
+    downstream = airflow.wait_for(
+        f"on_{AGENT.replace('-', '_')}_manifest", lambda rs: any(r["state"] == "success" for r in rs),
+        "the downstream DAG's run on the deploy's Asset event",
+    )  # fmt: skip
+    assert [r["run_type"] for r in downstream] == ["asset_triggered"]
+    (told,) = [json.loads(line) for line in (airflow.home / "downstream.jsonl").read_text().splitlines()]
+    manifest, _ = read_manifest(s3, buckets, AGENT)
+    assert told == {"agent_id": AGENT, "outcome": "deployed", "version": manifest["version"], "canary_version": None,
+                    "previous_version": None, "run_id": scheduled["run_id"]}  # fmt: skip
+
+
+def test_a_run_past_its_deadline_is_told_on_slack_while_it_runs(airflow, slack):
+    scheduled = airflow.finished_scheduled_run(DAG_ID)
+    late = airflow.wait_until(
+        lambda: [p["body"]["text"] for p in slack.received if scheduled["run_id"] in p["body"]["text"]],
+        "the deadline alert of the scheduled run on the Slack sink", timeout=120,
+    )  # fmt: skip
+    assert late[0].startswith(f"[{AGENT}] run late: {scheduled['run_id']}\n")
+    assert "had not finished by its deadline" in late[0]
+    assert scheduled["run_id"].replace(":", "%3A").replace("+", "%2B") in late[0]  # the link to the run
 
 
 def test_a_backfill_runs_each_day_and_leaves_the_manifest_alone(airflow, s3, buckets, today):

@@ -3,7 +3,11 @@
 One agent has a night that deployed, a night the data gate refused because its
 logs held `<script>` in a context value, a canary beside its champion, and a
 spec description holding `<script>` too: the page must show all of it, as text.
-Screenshots are kept in `.local/ui/`.
+A third agent has four weeks of history for its trend chart: producing them with
+the real DAG (a month of `make loop`) takes far too long for a test, so its
+validated days, nights and manifest are written through the project's storage
+functions as the DAGs leave them (tests/include/test_trends.py). Screenshots are
+kept in `.local/ui/`.
 """
 
 import os
@@ -23,9 +27,11 @@ from agent_retraining.dev.simulate import World, day_events, write_day
 from agent_retraining.manifest import read_manifest
 from agent_retraining.storage import put_bytes
 from tests.conftest import REPO, load_dag_file, spec_variant
+from tests.include.test_trends import HOSTILE_VERSION, month_of_history
 
 AGENT = "ui-bot"
 OTHER = "ui-other"  # a second agent, whose overview record is broken
+TRENDS = "ui-trends"  # a third, with four weeks of history, readable by admin only
 START = date(2026, 3, 1)
 INJECTED = "<script>alert('logs')</script>"
 DESCRIPTION = "<script>alert('spec')</script> support bot on the page"
@@ -50,6 +56,9 @@ def agent(support_bot, buckets, airflow_db, s3, tmp_path_factory):
     other = spec_variant(spec, agent_id=OTHER, description="the other agent", access=ACCESS[OTHER])
     (specs / f"{OTHER}.yaml").write_text(yaml.safe_dump(other.model_dump(), sort_keys=False))
     put_bytes(s3, buckets.models, f"{OTHER}/manifest.json", b"{not json")  # one agent's record broken
+    trends = spec_variant(spec, agent_id=TRENDS, description="an agent with four weeks of history", access={})
+    (specs / f"{TRENDS}.yaml").write_text(yaml.safe_dump(trends.model_dump(), sort_keys=False))
+    history = month_of_history(s3, buckets, trends, START - timedelta(days=1))
     world = World.for_spec(spec, 0)
     for n in range(4):
         events = day_events(world, START + timedelta(days=n), 800, 1)
@@ -62,7 +71,7 @@ def agent(support_bot, buckets, airflow_db, s3, tmp_path_factory):
     assert [run.state for run in runs] == ["success", "failed"]
     champion = read_manifest(s3, buckets, AGENT)[0]["version"]
     canary = _deploy_model(s3, buckets, spec, "lightgbm", "2026-03-04", 11, canary_share=0.2)
-    yield {"spec": spec, "champion": champion, "canary": canary, "runs": runs}
+    yield {"spec": spec, "champion": champion, "canary": canary, "runs": runs, "history": history}
     os.environ.pop("AGENT_SPECS_DIR") if before is None else os.environ.update(AGENT_SPECS_DIR=before)
 
 
@@ -158,6 +167,8 @@ def test_the_json_tells_what_serves_and_why(api_server, agent):
     assert refused["data_gate"]["passed"] is False
     assert INJECTED in refused["data_gate"]["failures"][0]
     assert [e["event"] for e in ui_bot["timeline"]][:2] == ["canary started", "night of 2026-03-04: data rejected"]
+    assert [(n["day"], n["kind"]) for n in ui_bot["trends"]["nights"]] == [("2026-03-03", "deployed"),
+                                                                         ("2026-03-04", "refused")]  # fmt: skip
 
 
 def _get(api_server, user: str, path: str) -> requests.Response:
@@ -171,7 +182,7 @@ def test_each_user_sees_only_the_agents_whose_retraining_dag_they_may_read(api_s
         assert answer.status_code == 200, answer.text[:300]
         return [a["agent_id"] for a in answer.json()]
 
-    assert agents("admin") == [AGENT, OTHER]
+    assert agents("admin") == [AGENT, OTHER, TRENDS]
     assert agents("alice") == [AGENT]
     assert agents("bob") == [OTHER]
     for query in (f"?dag_id=retrain_{OTHER}", "?dag_id=~", f"?dag_id=retrain_{AGENT}&dag_id=retrain_{OTHER}"):
@@ -263,7 +274,19 @@ def test_the_page_in_a_real_browser(api_server, agent, browser):
     for summary in section.find_elements(By.TAG_NAME, "summary"):  # open every rule list and data gate verdict
         summary.click()
     assert INJECTED in section.text  # the logged value, quoted by the refusal, as text
+    assert len(section.find_elements(By.CSS_SELECTOR, "svg.trend rect.night")) == 2
     browser.save_screenshot(str(SCREENSHOTS / "agent-models.png"))
+
+    history = agent["history"]
+    chart = browser.find_element(By.ID, TRENDS).find_element(By.CSS_SELECTOR, "svg.trend")
+    assert len(chart.find_elements(By.CSS_SELECTOR, "g.marker")) == history["markers"]
+    assert len(chart.find_elements(By.CSS_SELECTOR, "g.judged")) == history["judged"]
+    assert len(chart.find_elements(By.CSS_SELECTOR, "circle.point")) == history["points"]
+    assert len(chart.find_elements(By.CSS_SELECTOR, "a > rect.night")) == history["nights"]  # each linked to its run
+    assert HOSTILE_VERSION in chart.text  # a logged version, in the legend as text
+    with pytest.raises(NoAlertPresentException):
+        browser.switch_to.alert.text  # noqa: B018
+    chart.screenshot(str(SCREENSHOTS / "agent-models-trends.png"))
 
     browser.get(base + "/agent-models/report?key=" + _report_key(agent, 1))
     assert browser.find_element(By.TAG_NAME, "h1").text == f"{AGENT}: the run of {START + timedelta(days=3)}"
@@ -272,7 +295,11 @@ def test_the_page_in_a_real_browser(api_server, agent, browser):
     browser.get(base + "/agent-models/report?key=" + _report_key(agent, 0))
     verdict = browser.find_element(By.CLASS_NAME, "verdict").text
     assert verdict.startswith(f"{AGENT} {START + timedelta(days=2)}: deployed")
-    assert len(browser.find_elements(By.TAG_NAME, "svg")) == 4  # policy values, calibration, slices, drift
+    assert len(browser.find_elements(By.TAG_NAME, "svg")) == 5  # policy values, calibration, slices, drift, trend
+    report_trend = browser.find_element(By.CSS_SELECTOR, "svg.trend")
+    assert [n.get_attribute("class") for n in report_trend.find_elements(By.CSS_SELECTOR, "rect.night")] == [
+        "night deployed"
+    ]  # the trend up to the report's own night, which it stands for
     browser.save_screenshot(str(SCREENSHOTS / "report.png"))
 
     browser.get(base + "/plugin/agent-models")  # inside Airflow's UI, under its nav entry

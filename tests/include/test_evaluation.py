@@ -138,7 +138,7 @@ def test_the_policy_value_rule_judges_the_interval_of_the_paired_difference():
     assert _failed(rules) == {"policy_value"}
 
 
-def test_a_challenger_estimated_worse_is_refused_even_within_the_margin():
+def test_a_challenger_estimated_worse_is_refused_even_within_the_margin(support_bot):
     live = {"trained_on": {"last": "2026-03-06"}}
     # The interval stays inside the margin, so non-inferiority alone would deploy it; the estimate says worse.
     a_hair_behind = {"difference": -0.002, "ci": [-0.012, 0.008]}
@@ -147,6 +147,11 @@ def test_a_challenger_estimated_worse_is_refused_even_within_the_margin():
     assert "estimate >= 0 and lower bound >= -0.02" in next(r["detail"] for r in rules if r["rule"] == "policy_value")
     level = {"difference": 0.0, "ci": [-0.01, 0.01]}  # no worse by the estimate: deployed
     assert _failed(_rules(GOOD, GOOD, live, evidence=HoldoutEvidence(2000, 600, AHEAD, level))) == set()
+    # A spec that asks for non-inferiority alone deploys it.
+    gate = support_bot.gate.model_dump()
+    alone = spec_variant(support_bot, gate={**gate, "policy_value": {**gate["policy_value"], "min_difference": -1}})
+    evidence = HoldoutEvidence(2000, 600, vs_logging=AHEAD, vs_champion=a_hair_behind)
+    assert _failed(_rules(GOOD, GOOD, live, evidence=evidence, spec=alone)) == set()
 
 
 def test_a_model_trained_on_older_data_than_the_live_one_is_refused():

@@ -13,8 +13,10 @@ INCLUDE = Path(__file__).resolve().parents[2] / "include"
 PACKAGE = INCLUDE / "agent_retraining"
 # The DAG's order: the data gate, then features and training; what the agent runs (serving: the ONNX loader and the
 # client, which reads what release writes) comes before evaluation, which checks the agent's runtime scores what
-# the gate judged; then release; views read every stage's records; dev tools may use anything.
-RANK = {"core": 0, "datagate": 1, "models": 2, "serving": 3, "evaluate": 4, "release": 5, "views": 6, "dev": 7}
+# the gate judged; then release; tracking mirrors what evaluation and release decided (into MLflow); views read
+# every stage's records; dev tools may use anything.
+RANK = {"core": 0, "datagate": 1, "models": 2, "serving": 3, "evaluate": 4, "release": 5, "tracking": 6, "views": 7,
+        "dev": 8}  # fmt: skip
 
 
 def _stage(module: str) -> str:

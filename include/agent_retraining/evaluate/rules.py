@@ -129,8 +129,9 @@ def evidence_rules(spec: AgentSpec, evidence: HoldoutEvidence) -> list[dict]:
 
 def _policy_rule(name: str, what: str, challenger: dict, baseline_matched: int | None, evidence: HoldoutEvidence,
                  spec) -> dict:  # fmt: skip
-    """Deploy only if the paired difference is estimated at least zero and its 95% lower bound is at least minus
-    the margin, on enough rows; the detail names the estimator that decided and what the others said.
+    """Deploy only if the paired difference's estimate is at least `gate.policy_value.min_difference` (0) and its
+    95% lower bound is at least minus the margin, on enough rows; the detail names the estimator that decided and
+    what the others said.
 
     The margin alone is a non-inferiority test: it lets through every challenger about as good as the baseline,
     and a narrower interval (DR's) lets through more of them, a share of which are a hair worse. Asking the
@@ -139,6 +140,7 @@ def _policy_rule(name: str, what: str, challenger: dict, baseline_matched: int |
     against = "vs_champion" if name == "policy_value" else "vs_logging"
     paired = getattr(evidence, against)
     margin, need = spec.gate.policy_value_margin, spec.gate.evidence.min_matched_rows
+    least = spec.gate.policy_value.min_difference
     thin = [(who, rows) for who, rows in (("challenger", challenger["policy_matched_rows"]), (what, baseline_matched))
             if rows is not None and rows < need]  # fmt: skip
     if thin:
@@ -150,9 +152,9 @@ def _policy_rule(name: str, what: str, challenger: dict, baseline_matched: int |
                      for other, o in said if o and o["ci"])  # fmt: skip
     return _rule(
         name,
-        paired["difference"] >= 0 and low >= -margin,
+        paired["difference"] >= least and low >= -margin,
         f"policy value minus the {what}'s by {evidence.estimator}: {paired['difference']:+.4f}, 95% interval "
-        f"[{low:+.4f}, {high:+.4f}]; estimate >= 0 and lower bound >= -{margin}{others}",
+        f"[{low:+.4f}, {high:+.4f}]; estimate >= {least:g} and lower bound >= -{margin}{others}",
     )
 
 

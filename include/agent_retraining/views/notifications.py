@@ -36,16 +36,34 @@ def run_url(base_url: str, dag_id: str, run_id: str) -> str:
 class Message:
     event: str
     subject: str
+    text: str  # plain, for chat: the verdict and the link
     html: str  # escaped: the verdict quotes values from the logs
+    url: str  # the run in Airflow
+
+    def fields(self) -> dict[str, str]:
+        """What a notifier named by its class sees in its templates as `notification`."""
+        return {"event": self.event, "subject": self.subject, "text": self.text, "url": self.url}
+
+
+def _message(event: str, subject: str, sentence: str, url: str, report_uri: str | None) -> Message:
+    where = f"; its report: {report_uri}" if report_uri else ""
+    html = Markup('<p>{}</p><p><a href="{}">The run in Airflow</a>{}</p>').format(sentence, url, where)
+    return Message(event, subject, f"{subject}\n{sentence}\nThe run in Airflow: {url}{where}", str(html), url)
 
 
 def message_for(spec: AgentSpec, report: dict, url: str, report_uri: str) -> Message | None:
     """The message for this run's outcome, or None when the spec does not ask to hear about it."""
     event = event_of(report["outcome"])
-    if not spec.notifications.email or event not in spec.notifications.on:
+    if not spec.notifications.channels or event not in spec.notifications.on:
         return None
-    subject = f"[{spec.agent_id}] {report['day']}: {report['outcome']}"
-    html = Markup('<p>{}</p><p><a href="{}">The run in Airflow</a>; its report: {}</p>').format(
-        report["verdict"], url, report_uri
+    return _message(event, f"[{spec.agent_id}] {report['day']}: {report['outcome']}", report["verdict"], url,
+                    report_uri)  # fmt: skip
+
+
+def deadline_message(agent_id: str, run_id: str, deadline_time: str, url: str) -> Message:
+    """What a run still unfinished at its deadline says: which run, since when, and where to look."""
+    sentence = (
+        f"The retraining run {run_id} of {agent_id} had not finished by its deadline, {deadline_time}: a task may "
+        "be waiting for logs, queued, or slow. The live model is unchanged until it finishes."
     )
-    return Message(event, subject, html)
+    return _message("deadline_missed", f"[{agent_id}] run late: {run_id}", sentence, url, None)

@@ -1,9 +1,10 @@
 """What every agent runs and how it got there, gathered from S3 for the Airflow UI's "Agent models" page.
 
 An operator's questions, in the order they ask them: which model serves now
-(and is a canary beside it), what changed and why (deploys, canary verdicts,
-rollbacks, refused nights, newest first), and what the last nights decided, rule
-by rule and day by day. Everything comes from the manifest and the runs'
+(and is a canary beside it), whether the loop pays (the trend of the reward each
+version earned around every release: trends.py), what changed and why (deploys,
+canary verdicts, rollbacks, refused nights, newest first), and what the last
+nights decided, rule by rule and day by day. Everything comes from the manifest and the runs'
 reports, so the page tells what the pipeline recorded, not what a database of
 its own believes.
 """
@@ -14,6 +15,8 @@ from agent_retraining.contract import LATEST_RUN, runs_prefix
 from agent_retraining.manifest import read_manifest
 from agent_retraining.spec import ROLLBACK_DAG_ID, AgentSpec
 from agent_retraining.storage import Buckets, list_folders, read_json_or_none
+from agent_retraining.tracking.mirror import MLFLOW_RECORD
+from agent_retraining.views.trends import collect
 
 RECENT_DAYS = 7  # nights shown per agent
 
@@ -34,6 +37,8 @@ def recent_runs(s3, buckets: Buckets, agent_id: str, days: int = RECENT_DAYS) ->
                 "data_gate": {"passed": validation.get("passed"), "failures": validation.get("failures", []),
                               "days": validation.get("days", []), "reward_rates": validation.get("reward_rates") or []},
                 "report_html_key": report.get("report_html_key"),
+                "mlflow": read_json_or_none(s3, buckets.artifacts,
+                                            pointer["report_key"].rpartition("/")[0] + "/" + MLFLOW_RECORD),
             })  # fmt: skip
         if len(runs) == days:
             break
@@ -62,22 +67,26 @@ def timeline(spec: AgentSpec, manifest: dict | None, runs: list[dict]) -> list[d
         )  # fmt: skip
         for e in ([manifest, *manifest.get("history", [])] if manifest else [])
     ]
-    events += [_event(c["at"], f"canary {c['event']}", c["version"], c["run_id"], c["reason"], dag_of[c["event"]])
+    # a canary line written by hand may lack a field: its event is shown with what it has
+    events += [_event(c.get("at"), f"canary {c.get('event')}", c.get("version"), c.get("run_id"), c.get("reason"),
+                      dag_of.get(c.get("event"), spec.canary_dag_id))
                for c in (manifest or {}).get("canary_history", [])]  # fmt: skip
     events += [_event(r["finished_at"], f"night of {r['day']}: {r['outcome']}", None, r["run_id"], r["verdict"],
                       spec.dag_id) for r in runs if r["outcome"] not in ("deployed", "canary started")]  # fmt: skip
-    return sorted(events, key=lambda e: e["at"] or "", reverse=True)
+    return sorted(events, key=lambda e: str(e["at"] or ""), reverse=True)
 
 
 def agent_overview(s3, buckets: Buckets, spec: AgentSpec) -> dict:
-    """One agent's live model, canary, timeline and recent nights."""
+    """One agent's live model, canary, trends, timeline and recent nights."""
     manifest, _ = read_manifest(s3, buckets, spec.agent_id)
     runs = recent_runs(s3, buckets, spec.agent_id)
+    events = timeline(spec, manifest, runs)
     live = manifest and {k: manifest.get(k) for k in ("version", "trained_on", "metrics", "deployed_at",
                                                        "deployed_by", "run_id", "reason")}  # fmt: skip
     return {"agent_id": spec.agent_id, "description": spec.description, "dag_id": spec.dag_id,
             "release": spec.release.mode, "live": live, "canary": (manifest or {}).get("canary"),
-            "canary_dag_id": spec.canary_dag_id, "timeline": timeline(spec, manifest, runs), "runs": runs}  # fmt: skip
+            "canary_dag_id": spec.canary_dag_id, "trends": collect(s3, buckets, spec, manifest, events),
+            "timeline": events, "runs": runs}  # fmt: skip
 
 
 def report_page_key(agent_ids: list[str], key: str) -> str | None:

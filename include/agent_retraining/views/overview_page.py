@@ -1,4 +1,4 @@
-"""The "Agent models" page: every agent's live model, canary, timeline and last nights, as one HTML document
+"""The "Agent models" page: every agent's live model, canary, trends, timeline and last nights, as one HTML document
 (templates/overview.html).
 
 Served by the plugin in `plugins/` inside Airflow's UI (an iframe under the nav entry), so links to Airflow's own
@@ -8,22 +8,11 @@ specs or reasons is escaped by the template.
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 from markupsafe import Markup
 
-from agent_retraining.views.notifications import run_url
-from agent_retraining.views.pages import code, joined, link, render_page
+from agent_retraining.views.pages import code, joined, render_page, report_link, run_link
 from agent_retraining.views.report_page import METRICS
-
-
-def _run_link(dag_id: str, run_id: str | None, text: str | None = None) -> Markup | str:
-    """A link to the run in Airflow's own view (from /agent-models/ up to the API server's root)."""
-    return link(run_url("..", dag_id, run_id), text or run_id, "_top") if run_id else ""
-
-
-def _report_link(key: str | None) -> Markup | str:
-    return link("report?" + urlencode({"key": key}), "report", "_blank") if key else ""
+from agent_retraining.views.trend_chart import trend_chart
 
 
 def _metrics(metrics: dict | None) -> str:
@@ -38,7 +27,7 @@ def _live(agent: dict) -> dict | None:
     trained = live.get("trained_on") or {}
     return {"version": live["version"], "first": str(trained.get("first")), "last": str(trained.get("last")),
             "deployed_at": str(live.get("deployed_at")), "deployed_by": str(live.get("deployed_by")),
-            "run": _run_link(agent["dag_id"], live.get("run_id"), "run"),
+            "run": run_link(agent["dag_id"], live.get("run_id"), "run"),
             "metrics": _metrics(live.get("metrics"))}  # fmt: skip
 
 
@@ -47,7 +36,7 @@ def _canary(agent: dict) -> dict | None:
     if canary is None:
         return None
     return {"version": canary["version"], "share": f"{canary['share']:.0%}", "first_day": canary["first_day"],
-            "started_at": canary["started_at"], "run": _run_link(agent["dag_id"], canary.get("run_id"), "run"),
+            "started_at": canary["started_at"], "run": run_link(agent["dag_id"], canary.get("run_id"), "run"),
             "metrics": _metrics(canary.get("metrics"))}  # fmt: skip
 
 
@@ -74,6 +63,18 @@ def _data_gate(run: dict) -> Markup:
     )
 
 
+def _mlflow(run: dict) -> Markup | str:
+    """What MLflow answered for the night (nothing when it is off): a failure is shown, never hidden."""
+    told = run.get("mlflow")
+    if not isinstance(told, list):
+        return ""
+    item = Markup("<li class={}>MLflow {}: {}</li>")
+    said = [(t.get("ok"), t.get("what"), t.get("error")) for t in told if isinstance(t, dict)]
+    items = joined(*(item.format("pass" if ok else "fail", what, "recorded" if ok else error)
+                     for ok, what, error in said))  # fmt: skip
+    return Markup("<ul>{}</ul>").format(items)
+
+
 def _view(agent: dict) -> dict:
     """What the template shows of one agent; an agent whose records could not be read shows only that error."""
     shown = {"agent_id": agent["agent_id"], "description": agent["description"], "error": agent.get("error")}
@@ -81,12 +82,13 @@ def _view(agent: dict) -> dict:
         return shown
     dag_id = agent["dag_id"]
     timeline = [[str(e["at"]), e["event"], code(e["version"] or ""), e["reason"] or "",
-                 _run_link(e["dag_id"], e["run_id"], "run")] for e in agent["timeline"]]  # fmt: skip
-    runs = [[r["day"], r["outcome"], r["winner"] or "", joined(r["verdict"], _rules(r), _data_gate(r)),
-             joined(_run_link(dag_id, r["run_id"], "run"), " ", _report_link(r["report_html_key"]))]
+                 run_link(e["dag_id"], e["run_id"], "run")] for e in agent["timeline"]]  # fmt: skip
+    runs = [[r["day"], r["outcome"], r["winner"] or "", joined(r["verdict"], _rules(r), _data_gate(r), _mlflow(r)),
+             joined(run_link(dag_id, r["run_id"], "run"), " ", report_link(r["report_html_key"]))]
             for r in agent["runs"]]  # fmt: skip
     return shown | {"live": _live(agent), "canary": _canary(agent), "release": agent["release"],
-                    "canary_dag_id": agent["canary_dag_id"], "timeline": timeline, "runs": runs}  # fmt: skip
+                    "canary_dag_id": agent["canary_dag_id"], "timeline": timeline, "runs": runs,
+                    "trends": agent["trends"] and trend_chart(agent["trends"])}  # fmt: skip
 
 
 def render(agents: list[dict]) -> str:

@@ -5,9 +5,12 @@ escapes what it is given. No page loads a script, a stylesheet or a font from el
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
+
+from agent_retraining.views.notifications import run_url
 
 _TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -30,6 +33,16 @@ def code(text: str) -> Markup:
 
 def link(href: str, text: str, target: str) -> Markup:
     return Markup('<a href="{}" target="{}">{}</a>').format(href, target, text)
+
+
+def run_link(dag_id: str, run_id: str | None, text: str | None = None) -> Markup | str:
+    """A link to the run in Airflow's own view, relative to where the plugin serves its pages (/agent-models/, up to
+    the API server's root), opened in the whole window: the pages are framed by Airflow's UI."""
+    return link(run_url("..", dag_id, run_id), text or run_id, "_top") if run_id else ""
+
+
+def report_link(key: str | None) -> Markup | str:
+    return link("report?" + urlencode({"key": key}), "report", "_blank") if key else ""
 
 
 def number(value) -> str:

@@ -14,6 +14,8 @@ from markupsafe import Markup
 
 from agent_retraining.spec import Reward
 from agent_retraining.views.pages import code, number, passed, render_page
+from agent_retraining.views.trend_chart import trend_chart
+from agent_retraining.views.trends import Trends
 
 METRICS = ("roc_auc", "log_loss_skill", "brier_skill", "log_loss", "brier", "rmse", "mae", "calibration_error",
            "policy_value")  # fmt: skip
@@ -212,7 +214,8 @@ def validation_view(validation: dict) -> dict:
     }  # fmt: skip
 
 
-def render(report: dict, sentence: str, description: str, validation: dict | None, decision: dict | None) -> str:
+def render(report: dict, sentence: str, description: str, validation: dict | None, decision: dict | None,
+           trends: Trends | None) -> str:  # fmt: skip
     """The whole page; `sentence` is the verdict in one sentence, shown first."""
     return render_page(
         "report.html",
@@ -222,4 +225,5 @@ def render(report: dict, sentence: str, description: str, validation: dict | Non
         description=description,
         decision=decision and decision_view(decision),
         validation=validation and validation_view(validation),
+        trends=trends and trend_chart(trends),
     )

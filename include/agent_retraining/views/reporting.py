@@ -2,8 +2,10 @@
 
 It is assembled from the records each stage left in the run's own folder in
 S3, so it tells the truth even when a stage failed half-way: a missing record
-means the stage did not finish. It also moves the day's `latest.json` pointer
-to this run, for readers that want "the latest run of a day".
+means the stage did not finish. The page also shows the agent's trend up to
+this night (views/trends.py), so a night is read against the weeks before it.
+It also moves the day's `latest.json` pointer to this run, for readers that
+want "the latest run of a day".
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from agent_retraining.manifest import read_manifest
 from agent_retraining.records import Decision, Deployment, WindowVerdict, read_record_or_none
 from agent_retraining.spec import AgentSpec
 from agent_retraining.storage import Buckets, delete_prefix, put_bytes, write_json
+from agent_retraining.views.overview import timeline
+from agent_retraining.views.trends import collect, night_of
 from agent_retraining.window import Window
 
 # Each stage's record in the run's folder, and its type; a missing one says which stage did not get there.
@@ -90,7 +94,9 @@ def build_report(s3, buckets: Buckets, spec: AgentSpec, window: Window, run_dir:
         "report_html_key": run_dir + "report.html",
     }
     write_json(s3, buckets.artifacts, run_dir + "report.json", report)
-    page = render(report, report["verdict"], spec.description, validation, decision)
+    tonight = night_of(window.last, result, run_id)  # its pointer is written after the page
+    trends = collect(s3, buckets, spec, live, timeline(spec, live, []), last=window.last, tonight=tonight)
+    page = render(report, report["verdict"], spec.description, validation, decision, trends)
     put_bytes(s3, buckets.artifacts, report["report_html_key"], page.encode(), "text/html; charset=utf-8")
     pointer = {"run_id": run_id, "run_dir": run_dir, "report_key": report["report_key"], "outcome": report["outcome"],
                "written_at": datetime.now(UTC).isoformat()}  # fmt: skip
