@@ -84,7 +84,13 @@ from agent_retraining.spec import AgentSpec, load_all_specs
 from retraining_runtime import ANY_DAY, S3_RETRIES, DayLogsSensor, manifest_asset
 
 log = logging.getLogger(__name__)
-BASE_URL = "http://localhost:8080"  # the UI's address in links, when Airflow's [api] base_url is not set
+
+
+def ui_base_url() -> str:
+    """Where links to runs point: Airflow's [api] base_url, or the embedded default's address."""
+    from airflow.configuration import conf
+
+    return conf.get("api", "base_url", fallback="http://localhost:8080")
 
 
 def run_params(spec: AgentSpec) -> dict:
@@ -129,9 +135,6 @@ def deadline_alert(spec: AgentSpec) -> DeadlineAlert | None:
     notifications = spec.notifications
     if not notifications.channels or "deadline_missed" not in notifications.on:
         return None
-    from airflow.configuration import conf
-
-    base_url = conf.get("api", "base_url", fallback=BASE_URL)
     return DeadlineAlert(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
         interval=timedelta(hours=notifications.deadline_hours),
@@ -140,7 +143,7 @@ def deadline_alert(spec: AgentSpec) -> DeadlineAlert | None:
             kwargs={
                 "agent_id": spec.agent_id,
                 "dag_id": spec.dag_id,
-                "base_url": base_url,
+                "base_url": ui_base_url(),
                 "notifications": notifications.model_dump(mode="json"),
             },  # fmt: skip
         ),
@@ -292,13 +295,11 @@ def build_retraining_dag(spec: AgentSpec):
         @task(trigger_rule=TriggerRule.ALL_DONE, retries=2, retry_policy=None)  # a mail or chat hiccup is worth a retry
         def notify(reported: dict, dag_run=None, **context) -> str | None:
             """The verdict's sentence and a link, on the outcomes the spec names, through the spec's notifiers."""
-            from airflow.configuration import conf
-
             from agent_retraining.storage import buckets_from_env
             from agent_retraining.views.notifications import message_for, run_url
             from agent_retraining.views.notifiers import send
 
-            url = run_url(conf.get("api", "base_url", fallback=BASE_URL), spec.dag_id, dag_run.run_id)
+            url = run_url(ui_base_url(), spec.dag_id, dag_run.run_id)
             report_uri = f"s3://{buckets_from_env().artifacts}/{reported['report_html_key']}"
             message = message_for(spec, reported, url, report_uri)
             if message is None:

@@ -31,10 +31,19 @@ AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 OPERATOR = "operator"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wait_or_kill(process: subprocess.Popen, timeout: float) -> None:
+    """Wait for a server sent SIGTERM (started with `start_new_session`) to end; past `timeout`, SIGKILL its group."""
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 @dataclass
@@ -68,11 +77,7 @@ class AirflowCluster:
         for _, process, _ in self.processes:
             os.killpg(process.pid, signal.SIGTERM)
         for _, process, log in self.processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            wait_or_kill(process, timeout=30)
             log.close()
 
     def api(self, method: str, path: str, body: dict | None = None) -> Any:
@@ -145,7 +150,7 @@ def start_cluster(home: Path, spec, executor: str = "LocalExecutor", triggerer: 
     (specs / f"{spec.agent_id}.yaml").write_text(yaml.safe_dump(spec.model_dump()))
     database = f"airflow_test_{spec.agent_id.replace('-', '_')}_{os.getpid()}"
     subprocess.run([*PSQL, "-c", f"CREATE DATABASE {database}"], check=True, capture_output=True)
-    port = _free_port()
+    port = free_port()
     password = secrets.token_hex(12)
     passwords = home / "passwords.json"  # the simple auth manager takes a user's password from this file
     passwords.write_text(json.dumps({OPERATOR: password}))

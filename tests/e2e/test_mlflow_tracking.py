@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -28,17 +27,12 @@ from agent_retraining.records import Decision, Manifest, checked
 from agent_retraining.storage import read_json
 from agent_retraining.tracking.mlflow import MlflowSettings, move_aliases, record_night
 from tests.conftest import load_dag_file, spec_variant
+from tests.e2e.airflow_cluster import free_port, wait_or_kill
 
 REPO = Path(__file__).resolve().parents[2]
 AGENT = "support-bot"
 ARTIFACTS, MODELS = "test-agent-artifacts", "test-agent-models"
 DAY = "2026-03-02"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +46,7 @@ def mlflow_python() -> str:
 def mlflow_server(mlflow_python, tmp_path_factory):
     """`mlflow server` on a free port of 127.0.0.1 for the session, stopped (with its workers) after."""
     home = tmp_path_factory.mktemp("mlflow")
-    port = _free_port()
+    port = free_port()
     uri = f"http://127.0.0.1:{port}"
     output = (home / "server.log").open("w")
     server = subprocess.Popen(
@@ -78,11 +72,7 @@ def mlflow_server(mlflow_python, tmp_path_factory):
         yield uri
     finally:
         os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        wait_or_kill(server, timeout=20)
         output.close()
 
 
@@ -345,7 +335,7 @@ def test_real_nights_and_a_rollback_move_mlflow_and_an_unreachable_mlflow_change
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     without, _ = run_night(off, days[2])
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{_free_port()}")  # nothing listens there
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")  # nothing listens there
     unreachable, report = run_night(down, days[2])
     assert (without.state, unreachable.state) == ("success", "success")
     assert _judged(s3, buckets, down, days[2], unreachable) == _judged(s3, buckets, off, days[2], without)

@@ -26,13 +26,15 @@ def _logged(outcome: TrackingOutcome) -> TrackingOutcome:
     return outcome
 
 
+def _aliases(settings: MlflowSettings, s3, buckets: Buckets, agent_id: str) -> TrackingOutcome:
+    manifest, _ = read_manifest(s3, buckets, agent_id)
+    return _logged(move_aliases(settings, agent_id, manifest, buckets.models))
+
+
 def mirror_aliases(s3, buckets: Buckets, agent_id: str) -> TrackingOutcome | None:
     """After a swap: the registered model's `champion` (and `challenger`) aliases follow the manifest."""
     settings = MlflowSettings.from_env()
-    if settings is None:
-        return None
-    manifest, _ = read_manifest(s3, buckets, agent_id)
-    return _logged(move_aliases(settings, agent_id, manifest, buckets.models))
+    return None if settings is None else _aliases(settings, s3, buckets, agent_id)
 
 
 def mirror_night(s3, buckets: Buckets, agent_id: str, day: str, run_dir: str, run_id: str,
@@ -49,7 +51,7 @@ def mirror_night(s3, buckets: Buckets, agent_id: str, day: str, run_dir: str, ru
     outcomes = [_logged(record_night(settings, agent_id, day, run_id, decision, trained, buckets.artifacts,
                                      deployment))]  # fmt: skip
     if deployment and deployment.get("deployed"):
-        outcomes.append(mirror_aliases(s3, buckets, agent_id))
+        outcomes.append(_aliases(settings, s3, buckets, agent_id))
     told = [outcome.as_dict() for outcome in outcomes]
     write_json(s3, buckets.artifacts, run_dir + MLFLOW_RECORD, told)
     return told

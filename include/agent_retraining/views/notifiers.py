@@ -44,12 +44,13 @@ def _named(named: Notifier) -> BaseNotifier:
     return notifier_class(**named.kwargs)
 
 
-def _channels(notifications: Notifications, message: Message) -> list[tuple[str, Any]]:
-    """(who, how) for every channel; `how` is a notifier, or the error that building it raised."""
+def _channels(notifications: Notifications, message: Message) -> tuple[list[tuple[str, Any]], list[str]]:
+    """(who, notifier) for every channel that could be built, and why each other one could not."""
     from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
     channels: list[tuple[str, Any]] = []
+    failures: list[str] = []
     if notifications.email:
         email = SmtpNotifier(to=notifications.email, subject=message.subject, html_content=message.html)
         channels.append((f"e-mail to {', '.join(notifications.email)}", email))
@@ -59,8 +60,8 @@ def _channels(notifications: Notifications, message: Message) -> list[tuple[str,
         try:
             channels.append((named.notifier, _named(named)))
         except (NotificationFailed, TypeError) as exc:  # TypeError: kwargs the class does not take
-            channels.append((named.notifier, exc))
-    return channels
+            failures.append(f"{named.notifier}: {exc}")
+    return channels, failures
 
 
 def _with_message(notifier, context: dict, message: Message) -> dict:
@@ -81,11 +82,9 @@ def _raise_failures(failures: list[str], event: str) -> None:
 
 def send(notifications: Notifications, message: Message, context: dict) -> list[str]:
     """Tell every channel (in a task); the channels told, or NotificationFailed naming those that were not."""
-    told, failures = [], []
-    for who, notifier in _channels(notifications, message):
+    (channels, failures), told = _channels(notifications, message), []
+    for who, notifier in channels:
         try:
-            if isinstance(notifier, Exception):
-                raise notifier
             notifier.notify(_with_message(notifier, context, message))
             told.append(who)
         except Exception as exc:  # noqa: BLE001 - one channel's failure must not silence the others
@@ -112,11 +111,9 @@ async def deadline_missed(agent_id: str, dag_id: str, base_url: str, notificatio
     run_id = str(run.get("dag_run_id", "unknown run"))
     deadline = str((context.get("deadline") or {}).get("deadline_time", "its deadline"))
     message = deadline_message(agent_id, run_id, deadline, run_url(base_url, dag_id, run_id))
-    told, failures = [], []
-    for who, notifier in _channels(Notifications.model_validate(notifications), message):
+    (channels, failures), told = _channels(Notifications.model_validate(notifications), message), []
+    for who, notifier in channels:
         try:
-            if isinstance(notifier, Exception):
-                raise notifier
             await _tell(notifier, context, message)
             told.append(who)
         except Exception as exc:  # noqa: BLE001 - as in send()

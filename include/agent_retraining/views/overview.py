@@ -37,8 +37,7 @@ def recent_runs(s3, buckets: Buckets, agent_id: str, days: int = RECENT_DAYS) ->
                 "data_gate": {"passed": validation.get("passed"), "failures": validation.get("failures", []),
                               "days": validation.get("days", []), "reward_rates": validation.get("reward_rates") or []},
                 "report_html_key": report.get("report_html_key"),
-                "mlflow": read_json_or_none(s3, buckets.artifacts,
-                                            pointer["report_key"].rpartition("/")[0] + "/" + MLFLOW_RECORD),
+                "mlflow": read_json_or_none(s3, buckets.artifacts, pointer["run_dir"] + MLFLOW_RECORD),
             })  # fmt: skip
         if len(runs) == days:
             break
