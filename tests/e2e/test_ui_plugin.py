@@ -11,7 +11,6 @@ kept in `.local/ui/`.
 """
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from agent_retraining.dev.simulate import World, day_events, write_day
 from agent_retraining.manifest import read_manifest
 from agent_retraining.storage import put_bytes
 from tests.conftest import REPO, load_dag_file, spec_variant
+from tests.e2e.airflow_cluster import free_port
 from tests.include.test_trends import HOSTILE_VERSION, month_of_history
 
 AGENT = "ui-bot"
@@ -75,12 +75,6 @@ def agent(support_bot, buckets, airflow_db, s3, tmp_path_factory):
     os.environ.pop("AGENT_SPECS_DIR") if before is None else os.environ.update(AGENT_SPECS_DIR=before)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 
 
@@ -96,7 +90,7 @@ def api_server(agent, tmp_path_factory):
     reads every DAG; alice's and bob's roles hold only what the two agents' specs grant them, synced the way the
     dag-processor syncs them when it parses the DAG files."""
     home = tmp_path_factory.mktemp("api-server")
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
