@@ -106,6 +106,13 @@ def retrain(spec, day: date) -> dict:
         "live_version": report.get("live_version") if report else None,
         "challenger": decided.get("winner"),  # the whole record: the report's summary does not carry the artifact
         "judged_by": (decided.get("estimator") or {}).get("name"),
+        # The challenger minus the champion by every estimator (the deciding one's and the others'), so that the
+        # same nights can be read as each estimator would have judged them.
+        "vs_champion": {
+            name: compared["vs_champion"]
+            for name, compared in (decided.get("policy_value_differences") or {}).items()
+            if compared.get("vs_champion")
+        },
     }
 
 

@@ -345,13 +345,15 @@ class PolicyValue(_Strict):
     fit on the run's training days serves as DR's reward model (default: the run's first candidate); it is
     never fitted on the holdout it helps judge.
 
-    `min_difference` is what the paired difference's estimate itself must reach, beside the margin on its lower
-    bound: at 0, a challenger the evidence says is worse is kept however narrow its interval; a negative value
-    (down to -1, anything) leaves the margin alone to judge, a pure non-inferiority test."""
+    Beside the margin on the 95% lower bound, the paired difference's one-sided lower bound at `confidence` must
+    reach `min_difference` (see evaluate/rules.py): at the defaults, a challenger no better than the champion
+    deploys on at most one night in five, whichever estimator judges; `confidence: 0.5` asks it of the estimate
+    itself, and `min_difference: -1` leaves the margin alone to judge (a pure non-inferiority test)."""
 
     estimator: Literal["snips", "dr"] = "dr"
     reward_model: Literal[CANDIDATE_NAMES] | None = None
     min_difference: float = Field(default=0.0, ge=-1.0, le=1.0)  # on the reward scaled onto [0, 1]
+    confidence: float = Field(default=0.8, ge=0.5, lt=1.0)  # one-sided, of the bound that must reach min_difference
 
 
 class Gate(_Strict):

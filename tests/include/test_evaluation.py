@@ -138,20 +138,60 @@ def test_the_policy_value_rule_judges_the_interval_of_the_paired_difference():
     assert _failed(rules) == {"policy_value"}
 
 
-def test_a_challenger_estimated_worse_is_refused_even_within_the_margin(support_bot):
+def test_a_challenger_not_shown_better_is_refused_even_within_the_margin(support_bot):
     live = {"trained_on": {"last": "2026-03-06"}}
-    # The interval stays inside the margin, so non-inferiority alone would deploy it; the estimate says worse.
+
+    def failed(paired, spec=support_bot):
+        evidence = HoldoutEvidence(2000, 600, vs_logging=AHEAD, vs_champion=paired)
+        return _failed(_rules(GOOD, GOOD, live, evidence=evidence, spec=spec))
+
+    # The intervals stay inside the margin, so non-inferiority alone would deploy both; neither is shown better.
     a_hair_behind = {"difference": -0.002, "ci": [-0.012, 0.008]}
-    rules = _rules(GOOD, GOOD, live, evidence=HoldoutEvidence(2000, 600, vs_logging=AHEAD, vs_champion=a_hair_behind))
-    assert _failed(rules) == {"policy_value"}
-    assert "estimate >= 0 and lower bound >= -0.02" in next(r["detail"] for r in rules if r["rule"] == "policy_value")
-    level = {"difference": 0.0, "ci": [-0.01, 0.01]}  # no worse by the estimate: deployed
-    assert _failed(_rules(GOOD, GOOD, live, evidence=HoldoutEvidence(2000, 600, AHEAD, level))) == set()
-    # A spec that asks for non-inferiority alone deploys it.
-    gate = support_bot.gate.model_dump()
-    alone = spec_variant(support_bot, gate={**gate, "policy_value": {**gate["policy_value"], "min_difference": -1}})
-    evidence = HoldoutEvidence(2000, 600, vs_logging=AHEAD, vs_champion=a_hair_behind)
-    assert _failed(_rules(GOOD, GOOD, live, evidence=evidence, spec=alone)) == set()
+    a_hair_ahead = {"difference": 0.003, "ci": [-0.007, 0.013]}  # standard error 0.0051: 0.6 of one ahead
+    assert failed(a_hair_behind) == failed(a_hair_ahead) == {"policy_value"}
+    evidence = HoldoutEvidence(2000, 600, vs_logging=AHEAD, vs_champion=a_hair_ahead)
+    detail = next(r["detail"] for r in _rules(GOOD, GOOD, live, evidence=evidence) if r["rule"] == "policy_value")
+    assert "one-sided 80% lower bound -0.0013; that bound >= 0 and the 95% lower bound >= -0.02" in detail
+    assert failed({"difference": 0.006, "ci": [-0.004, 0.016]}) == set()  # 1.2 standard errors ahead: deployed
+    # Asking it of the estimate alone deploys the one ahead; leaving the margin alone deploys both.
+    at_the_estimate, alone = (
+        _policy_value_variant(support_bot, confidence=0.5),
+        _policy_value_variant(support_bot, min_difference=-1),
+    )
+    assert failed(a_hair_ahead, at_the_estimate) == set()
+    assert failed(a_hair_behind, at_the_estimate) == {"policy_value"}
+    assert failed(a_hair_behind, alone) == failed(a_hair_ahead, alone) == set()
+
+
+def _policy_value_variant(spec, **settings):
+    gate = spec.gate.model_dump()
+    return spec_variant(spec, gate={**gate, "policy_value": {**gate["policy_value"], **settings}})
+
+
+def _deploy_rate(spec, true_difference: float, stderr: float, draws: int = 2000) -> float:
+    """How often the policy rule passes when the paired estimate is the truth plus normal noise of `stderr`."""
+    live = {"trained_on": {"last": "2026-03-06"}}
+    estimates = np.random.default_rng(7).normal(true_difference, stderr, draws)
+    passed = 0
+    for estimate in estimates:
+        paired = {"difference": float(estimate), "ci": [estimate - 1.959964 * stderr, estimate + 1.959964 * stderr]}
+        rules = _rules(GOOD, GOOD, live, evidence=HoldoutEvidence(2000, 600, AHEAD, paired), spec=spec)
+        passed += "policy_value" not in _failed(rules)
+    return passed / draws
+
+
+def test_a_narrower_interval_decides_sooner_without_deploying_worse_models_more_often(support_bot):
+    """Why the bound is one-sided at a confidence, not the estimate: with the margin and the estimate alone, a
+    narrow interval (DR's) deploys a challenger a hair worse more often than a wide one (SNIPS's), because the
+    margin stops only the wide one; with the one-sided bound the narrow one deploys it less often."""
+    narrow, wide = 0.003, 0.015  # 1.96 x 0.015 reaches past the margin (0.02); 1.96 x 0.003 does not
+    at_the_estimate = _policy_value_variant(support_bot, confidence=0.5)
+    assert _deploy_rate(at_the_estimate, -0.0005, narrow) > _deploy_rate(at_the_estimate, -0.0005, wide) + 0.1
+    for worse in (-0.001, -0.004):
+        assert _deploy_rate(support_bot, worse, narrow) < _deploy_rate(support_bot, worse, wide)
+    for level_stderr in (narrow, wide):  # no better: at most one night in five, whichever the width
+        assert _deploy_rate(support_bot, 0.0, level_stderr) <= 0.2 + 0.03
+    assert _deploy_rate(support_bot, 0.006, narrow) > _deploy_rate(support_bot, 0.006, wide) + 0.3
 
 
 def test_a_model_trained_on_older_data_than_the_live_one_is_refused():

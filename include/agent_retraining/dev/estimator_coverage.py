@@ -4,9 +4,9 @@ champion, by each estimator, over many simulated worlds whose truth is known.
 For each seed, in the simulated world of the agent's spec (dev/simulate.py), as a night of the pipeline sees it:
 
 1. the champion is a logistic regression fitted on `champion_rows` decisions of the world's logging policy;
-2. the challenger and the doubly robust estimator's reward model are the spec's first candidate fitted on
-   `train_rows` more decisions (the gate's default reward model is the run's first candidate, so they are one
-   model here too; they never see the holdout);
+2. the challenger is the spec's first candidate fitted on `train_rows` more decisions; the doubly robust
+   estimator's reward model is the champion, as in the gate (`dr`), or the challenger itself, as when a spec
+   names the challenger's candidate as `reward_model` (`dr_own`); neither sees the holdout;
 3. the holdout is `holdout_rows` decisions of the champion acting as the agent does, greedy with `exploration`,
    so the challenger matches the logged action mostly where it agrees with the champion;
 4. the truth: each greedy policy's expected reward on `truth_rows` fresh contexts, and their difference.
@@ -93,13 +93,14 @@ def one_world(spec: AgentSpec, seed: int, setting: Setting = Setting()) -> dict[
     logged = _draw(rng, acting)
     at = np.arange(setting.holdout_rows)
     rewards = (rng.random(setting.holdout_rows) < world.reward_probability(signals)[at, logged]).astype(float)
-    rows = LoggedRows(rewards, acting[at, logged], logged, challenger_scores)
+    reward_models = {"snips": None, "dr": champion_scores, "dr_own": challenger_scores}
     truth_context, truth_signals = sample_contexts(world, setting.truth_rows, rng)
     truth = world.reward_probability(truth_signals)
     values = [truth[np.arange(setting.truth_rows), _scores(spec, m, truth_context).argmax(axis=1)].mean()
               for m in (challenger, champion)]  # fmt: skip
     result = {"true_difference": float(values[0] - values[1])}
-    for name, estimator in ESTIMATORS.items():
+    for name, expected in reward_models.items():
+        rows, estimator = LoggedRows(rewards, acting[at, logged], logged, expected), ESTIMATORS[name.split("_")[0]]
         paired = paired_difference(estimator.greedy_policy(rows, challenger_scores.argmax(axis=1)),
                                    estimator.greedy_policy(rows, champion_scores.argmax(axis=1)))  # fmt: skip
         result[name] = {"difference": paired["difference"], "ci": paired["ci"]}
@@ -109,7 +110,7 @@ def one_world(spec: AgentSpec, seed: int, setting: Setting = Setting()) -> dict[
 def summarise(worlds: list[dict]) -> dict[str, dict]:
     """Per estimator: coverage of the true difference, median interval width, mean absolute error."""
     summary = {}
-    for name in ESTIMATORS:
+    for name in (key for key in worlds[0] if key != "true_difference"):
         judged = [w for w in worlds if w[name]["ci"] is not None]
         covered = [w[name]["ci"][0] <= w["true_difference"] <= w[name]["ci"][1] for w in judged]
         summary[name] = {

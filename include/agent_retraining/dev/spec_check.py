@@ -120,8 +120,9 @@ def window_of(spec: AgentSpec, events_per_day: int | None) -> list[str]:
         f"graded on [{reward.range[0]:g}, {reward.range[1]:g}], learnt and judged scaled onto [0, 1]")  # fmt: skip
     lines = [
         f"Rewards: {scale}; policies valued by {spec.gate.policy_value.estimator} (gate.policy_value); a "
-        f"challenger deploys when its estimated gain is at least {spec.gate.policy_value.min_difference:g} and the "
-        f"gain's 95% lower bound at least -{spec.gate.policy_value_margin:g}",
+        f"challenger deploys when its gain's one-sided {spec.gate.policy_value.confidence:.0%} lower bound is at "
+        f"least {spec.gate.policy_value.min_difference:g} and its 95% lower bound at least "
+        f"-{spec.gate.policy_value_margin:g}",
         f"A run's window: {training.window_days} days ending with {ends} (schedule {spec.schedule!r}, UTC); "
         f"the newest {training.holdout_days} held out to evaluate on, {training.window_days - training.holdout_days} "
         f"to train on; at least {spec.min_usable_days} usable days or the run is refused",

@@ -73,12 +73,23 @@ def champion_model(spec: AgentSpec, live: dict | None, load_live, run: RunContex
         ) from exc
 
 
-def reward_model_of(spec: AgentSpec, candidates: list[dict]) -> str:
-    """The candidate whose predictions are the doubly robust estimator's reward model: the spec's choice when this
-    run trained it, else the run's first candidate. Either was fitted on the training days only."""
+def reward_model_of(spec: AgentSpec, candidates: list[dict], champion_trained_until: str | None,
+                    window: Window) -> str:  # fmt: skip
+    """The model whose predictions are the doubly robust estimator's reward model: the spec's choice when this run
+    trained it; else the champion, when it was trained on days before the holdout; else the run's first candidate.
+    None of them has seen the holdout it helps judge.
+
+    The champion by default because a candidate fitted on the challenger's own training days shares the
+    challenger's errors: it expects the challenger's picks to pay, and the correction, from the few logged rows
+    where the challenger disagrees with the champion, rarely undoes that. Re-judged with the champion's
+    predictions, the loops' nights were as tight and better centred on the truth (docs/evaluation.md)."""
     trained = [c["candidate"] for c in candidates]
     wanted = spec.gate.policy_value.reward_model
-    return wanted if wanted in trained else trained[0]
+    if wanted in trained:
+        return wanted
+    if champion_trained_until is not None and champion_trained_until < window.holdout_first.isoformat():
+        return "champion"
+    return trained[0]
 
 
 def evaluate_and_decide(
@@ -120,7 +131,7 @@ def evaluate_and_decide(
         )
         for c in candidates
     }
-    reward_model = reward_model_of(spec, candidates)
+    reward_model = reward_model_of(spec, candidates, live["trained_on"]["last"] if champion_loaded else None, window)
     rows = LoggedRows(rewards, holdout.column("propensity").to_numpy(), logged, scores[reward_model])
     estimator = ESTIMATORS[spec.gate.policy_value.estimator]
     estimates = {name: greedy_estimates(per_action, rows) for name, per_action in scores.items()}
