@@ -342,8 +342,8 @@ class PolicyValue(_Strict):
     """How a greedy policy is valued on the holdout (see evaluate/estimators.py): `snips` (self-normalised
     inverse propensity scoring) or `dr` (self-normalised doubly robust: a reward model's prediction, corrected
     by the propensity-weighted residuals of the rows the policy matches). `reward_model` names the candidate whose
-    fit on the run's training days serves as DR's reward model (default: the run's first candidate); it is
-    never fitted on the holdout it helps judge.
+    fit on the run's training days serves as DR's reward model; by default it is the champion when it was trained
+    on days before the holdout, else the run's first candidate. None is ever fitted on the holdout it helps judge.
 
     Beside the margin on the 95% lower bound, the paired difference's one-sided lower bound at `confidence` must
     reach `min_difference` (see evaluate/rules.py): at the defaults, a challenger no better than the champion
