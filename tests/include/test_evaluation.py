@@ -395,3 +395,17 @@ def test_a_champion_failing_the_floors_is_not_a_bar_to_clear():
     behind = HoldoutEvidence(2000, 600, vs_logging=AHEAD, vs_champion=BEHIND)
     still_worse = gate_rules(load_agent("support-bot"), GOOD, champion, live, WINDOW, RUN, behind, failures)
     assert _failed(still_worse) == {"policy_value"}
+
+
+def test_doubly_robust_takes_the_champion_as_reward_model_only_when_it_never_saw_the_holdout(support_bot):
+    from agent_retraining.evaluate.decide import reward_model_of
+
+    window = Window.ending(date(2026, 3, 10), support_bot)  # the holdout is its newest day, 2026-03-10
+    candidates = [{"candidate": "lightgbm"}, {"candidate": "torch_mlp"}]
+    assert reward_model_of(support_bot, candidates, "2026-03-09", window) == "champion"
+    # A champion trained on the holdout's day or later (a backfill of an older night) has seen it: not a judge.
+    assert reward_model_of(support_bot, candidates, "2026-03-10", window) == "lightgbm"
+    assert reward_model_of(support_bot, candidates, "2026-03-12", window) == "lightgbm"
+    assert reward_model_of(support_bot, candidates, None, window) == "lightgbm"  # no champion: the first candidate
+    named = _policy_value_variant(support_bot, reward_model="torch_mlp")
+    assert reward_model_of(named, candidates, "2026-03-09", window) == "torch_mlp"  # the spec's choice first
