@@ -347,8 +347,9 @@ class PolicyValue(_Strict):
 
     Beside the margin on the 95% lower bound, the paired difference's one-sided lower bound at `confidence` must
     reach `min_difference` (see evaluate/rules.py): at the defaults, a challenger no better than the champion
-    deploys on at most one night in five, whichever estimator judges; `confidence: 0.5` asks it of the estimate
-    itself, and `min_difference: -1` leaves the margin alone to judge (a pure non-inferiority test)."""
+    deploys on at most one night in five whichever estimator judges, as far as its interval is honest;
+    `confidence: 0.5` asks it of the estimate itself, and `min_difference: -1` leaves the margin alone to judge
+    (a pure non-inferiority test)."""
 
     estimator: Literal["snips", "dr"] = "dr"
     reward_model: Literal[CANDIDATE_NAMES] | None = None

@@ -139,8 +139,8 @@ def _policy_rule(name: str, what: str, challenger: dict, baseline_matched: int |
     a narrower interval (DR's) lets through more of them, half of which are a hair worse. The one-sided bound is a
     superiority test: a challenger no better than the baseline passes it with a chance of at most one minus the
     confidence, whichever estimator judged, and less the narrower its interval; one truly better passes it more
-    often the narrower its interval. So a more precise estimator decides sooner without deploying worse models
-    more often."""
+    often the narrower its interval. So, where the intervals are honest, a more precise estimator decides sooner
+    without deploying worse models more often."""
     against = "vs_champion" if name == "policy_value" else "vs_logging"
     paired = getattr(evidence, against)
     margin, need = spec.gate.policy_value_margin, spec.gate.evidence.min_matched_rows
