@@ -12,3 +12,13 @@ def test_both_estimators_cover_the_true_difference_and_doubly_robust_is_narrower
         assert summary[name]["worlds"] == 40
         assert 0.8 <= summary[name]["coverage"] <= 1.0, summary
     assert summary["dr"]["median_width"] < summary["snips"]["median_width"], summary
+
+
+def test_the_summary_counts_the_worlds_whose_one_sided_bound_lies_above_the_truth():
+    def world(truth: float, low: float, lower_bound: float) -> dict:
+        estimate = {"difference": truth + 0.01, "ci": [low, truth + 0.03], "lower_bound": lower_bound}
+        return {"true_difference": truth, "snips": estimate}
+
+    summary = summarise([world(0.0, -0.01, 0.002), world(0.0, -0.01, -0.001), world(0.02, 0.025, 0.03)])["snips"]
+    assert summary["bound_above_truth"] == 2 / 3  # the first and the third claim more than the truth
+    assert summary["coverage"] == 2 / 3  # the third's interval starts above the truth

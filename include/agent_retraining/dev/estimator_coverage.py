@@ -11,7 +11,9 @@ For each seed, in the simulated world of the agent's spec (dev/simulate.py), as 
    so the challenger matches the logged action mostly where it agrees with the champion;
 4. the truth: each greedy policy's expected reward on `truth_rows` fresh contexts, and their difference.
 
-Coverage is the share of seeds whose interval holds the true difference; the width is the interval's.
+Coverage is the share of seeds whose interval holds the true difference; the width is the interval's. Beside it,
+how often the one-sided lower bound at the spec's `gate.policy_value.confidence`, the one the gate deploys on
+(rules.py), lies above the true difference: at most one minus the confidence, if the bound is honest.
 `python -m agent_retraining.dev.estimator_coverage --seeds 100` prints the table (`make coverage`).
 """
 
@@ -28,6 +30,7 @@ import pyarrow as pa
 
 from agent_retraining.contract import context_column
 from agent_retraining.evaluate.estimators import ESTIMATORS, LoggedRows, paired_difference
+from agent_retraining.evaluate.rules import one_sided_lower_bound
 from agent_retraining.spec import AgentSpec
 
 log = logging.getLogger(__name__)
@@ -103,12 +106,14 @@ def one_world(spec: AgentSpec, seed: int, setting: Setting = Setting()) -> dict[
         rows, estimator = LoggedRows(rewards, acting[at, logged], logged, expected), ESTIMATORS[name.split("_")[0]]
         paired = paired_difference(estimator.greedy_policy(rows, challenger_scores.argmax(axis=1)),
                                    estimator.greedy_policy(rows, champion_scores.argmax(axis=1)))  # fmt: skip
-        result[name] = {"difference": paired["difference"], "ci": paired["ci"]}
+        lower = one_sided_lower_bound(paired, spec.gate.policy_value.confidence) if paired["ci"] else None
+        result[name] = {"difference": paired["difference"], "ci": paired["ci"], "lower_bound": lower}
     return result
 
 
 def summarise(worlds: list[dict]) -> dict[str, dict]:
-    """Per estimator: coverage of the true difference, median interval width, mean absolute error."""
+    """Per estimator: coverage of the true difference, median interval width, mean absolute error, and the share of
+    worlds whose one-sided lower bound lies above the truth."""
     summary = {}
     for name in (key for key in worlds[0] if key != "true_difference"):
         judged = [w for w in worlds if w[name]["ci"] is not None]
@@ -119,16 +124,22 @@ def summarise(worlds: list[dict]) -> dict[str, dict]:
             "median_width": float(np.median([w[name]["ci"][1] - w[name]["ci"][0] for w in judged])) if judged else None,
             "mean_abs_error": float(np.mean([abs(w[name]["difference"] - w["true_difference"]) for w in judged]))
             if judged else None,
+            "bound_above_truth": float(np.mean([w[name]["lower_bound"] > w["true_difference"] for w in judged]))
+            if judged else None,
         }  # fmt: skip
     return summary
 
 
-def table(summary: dict[str, dict], seeds: int) -> str:
-    lines = [f"{'estimator':<10} {'worlds':>6} {'coverage':>9} {'median width':>13} {'mean |error|':>13}"]
+def table(summary: dict[str, dict], seeds: int, confidence: float) -> str:
+    lines = [f"{'estimator':<10} {'worlds':>6} {'coverage':>9} {'median width':>13} {'mean |error|':>13} "
+             f"{'bound above truth':>18}"]  # fmt: skip
     for name, s in summary.items():
         lines.append(f"{name:<10} {s['worlds']:>6} {s['coverage']:>9.1%} {s['median_width']:>13.4f} "
-                     f"{s['mean_abs_error']:>13.4f}")  # fmt: skip
-    lines.append(f"95% intervals of the challenger-minus-champion policy value, {seeds} simulated worlds")
+                     f"{s['mean_abs_error']:>13.4f} {s['bound_above_truth']:>18.1%}")  # fmt: skip
+    lines.append(
+        f"95% intervals of the challenger-minus-champion policy value, {seeds} simulated worlds; an honest "
+        f"one-sided {confidence:.0%} lower bound lies above the truth in at most {1 - confidence:.0%} of them"
+    )
     return "\n".join(lines)
 
 
@@ -150,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"agent": args.agent, "setting": Setting().__dict__, "summary": summary,
                                     "worlds": worlds}, indent=2))  # fmt: skip
-    print(table(summary, args.seeds))
+    print(table(summary, args.seeds, spec.gate.policy_value.confidence))
     return 0
 
 

@@ -129,6 +129,13 @@ def evidence_rules(spec: AgentSpec, evidence: HoldoutEvidence) -> list[dict]:
     ]  # fmt: skip
 
 
+def one_sided_lower_bound(paired: dict, confidence: float) -> float:
+    """The paired difference's lower bound at a one-sided `confidence`, from the standard error its 95% interval
+    implies."""
+    low, high = paired["ci"]
+    return paired["difference"] - NormalDist().inv_cdf(confidence) * (high - low) / (2 * Z_95)
+
+
 def _policy_rule(name: str, what: str, challenger: dict, baseline_matched: int | None, evidence: HoldoutEvidence,
                  spec) -> dict:  # fmt: skip
     """Deploy only if the paired difference's one-sided lower bound at `gate.policy_value.confidence` reaches
@@ -151,7 +158,7 @@ def _policy_rule(name: str, what: str, challenger: dict, baseline_matched: int |
         detail = "; ".join(f"the {who}'s policy picks the logged action on {rows} rows" for who, rows in thin)
         return _rule(name, False, f"too little evidence: {detail}, at least {need} needed")
     low, high = paired["ci"]
-    bound = paired["difference"] - NormalDist().inv_cdf(confidence) * (high - low) / (2 * Z_95)
+    bound = one_sided_lower_bound(paired, confidence)
     said = [(other, compared[against]) for other, compared in evidence.others.items()]
     others = "".join(f"; {other}: {o['difference']:+.4f} [{o['ci'][0]:+.4f}, {o['ci'][1]:+.4f}]"
                      for other, o in said if o and o["ci"])  # fmt: skip
