@@ -10,7 +10,7 @@ def test_both_estimators_cover_the_true_difference_and_doubly_robust_is_narrower
     summary = summarise([one_world(support_bot, seed, setting) for seed in range(40)])
     for name in ("snips", "dr"):
         assert summary[name]["worlds"] == 40
-        assert 0.8 <= summary[name]["coverage"] <= 1.0, summary
+        assert 0.9 <= summary[name]["coverage"] <= 1.0, summary
     assert summary["dr"]["median_width"] < summary["snips"]["median_width"], summary
 
 
