@@ -25,6 +25,9 @@ from tests.e2e.webhook_sink import WebhookSink
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 AGENT = "sched-bot"
 DAG_ID = f"retrain_{AGENT}"
+# The first deploy is judged against the logging policy on one day's holdout: at 600 events a day the interval of
+# that difference is so wide (about +-0.13) that whether it clears the margin depends on the draw.
+EVENTS_PER_DAY = 1500
 
 
 def backfill_days(today: date) -> list[date]:
@@ -79,7 +82,7 @@ def today() -> date:
 @pytest.fixture(scope="module")
 def airflow(spec, s3, buckets, tmp_path_factory, today, slack):
     """A running Airflow (LocalExecutor) that sees only the sched-bot's DAG, and a week of its logs."""
-    simulate(s3, buckets.logs, spec, today - timedelta(days=7), 7, events_per_day=600, seed=9)
+    simulate(s3, buckets.logs, spec, today - timedelta(days=7), 7, events_per_day=EVENTS_PER_DAY, seed=9)
     home = tmp_path_factory.mktemp("scheduler-home")
     dags = home / "dags"  # the project's DAG files and a downstream team's
     dags.mkdir()
@@ -143,7 +146,7 @@ def test_a_backfill_runs_each_day_and_leaves_the_manifest_alone(airflow, s3, buc
         prefix = run_prefix(AGENT, day, run["run_id"])
         validation = read_json(s3, buckets.artifacts, prefix + "validation.json")
         assert validation["window"]["last"] == day.isoformat()
-        assert validation["rows"] == 3 * 600
+        assert validation["rows"] == 3 * EVENTS_PER_DAY
         decision = read_json(s3, buckets.artifacts, prefix + "decision.json")
         assert decision["run_type"] == "backfill"
         assert not decision["deploy"]

@@ -160,8 +160,8 @@ def paired_difference(a: PolicyEstimate, b: PolicyEstimate) -> dict:
     if a.value is None or b.value is None:
         return {"difference": None, "ci": None}
     difference = a.value - b.value
-    # A row's reward enters the difference with the difference of its weights, none where both policies pick the
-    # logged action. The pooled noise is the same for two policies one estimator valued; against the logging
+    # A row's reward enters the difference with the difference of its weights, little where both policies pick
+    # the logged action. The pooled noise is the same for two policies one estimator valued; against the logging
     # policy's on-policy mean (a reward's, not a residual's), the larger.
     stderr = floored_standard_error(a.influence - b.influence, a.reward_weight - b.reward_weight, max(a.noise, b.noise))
     return {"difference": difference, "ci": interval(difference, stderr)}
