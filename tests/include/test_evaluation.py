@@ -6,9 +6,9 @@ import pytest
 from agent_retraining.evaluate.estimators import (
     ESTIMATORS,
     LoggedRows,
-    floored_standard_error,
     greedy_estimates,
     paired_difference,
+    standard_error,
 )
 from agent_retraining.evaluate.metrics import calibration_curve, calibration_error
 from agent_retraining.evaluate.rules import HoldoutEvidence, RunContext, gate_rules, select_winner
@@ -304,8 +304,7 @@ def test_a_few_heavy_rows_that_all_earned_the_reward_do_not_shrink_the_paired_in
         champion = by.greedy_policy(rows, np.zeros(n, int))
         paired, truth = paired_difference(challenger, champion), 0.1 * (true_means[1] - true_means[0])
         covered["floored"] += paired["ci"][0] <= truth <= paired["ci"][1]
-        plain = floored_standard_error(challenger.influence - champion.influence,
-                                       challenger.reward_weight - champion.reward_weight, noise=0.0)  # fmt: skip
+        plain = standard_error(challenger.influence - champion.influence)
         covered["plain"] += abs(paired["difference"] - truth) <= 1.959964 * plain
     assert covered["plain"] / 300 < 0.90 <= covered["floored"] / 300
 

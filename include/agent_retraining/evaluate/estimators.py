@@ -5,7 +5,7 @@ Every estimator returns its value and each row's influence on it (the delta meth
 paired difference of two policies on the same rows, and its 95% interval, are computed the same way whichever
 estimator valued them. Rewards are on the [0, 1] scale (spec.Reward.scaled).
 
-The paired difference's variance, on which the gate decides, is floored row by row (`floored_standard_error`); one
+The paired difference's variance, on which the gate decides, is floored row by row (`standard_error`); one
 policy's own interval, which the report shows but no rule judges, is the plain delta method's. A policy that
 disagrees with the one that logged is judged, where it disagrees, by the few exploration rows that happened to log
 its action, each weighted by its inverse propensity (50 at 2% exploration). A row's influence is its weight times
@@ -64,17 +64,18 @@ class PolicyEstimate:
     def interval(self) -> list[float | None]:
         if self.value is None:
             return [None, None]
-        return interval(self.value, float(np.sqrt((self.influence**2).sum()) / len(self.influence)))
+        return interval(self.value, standard_error(self.influence))
 
     def summary(self) -> dict:
         low, high = self.interval()
         return {"value": self.value, "ci": [low, high], "matched_rows": self.matched_rows}
 
 
-def floored_standard_error(influence: np.ndarray, reward_weight: np.ndarray, noise: float) -> float:
-    """The delta method's standard error, each row counted with at least its reward's weight squared times the
-    pooled noise, so that a few heavily weighted rows that happen to agree cannot make it small (module doc)."""
-    return float(np.sqrt(np.maximum(influence**2, reward_weight**2 * noise).sum()) / len(influence))
+def standard_error(influence: np.ndarray, floor: np.ndarray | float = 0.0) -> float:
+    """The delta method's standard error, each row's squared influence counted as at least its `floor`: for a
+    paired difference, its reward's weight squared times the pooled noise, so that a few heavily weighted rows that
+    happen to agree cannot make it small (module doc)."""
+    return float(np.sqrt(np.maximum(influence**2, floor).sum()) / len(influence))
 
 
 def interval(value: float, stderr: float) -> list[float]:
@@ -163,5 +164,5 @@ def paired_difference(a: PolicyEstimate, b: PolicyEstimate) -> dict:
     # A row's reward enters the difference with the difference of its weights, little where both policies pick
     # the logged action. The pooled noise is the same for two policies one estimator valued; against the logging
     # policy's on-policy mean (a reward's, not a residual's), the larger.
-    stderr = floored_standard_error(a.influence - b.influence, a.reward_weight - b.reward_weight, max(a.noise, b.noise))
+    stderr = standard_error(a.influence - b.influence, (a.reward_weight - b.reward_weight) ** 2 * max(a.noise, b.noise))
     return {"difference": difference, "ci": interval(difference, stderr)}
