@@ -4,6 +4,7 @@
 #   make test-fast - the unit tier only: no server, no DAG run, under two minutes
 #   make loop   - thirty simulated days of a moving world, the agent retrained by the real DAG every night
 #   make coverage - how often the gate's 95% intervals cover the simulator's truth, per estimator
+#   make decisions - how often the gate's nightly choice is right by the truth, SNIPS and DR on the same nights
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -33,12 +34,13 @@ DAY ?= $(YESTERDAY)
 DAYS ?= 14
 START ?= $(shell date -u -d "$(DAY) - $$(( $(DAYS) - 1 )) days" +%F)
 
-.PHONY: help venv node-client mlflow-venv s3-up s3-down simulate retrain check-spec demo loop coverage test test-fast lint airflow-db airflow airflow-cli bench bench-text browser
+.PHONY: help venv node-client mlflow-venv s3-up s3-down simulate retrain check-spec demo loop coverage decisions test test-fast lint airflow-db airflow airflow-cli bench bench-text browser
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
 	@echo "make simulate AGENT=$(AGENT) START=YYYY-MM-DD DAYS=n | make retrain AGENT=$(AGENT) DAY=YYYY-MM-DD"
 	@echo "make loop AGENT=$(AGENT) SCENARIO=gradual_drift DAYS=30 | make bench SCALES=1,4,10"
+	@echo "make coverage AGENT=$(AGENT) SEEDS=200 | make decisions AGENT=$(AGENT) SCENARIO=gradual_drift SEEDS=200"
 	@echo "make check-spec AGENT=$(AGENT) [EVENTS_PER_DAY=n]"
 	@echo "make s3-up | make s3-down | make airflow | make lint"
 
@@ -111,6 +113,11 @@ loop: s3-up airflow-db
 SEEDS ?= 200
 coverage: venv
 	$(PY) -m agent_retraining.dev.estimator_coverage --agent $(AGENT) --seeds $(SEEDS)
+
+# How often the gate's nightly choice is right by the truth, SNIPS and DR judging the same SEEDS nights of the
+# agent's drifting SCENARIO (the loop's counts, without its trajectories); a table and .local/decisions/.
+decisions: venv
+	$(PY) -m agent_retraining.dev.gate_decisions --agent $(AGENT) --scenario $(SCENARIO) --seeds $(SEEDS)
 
 # Airflow with its UI on http://localhost:8080 (scheduler, API server, DAG processor,
 # triggerer) on the embedded default; the admin password is printed on start.

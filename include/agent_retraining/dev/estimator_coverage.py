@@ -45,12 +45,12 @@ class Setting:
     exploration: float = 0.1
 
 
-def _rows(spec: AgentSpec, context: dict[str, pa.Array], actions: np.ndarray) -> pa.Table:
+def _logged_table(spec: AgentSpec, context: dict[str, pa.Array], actions: np.ndarray) -> pa.Table:
     columns = {context_column(name): values for name, values in context.items()}
     return pa.table({**columns, "action": pa.array([spec.actions[a] for a in actions])})
 
 
-def _scores(spec: AgentSpec, model, context: dict[str, pa.Array]) -> np.ndarray:
+def scores_of(spec: AgentSpec, model, context: dict[str, pa.Array]) -> np.ndarray:
     from agent_retraining.models.encoding import action_scores, context_block, encoding_of
 
     encoding = encoding_of(spec)
@@ -58,7 +58,7 @@ def _scores(spec: AgentSpec, model, context: dict[str, pa.Array]) -> np.ndarray:
     return action_scores(encoding, context_block(encoding, table), [model])[0]
 
 
-def _draw(rng: np.random.Generator, probabilities: np.ndarray) -> np.ndarray:
+def draw_actions(rng: np.random.Generator, probabilities: np.ndarray) -> np.ndarray:
     return (
         (rng.random((len(probabilities), 1)) > probabilities.cumsum(axis=1))
         .sum(axis=1)
@@ -66,7 +66,7 @@ def _draw(rng: np.random.Generator, probabilities: np.ndarray) -> np.ndarray:
     )
 
 
-def _fit(spec: AgentSpec, name: str, world, rows: int, rng: np.random.Generator):
+def fit_on_world(spec: AgentSpec, name: str, world, rows: int, rng: np.random.Generator):
     """A candidate fitted on `rows` decisions of the world's logging policy."""
     from agent_retraining.dev.simulate import sample_contexts
     from agent_retraining.models.candidates import candidate
@@ -74,9 +74,11 @@ def _fit(spec: AgentSpec, name: str, world, rows: int, rng: np.random.Generator)
     from agent_retraining.models.training import fit, hyperparameters, load
 
     context, signals = sample_contexts(world, rows, rng)
-    actions = _draw(rng, world.policy_propensities(signals))
+    actions = draw_actions(rng, world.policy_propensities(signals))
     rewards = rng.random(rows) < world.reward_probability(signals)[np.arange(rows), actions]
-    matrix, _ = encode(spec, _rows(spec, context, actions).append_column("reward", pa.array(rewards, pa.float64())))
+    matrix, _ = encode(
+        spec, _logged_table(spec, context, actions).append_column("reward", pa.array(rewards, pa.float64()))
+    )
     artifact, params = fit(name, matrix, rewards.astype(np.float32), spec.training.seed, hyperparameters(spec, name))
     return load(candidate(name).framework, artifact, params)
 
@@ -88,18 +90,18 @@ def one_world(spec: AgentSpec, seed: int, setting: Setting = Setting()) -> dict[
 
     world, rng = World.for_spec(spec, seed), seeded_rng("coverage", spec.agent_id, seed)
     first = spec.candidates[0]
-    champion = _fit(spec, "logistic_regression", world, setting.champion_rows, rng)
-    challenger = _fit(spec, first, world, setting.train_rows, rng)
+    champion = fit_on_world(spec, "logistic_regression", world, setting.champion_rows, rng)
+    challenger = fit_on_world(spec, first, world, setting.train_rows, rng)
     context, signals = sample_contexts(world, setting.holdout_rows, rng)
-    champion_scores, challenger_scores = _scores(spec, champion, context), _scores(spec, challenger, context)
+    champion_scores, challenger_scores = scores_of(spec, champion, context), scores_of(spec, challenger, context)
     acting = greedy_policy(champion_scores, setting.exploration)
-    logged = _draw(rng, acting)
+    logged = draw_actions(rng, acting)
     at = np.arange(setting.holdout_rows)
     rewards = (rng.random(setting.holdout_rows) < world.reward_probability(signals)[at, logged]).astype(float)
     reward_models = {"snips": None, "dr": champion_scores, "dr_own": challenger_scores}
     truth_context, truth_signals = sample_contexts(world, setting.truth_rows, rng)
     truth = world.reward_probability(truth_signals)
-    values = [truth[np.arange(setting.truth_rows), _scores(spec, m, truth_context).argmax(axis=1)].mean()
+    values = [truth[np.arange(setting.truth_rows), scores_of(spec, m, truth_context).argmax(axis=1)].mean()
               for m in (challenger, champion)]  # fmt: skip
     result = {"true_difference": float(values[0] - values[1])}
     for name, expected in reward_models.items():
