@@ -11,8 +11,8 @@ apart. Here both estimators judge every night, many nights over, as a night of t
    champion, as in the gate (decide.py);
 4. the holdout is today's decisions of the champion acting as the agent does, greedy with `exploration`;
 5. by each estimator, the gate's choice: the best candidate by the spec's primary metric among those whose
-   `policy_value` rule against the champion passes (rules.py: enough matched rows, the one-sided bound, the
-   margin); the other rules (floors, slices, regressions) are left out, they judge the model, not the policy;
+   `policy_value` rule against the champion passes (rules.py's own: enough matched rows, the one-sided bound,
+   the margin); the other rules (floors, slices, regressions) are left out, they judge the model, not the policy;
 6. the truth: each policy's expected reward on fresh contexts of today's world, exploring as the agent does,
    as the loop scores it.
 
@@ -32,7 +32,7 @@ import numpy as np
 from agent_retraining.dev.estimator_coverage import draw_actions, fit_on_world, scores_of
 from agent_retraining.evaluate.estimators import ESTIMATORS, LoggedRows, greedy_estimates, paired_difference
 from agent_retraining.evaluate.metrics import model_metrics
-from agent_retraining.evaluate.rules import clears_policy_bar, ranked_candidates
+from agent_retraining.evaluate.rules import HoldoutEvidence, policy_rule, ranked_candidates
 from agent_retraining.spec import AgentSpec
 
 log = logging.getLogger(__name__)
@@ -78,18 +78,18 @@ def one_night(spec: AgentSpec, scenario_name: str, seed: int, night: Night = Nig
 
     champion_estimates = greedy_estimates(champion_scores, rows)
     estimates = {name: greedy_estimates(per_action, rows) for name, per_action in scores.items()}
-    need = spec.gate.evidence.min_matched_rows
-    candidates, chosen = {}, {}
+    candidates = {name: {"true_difference": true_value[name] - true_value["champion"]} for name in scores}
+    chosen = {}
     for estimator in ESTIMATORS:
         verdicts, metrics = {}, {}
         for name, per_action in scores.items():
             metrics[name] = model_metrics(per_action, rows, spec.reward, estimates[name], estimator, masks={})
-            mine, theirs = estimates[name][estimator], champion_estimates[estimator]
-            paired = paired_difference(mine, theirs)
-            enough = min(mine.matched_rows, theirs.matched_rows) >= need and paired["ci"] is not None
-            verdicts[name] = {"difference": paired["difference"], "ci": paired["ci"],
-                              "passed": enough and clears_policy_bar(paired, spec)}  # fmt: skip
-            candidates.setdefault(name, {"true_difference": true_value[name] - true_value["champion"]})
+            paired = paired_difference(estimates[name][estimator], champion_estimates[estimator])
+            evidence = HoldoutEvidence(rows=len(rows), positive_rewards=int(rewards.sum()), vs_logging={},
+                                       vs_champion=paired, estimator=estimator)  # fmt: skip
+            rule = policy_rule("policy_value", "champion", metrics[name],
+                               champion_estimates[estimator].matched_rows, evidence, spec)  # fmt: skip
+            verdicts[name] = {"difference": paired["difference"], "ci": paired["ci"], "passed": rule["passed"]}
             candidates[name][estimator] = verdicts[name]
         ranked = ranked_candidates(spec, metrics)
         chosen[estimator] = {

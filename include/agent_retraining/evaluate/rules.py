@@ -136,15 +136,8 @@ def one_sided_lower_bound(paired: dict, confidence: float) -> float:
     return paired["difference"] - NormalDist().inv_cdf(confidence) * (high - low) / (2 * Z_95)
 
 
-def clears_policy_bar(paired: dict, spec) -> bool:
-    """The paired difference's one-sided lower bound at `gate.policy_value.confidence` reaches `min_difference`, and
-    its 95% lower bound is at least minus the margin (`_policy_rule` says why both)."""
-    bound = one_sided_lower_bound(paired, spec.gate.policy_value.confidence)
-    return bound >= spec.gate.policy_value.min_difference and paired["ci"][0] >= -spec.gate.policy_value_margin
-
-
-def _policy_rule(name: str, what: str, challenger: dict, baseline_matched: int | None, evidence: HoldoutEvidence,
-                 spec) -> dict:  # fmt: skip
+def policy_rule(name: str, what: str, challenger: dict, baseline_matched: int | None, evidence: HoldoutEvidence,
+                spec) -> dict:  # fmt: skip
     """Deploy only if the paired difference's one-sided lower bound at `gate.policy_value.confidence` reaches
     `min_difference` and its 95% lower bound is at least minus the margin, on enough rows; the detail names the
     estimator that decided and what the others said.
@@ -171,7 +164,7 @@ def _policy_rule(name: str, what: str, challenger: dict, baseline_matched: int |
                      for other, o in said if o and o["ci"])  # fmt: skip
     return _rule(
         name,
-        clears_policy_bar(paired, spec),
+        bound >= least and low >= -margin,
         f"policy value minus the {what}'s by {evidence.estimator}: {paired['difference']:+.4f}, 95% interval "
         f"[{low:+.4f}, {high:+.4f}], one-sided {confidence:.0%} lower bound {bound:+.4f}; that bound >= {least:g} "
         f"and the 95% lower bound >= -{margin}{others}",
@@ -214,9 +207,9 @@ def gate_rules(
         )
     if champion is None:
         # The agent acts even with no usable model (the logged policy): a first model must not be worse than it.
-        rules.append(_policy_rule("policy_value_vs_logging", "logging policy", challenger, None, evidence, spec))
+        rules.append(policy_rule("policy_value_vs_logging", "logging policy", challenger, None, evidence, spec))
         return rules
-    rules.append(_policy_rule("policy_value", "champion", challenger, champion["policy_matched_rows"], evidence, spec))
+    rules.append(policy_rule("policy_value", "champion", challenger, champion["policy_matched_rows"], evidence, spec))
     if champion_failures and spec.gate.failing_champion == "replace":
         return rules
     for metric, allowed in spec.gate.max_regression.model_dump().items():
