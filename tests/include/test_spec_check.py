@@ -120,6 +120,23 @@ def test_a_valid_spec_is_explained_column_by_column_and_at_its_traffic(support_b
         in out
     )
     assert "nothing that reads differently from how it is written" in out
+    assert "Notifications: no channel (notifications.email, .slack, .notifiers)" in out
+
+
+def test_the_channels_a_run_reaches_are_listed_and_a_failure_that_reaches_none_is_said(specs, capsys):
+    notifications = (
+        'notifications:\n  email: [ops@example.com]\n  slack: [slack_oncall]\n  "on": [deployed, deadline_missed]\n'
+        "  deadline_hours: 6\n"
+    )
+    specs(_edited(("release:\n", notifications + "release:\n")))
+    assert main(["support-bot"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "Notifications on deployed, deadline_missed (a run still unfinished 6 h after it was queued), to:\n"
+        "  e-mail to ops@example.com (Airflow connection smtp_default)\n"
+        "  Slack (Airflow connection slack_oncall)\n"
+        "  notifications.on leaves out failed: a failed run reaches none of them\n"
+    ) in out
 
 
 def test_a_holdout_too_small_for_the_gate_and_a_canary_too_slow_for_its_days_are_said(specs, capsys):

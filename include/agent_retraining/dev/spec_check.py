@@ -137,6 +137,24 @@ def window_of(spec: AgentSpec, events_per_day: int | None) -> list[str]:
     return lines
 
 
+def notifications_of(spec: AgentSpec) -> list[str]:
+    """Who hears about a run: a spec whose failures reach no one should say so before its first night, not after
+    a week of red runs nobody saw."""
+    notify = spec.notifications
+    channels = [*(f"e-mail to {address} (Airflow connection smtp_default)" for address in notify.email),
+                *(f"Slack (Airflow connection {conn_id})" for conn_id in notify.slack),
+                *(f"{notifier.notifier}" for notifier in notify.notifiers)]  # fmt: skip
+    if not channels:
+        return ["Notifications: no channel (notifications.email, .slack, .notifiers): a failed or refused run shows "
+                "only in the Airflow UI"]  # fmt: skip
+    deadline = (f" (a run still unfinished {notify.deadline_hours:g} h after it was queued)"
+                if "deadline_missed" in notify.on else "")  # fmt: skip
+    lines = [f"Notifications on {', '.join(notify.on)}{deadline}, to:", *(f"  {channel}" for channel in channels)]
+    if "failed" not in notify.on:
+        lines.append("  notifications.on leaves out failed: a failed run reaches none of them")
+    return lines
+
+
 def explain(spec: AgentSpec, text: str, events_per_day: int | None) -> str:
     found = spec_yaml.oddities(text)
     yaml_lines = [f"  {line}" for line in found] or ["  nothing that reads differently from how it is written"]
@@ -147,6 +165,8 @@ def explain(spec: AgentSpec, text: str, events_per_day: int | None) -> str:
             *columns_of(spec),
             "",
             *window_of(spec, events_per_day),
+            "",
+            *notifications_of(spec),
             "",
             "YAML traps (octal and base-60 numbers, keys given twice):",
             *yaml_lines,
