@@ -346,8 +346,9 @@ class PolicyValue(_Strict):
     on days before the holdout, else the run's first candidate. None is ever fitted on the holdout it helps judge.
 
     Beside the margin on the 95% lower bound, the paired difference's one-sided lower bound at `confidence` must
-    reach `min_difference` (see evaluate/rules.py): at the defaults, a challenger no better than the champion
-    deploys on at most one night in five whichever estimator judges, as far as its interval is honest;
+    reach `min_difference` (see evaluate/rules.py): at the defaults, a challenger no better than the champion,
+    judged alone, passes on at most one night in five whichever estimator judges, as far as its interval is
+    honest; the night's winner is the best of the candidates that pass, so its chance is higher (README);
     `confidence: 0.5` asks it of the estimate itself, and `min_difference: -1` leaves the margin alone to judge
     (a pure non-inferiority test)."""
 
