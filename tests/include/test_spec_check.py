@@ -126,7 +126,7 @@ def test_a_valid_spec_is_explained_column_by_column_and_at_its_traffic(support_b
 def test_the_channels_a_run_reaches_are_listed_and_a_failure_that_reaches_none_is_said(specs, capsys):
     notifications = (
         'notifications:\n  email: [ops@example.com]\n  slack: [slack_oncall]\n  "on": [deployed, deadline_missed]\n'
-        "  deadline_hours: 6\n"
+        "  notifiers:\n    - notifier: my_company.alerts.PagerNotifier\n  deadline_hours: 6\n"
     )
     specs(_edited(("release:\n", notifications + "release:\n")))
     assert main(["support-bot"]) == 0
@@ -135,6 +135,7 @@ def test_the_channels_a_run_reaches_are_listed_and_a_failure_that_reaches_none_i
         "Notifications on deployed, deadline_missed (a run still unfinished 6 h after it was queued), to:\n"
         "  e-mail to ops@example.com (Airflow connection smtp_default)\n"
         "  Slack (Airflow connection slack_oncall)\n"
+        "  my_company.alerts.PagerNotifier\n"
         "  notifications.on leaves out failed: a failed run reaches none of them\n"
     ) in out
 

@@ -143,7 +143,7 @@ def notifications_of(spec: AgentSpec) -> list[str]:
     notify = spec.notifications
     channels = [*(f"e-mail to {address} (Airflow connection smtp_default)" for address in notify.email),
                 *(f"Slack (Airflow connection {conn_id})" for conn_id in notify.slack),
-                *(f"{notifier.notifier}" for notifier in notify.notifiers)]  # fmt: skip
+                *(notifier.notifier for notifier in notify.notifiers)]  # fmt: skip
     if not channels:
         return ["Notifications: no channel (notifications.email, .slack, .notifiers): a failed or refused run shows "
                 "only in the Airflow UI"]  # fmt: skip
