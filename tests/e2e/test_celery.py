@@ -32,7 +32,9 @@ def celery_cluster(support_bot, s3, buckets, tmp_path_factory):
     if _redis("DBSIZE") != "0":
         pytest.fail(f"Redis database {REDIS_DB} is in use; the Celery test needs it empty")
     spec = spec_variant(support_bot, agent_id=AGENT, training={"window_days": 3, "holdout_days": 1, "seed": 5})
-    simulate(s3, buckets.logs, spec, YESTERDAY - timedelta(days=3), 4, events_per_day=600, seed=13)
+    # The scheduler runs yesterday's interval, so the data differ every calendar day: enough events that the first
+    # deploy's paired interval clears the gate on any day (at 600 a day, 2026-12-08's missed the margin by 0.0002).
+    simulate(s3, buckets.logs, spec, YESTERDAY - timedelta(days=3), 4, events_per_day=4000, seed=13)
     home = tmp_path_factory.mktemp("celery-home")
     broker = f"redis://127.0.0.1:6379/{REDIS_DB}"
     cluster = start_cluster(
