@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +58,7 @@ def scores_of(spec: AgentSpec, model, context: dict[str, pa.Array]) -> np.ndarra
     return action_scores(encoding, context_block(encoding, table), [model])[0]
 
 
-def draw_actions(rng: np.random.Generator, probabilities: np.ndarray) -> np.ndarray:
+def _draw_actions(rng: np.random.Generator, probabilities: np.ndarray) -> np.ndarray:
     return (
         (rng.random((len(probabilities), 1)) > probabilities.cumsum(axis=1))
         .sum(axis=1)
@@ -74,7 +74,7 @@ def fit_on_world(spec: AgentSpec, name: str, world, rows: int, rng: np.random.Ge
     from agent_retraining.models.training import fit, hyperparameters, load
 
     context, signals = sample_contexts(world, rows, rng)
-    actions = draw_actions(rng, world.policy_propensities(signals))
+    actions = _draw_actions(rng, world.policy_propensities(signals))
     rewards = rng.random(rows) < world.reward_probability(signals)[np.arange(rows), actions]
     matrix, _ = encode(
         spec, _logged_table(spec, context, actions).append_column("reward", pa.array(rewards, pa.float64()))
@@ -83,10 +83,22 @@ def fit_on_world(spec: AgentSpec, name: str, world, rows: int, rng: np.random.Ge
     return load(candidate(name).framework, artifact, params)
 
 
+def logged_holdout(world, signals: np.ndarray, champion_scores: np.ndarray, exploration: float,
+                   rng: np.random.Generator) -> LoggedRows:  # fmt: skip
+    """The holdout as the agent logs it, the champion acting greedily with `exploration` and each logged action's
+    reward drawn from the truth; the reward model's predictions (`expected`) are the caller's to add."""
+    from agent_retraining.serving.client import greedy_policy
+
+    acting = greedy_policy(champion_scores, exploration)
+    logged = _draw_actions(rng, acting)
+    at = np.arange(len(logged))
+    rewards = (rng.random(len(logged)) < world.reward_probability(signals)[at, logged]).astype(float)
+    return LoggedRows(rewards, acting[at, logged], logged)
+
+
 def one_world(spec: AgentSpec, seed: int, setting: Setting = Setting()) -> dict[str, dict]:
     """The true paired difference in one world and, per estimator, its estimate and interval."""
     from agent_retraining.dev.simulate import World, sample_contexts, seeded_rng
-    from agent_retraining.serving.client import greedy_policy
 
     world, rng = World.for_spec(spec, seed), seeded_rng("coverage", spec.agent_id, seed)
     first = spec.candidates[0]
@@ -94,10 +106,7 @@ def one_world(spec: AgentSpec, seed: int, setting: Setting = Setting()) -> dict[
     challenger = fit_on_world(spec, first, world, setting.train_rows, rng)
     context, signals = sample_contexts(world, setting.holdout_rows, rng)
     champion_scores, challenger_scores = scores_of(spec, champion, context), scores_of(spec, challenger, context)
-    acting = greedy_policy(champion_scores, setting.exploration)
-    logged = draw_actions(rng, acting)
-    at = np.arange(setting.holdout_rows)
-    rewards = (rng.random(setting.holdout_rows) < world.reward_probability(signals)[at, logged]).astype(float)
+    holdout = logged_holdout(world, signals, champion_scores, setting.exploration, rng)
     reward_models = {"snips": None, "dr": champion_scores, "dr_own": challenger_scores}
     truth_context, truth_signals = sample_contexts(world, setting.truth_rows, rng)
     truth = world.reward_probability(truth_signals)
@@ -105,7 +114,7 @@ def one_world(spec: AgentSpec, seed: int, setting: Setting = Setting()) -> dict[
               for m in (challenger, champion)]  # fmt: skip
     result = {"true_difference": float(values[0] - values[1])}
     for name, expected in reward_models.items():
-        rows, estimator = LoggedRows(rewards, acting[at, logged], logged, expected), ESTIMATORS[name.split("_")[0]]
+        rows, estimator = replace(holdout, expected=expected), ESTIMATORS[name.split("_")[0]]
         paired = paired_difference(estimator.greedy_policy(rows, challenger_scores.argmax(axis=1)),
                                    estimator.greedy_policy(rows, champion_scores.argmax(axis=1)))  # fmt: skip
         lower = one_sided_lower_bound(paired, spec.gate.policy_value.confidence) if paired["ci"] else None

@@ -24,13 +24,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import numpy as np
-
-from agent_retraining.dev.estimator_coverage import draw_actions, fit_on_world, scores_of
-from agent_retraining.evaluate.estimators import ESTIMATORS, LoggedRows, greedy_estimates, paired_difference
+from agent_retraining.dev.estimator_coverage import fit_on_world, logged_holdout, scores_of
+from agent_retraining.evaluate.estimators import ESTIMATORS, greedy_estimates, paired_difference
 from agent_retraining.evaluate.metrics import model_metrics
 from agent_retraining.evaluate.rules import HoldoutEvidence, policy_rule, ranked_candidates
 from agent_retraining.spec import AgentSpec
@@ -65,11 +63,7 @@ def one_night(spec: AgentSpec, scenario_name: str, seed: int, night: Night = Nig
     context, signals = sample_contexts(today, night.holdout_rows, rng)
     scores = {name: scores_of(spec, model, context) for name, model in models.items()}
     champion_scores = scores_of(spec, champion, context)
-    acting = greedy_policy(champion_scores, night.exploration)
-    logged = draw_actions(rng, acting)
-    at = np.arange(night.holdout_rows)
-    rewards = (rng.random(night.holdout_rows) < today.reward_probability(signals)[at, logged]).astype(float)
-    rows = LoggedRows(rewards, acting[at, logged], logged, champion_scores)
+    rows = replace(logged_holdout(today, signals, champion_scores, night.exploration, rng), expected=champion_scores)
 
     truth_context, truth_signals = sample_contexts(today, night.truth_rows, rng)
     true_value = {name: policy_value(today, truth_signals, greedy_policy(scores_of(spec, model, truth_context),
@@ -85,7 +79,7 @@ def one_night(spec: AgentSpec, scenario_name: str, seed: int, night: Night = Nig
         for name, per_action in scores.items():
             metrics[name] = model_metrics(per_action, rows, spec.reward, estimates[name], estimator, masks={})
             paired = paired_difference(estimates[name][estimator], champion_estimates[estimator])
-            evidence = HoldoutEvidence(rows=len(rows), positive_rewards=int(rewards.sum()), vs_logging={},
+            evidence = HoldoutEvidence(rows=len(rows), positive_rewards=int(rows.rewards.sum()), vs_logging={},
                                        vs_champion=paired, estimator=estimator)  # fmt: skip
             rule = policy_rule("policy_value", "champion", metrics[name],
                                champion_estimates[estimator].matched_rows, evidence, spec)  # fmt: skip
